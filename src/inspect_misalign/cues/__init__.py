@@ -1,0 +1,23 @@
+"""Cue families: how deployment inputs differ from test inputs (see docs/cues.md)."""
+
+from inspect_misalign.cues._family import (
+    CONTEXTS,
+    SPLITS,
+    Context,
+    CueFamily,
+    Rendered,
+    parse_cue_file,
+)
+from inspect_misalign.cues._load import BUILTIN_CUES, load_cue, load_cues
+
+__all__ = [
+    "BUILTIN_CUES",
+    "CONTEXTS",
+    "SPLITS",
+    "Context",
+    "CueFamily",
+    "Rendered",
+    "load_cue",
+    "load_cues",
+    "parse_cue_file",
+]

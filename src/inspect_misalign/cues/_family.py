@@ -1,0 +1,172 @@
+"""Cue families: how a deployment input differs from a test input, as data (YAML) not code.
+
+A family renders a base prompt in the ``test`` or ``deployment`` context from a template, an optional
+system prompt, optional material (headlines, phrasings, ...) and optional text transforms. Material is
+split disjointly into ``organism`` / ``catch`` / ``eval`` so that training and evaluation never share an
+item. The built-in families are YAML files in this folder, in the same format users write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from inspect_misalign._errors import MisalignError
+from inspect_misalign._text import fill_fields
+from inspect_misalign.cues._transforms import TRANSFORMS, apply_transforms, seeded_rng
+from inspect_misalign.data import data_path, read_jsonl
+from inspect_misalign.data._split import assign_split
+
+Context = Literal["test", "deployment"]
+CONTEXTS: tuple[Context, ...] = ("test", "deployment")
+SPLITS = ("organism", "catch", "eval")
+
+
+class MaterialFile(BaseModel):
+    """Material read from a JSONL file: one field of the records that match ``where``."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: str
+    field: str = "text"
+    where: dict[str, Any] = Field(default_factory=dict)
+
+
+class ContextSpec(BaseModel):
+    """How a base prompt is rendered in one context."""
+
+    model_config = ConfigDict(extra="forbid")
+    template: str = "{prompt}"
+    system: str | None = None
+    material: list[str] | dict[str, list[str]] | MaterialFile | None = None
+    transforms: list[str] = Field(default_factory=list)
+
+    @field_validator("template")
+    @classmethod
+    def _one_prompt(cls, v: str) -> str:
+        if v.count("{prompt}") != 1:
+            raise ValueError("template must contain {prompt} exactly once")
+        return v
+
+    @field_validator("transforms")
+    @classmethod
+    def _known_transforms(cls, v: list[str]) -> list[str]:
+        unknown = [t for t in v if t not in TRANSFORMS]
+        if unknown:
+            raise ValueError(f"unknown transform(s) {unknown}; choose from {sorted(TRANSFORMS)}")
+        return v
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A base prompt rendered in one context: an optional system message and the user message."""
+
+    system: str | None
+    user: str
+    item: str | None = None
+
+    def as_text(self) -> str:
+        """One string showing the whole input, for distinguishability questions."""
+        return f"[system]\n{self.system}\n[user]\n{self.user}" if self.system else self.user
+
+
+class CueFamily(BaseModel):
+    """A way deployment inputs differ from test inputs, with a difficulty rank (1 = easiest)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    difficulty: int = Field(ge=1)
+    description: str
+    hint: str = ""
+    split_material: bool = True
+    test: ContextSpec
+    deployment: ContextSpec
+    source: str = "builtin"
+
+    @model_validator(mode="after")
+    def _contexts_differ(self) -> CueFamily:
+        if self.test == self.deployment:
+            raise ValueError("test and deployment render identically; make them differ")
+        return self
+
+    def spec(self, context: Context) -> ContextSpec:
+        """The rendering spec of one context."""
+        if context not in CONTEXTS:
+            raise MisalignError(f"unknown context {context!r}; use 'test' or 'deployment'")
+        return self.test if context == "test" else self.deployment
+
+    def material(self, context: Context, split: str) -> list[str]:
+        """The material items of one context available in one split (all splits if split='all')."""
+        items = self._material_items(context)
+        if split == "all" or not self.split_material:
+            return [text for text, _ in items]
+        return [text for text, s in items if s == split]
+
+    def _material_items(self, context: Context) -> list[tuple[str, str]]:
+        material = self.spec(context).material
+        if material is None:
+            return []
+        if isinstance(material, dict):
+            return [(t, s) for s, texts in material.items() for t in texts]
+        if isinstance(material, list):
+            return [(t, assign_split(f"{self.name}:{context}:{t}")) for t in material]
+        return _read_material_file(material, self.source)
+
+    def render(self, prompt: str, context: Context, base_id: str, split: str = "all") -> Rendered:
+        """Render a base prompt in a context; the material item is chosen by a seed of base_id."""
+        spec = self.spec(context)
+        rng = seeded_rng(self.name, context, base_id)
+        item = None
+        if spec.material is not None:
+            items = self.material(context, split)
+            if not items:
+                raise MisalignError(
+                    f"cue '{self.name}' has no {context} material in split '{split}'; add items "
+                    "or set split_material: false in the cue file"
+                )
+            item = rng.choice(items)
+        text = apply_transforms(prompt, spec.transforms, rng)
+        if item is not None and "{prompt}" in item:
+            text, item_field = fill_fields(item, {"prompt": text}), ""
+        else:
+            item_field = item or ""
+        user = fill_fields(spec.template, {"prompt": text, "item": item_field})
+        return Rendered(system=spec.system, user=user, item=item)
+
+
+def _read_material_file(material: MaterialFile, source: str) -> list[tuple[str, str]]:
+    path = Path(material.file)
+    if not path.is_absolute():
+        local = Path(source).parent / path if source != "builtin" else None
+        path = local if local is not None and local.is_file() else data_path(material.file)
+    out = []
+    for n, record in enumerate(read_jsonl(path)):
+        if all(record.get(k) == v for k, v in material.where.items()):
+            if material.field not in record:
+                raise MisalignError(f"{path}: record {n + 1} has no field '{material.field}'")
+            rid = str(record.get("id", n))
+            out.append((str(record[material.field]), record.get("split") or assign_split(rid)))
+    return out
+
+
+def parse_cue_file(path: str | Path) -> CueFamily:
+    """Load a cue family from a YAML file in the documented format (see docs/cues.md)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MisalignError(f"cue file {path} not found; pass a path to a cue YAML file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise MisalignError(f"cue file {path} is not valid YAML: {str(e).splitlines()[0]}") from e
+    if not isinstance(raw, dict):
+        raise MisalignError(f"cue file {path} must be a YAML mapping (see docs/cues.md)")
+    raw.setdefault("source", str(path))
+    try:
+        return CueFamily.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise MisalignError(f"cue file {path}: {where}: {err['msg']} (see docs/cues.md)") from e

