@@ -11,8 +11,10 @@ from inspect_misalign.tasks import (
     deployment_attacks,
     distinguishability,
     free_form_misalignment,
-    test_attacks,
     usefulness,
+)
+from inspect_misalign.tasks import (
+    test_attacks as attacks_in_test,
 )
 
 
@@ -25,9 +27,9 @@ def _one_line(err: pytest.ExceptionInfo) -> str:
 @pytest.mark.parametrize(
     ("build", "fragment"),
     [
-        (lambda: test_attacks(cue="weather"), "unknown cue 'weather'"),
+        (lambda: attacks_in_test(cue="weather"), "unknown cue 'weather'"),
         (lambda: deployment_attacks(behavior="rude"), "unknown behavior 'rude'"),
-        (lambda: test_attacks(split="train"), "unknown split 'train'"),
+        (lambda: attacks_in_test(split="train"), "unknown split 'train'"),
         (lambda: distinguishability(cue="tag,tag"), "given twice"),
         (lambda: deployment_attacks(behavior="persona"), "--model-role grader="),
         (lambda: free_form_misalignment(), "--model-role grader="),
@@ -44,17 +46,17 @@ def test_empty_and_malformed_datasets(tmp_path) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     with pytest.raises(MisalignError) as err:
-        test_attacks(dataset=str(empty))
+        attacks_in_test(dataset=str(empty))
     assert "no prompts" in _one_line(err)
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"prompt": "fine"}\n{not json\n')
     with pytest.raises(MisalignError) as err:
-        test_attacks(dataset=str(broken))
+        attacks_in_test(dataset=str(broken))
     assert "broken.jsonl:2" in _one_line(err)
     nofield = tmp_path / "nofield.jsonl"
     nofield.write_text('{"text": "no prompt field"}\n')
     with pytest.raises(MisalignError, match="'prompt'"):
-        test_attacks(dataset=str(nofield))
+        attacks_in_test(dataset=str(nofield))
     with pytest.raises(MisalignError, match="no such file"):
         usefulness(dataset=str(tmp_path / "missing.jsonl"))
 

