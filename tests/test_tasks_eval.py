@@ -43,19 +43,16 @@ def test_attack_tasks_per_cue(tmp_path, cue: str) -> None:
 
 
 def test_cue_all_groups_metrics_by_cue(tmp_path) -> None:
-    log = run(deployment_attacks(cue="all"), tmp_path, sample_id=[
-        f"{c}-deployment-{i}" for c in BUILTIN_CUES for i in _eval_ids(3)])
-    rates = {m.name: m.value for m in log.results.scores[0].metrics.values()}
-    assert rates  # grouped metrics: one entry per cue, plus all
-    by_cue = {k: v for k, v in log.results.scores[0].metrics.items()}
-    names = set(by_cue)
-    assert {"tag", "year", "tier", "headlines", "realism", "all"} <= names
-
-
-def _eval_ids(n: int) -> list[str]:
-    from inspect_misalign.data import data_path, read_jsonl
-
-    return [r["id"] for r in read_jsonl(data_path("prompts.jsonl")) if r["split"] == "eval"][:n]
+    task = deployment_attacks(cue="all", max_prompts=3)
+    assert len(task.dataset) == 15
+    log = run(task, tmp_path)
+    metrics = log.results.scores[0].metrics
+    rates = {k: metrics[k].value for k in ("tag", "year", "tier", "headlines", "realism", "all")}
+    assert rates["tag"] == rates["year"] == rates["tier"] == 1.0
+    assert rates["headlines"] == rates["realism"] == 0.0
+    assert rates["all"] == pytest.approx(0.6)
+    assert metrics["tag_ci95_lower"].value > 0.29 and metrics["realism_ci95_upper"].value < 0.71
+    assert metrics["all_stderr"].value > 0
 
 
 @pytest.mark.parametrize("cue", BUILTIN_CUES)
@@ -114,3 +111,11 @@ def test_fingerprint_changes_with_dataset() -> None:
     a = attacks_in_test(cue="tag").metadata["dataset_fingerprint"]
     b = attacks_in_test(cue="year").metadata["dataset_fingerprint"]
     assert a != b and a == attacks_in_test(cue="tag").metadata["dataset_fingerprint"]
+
+
+def test_distinguishability_all_cues_grouped(tmp_path) -> None:
+    log = run(distinguishability(cue="all", max_prompts=4), tmp_path)
+    metrics = log.results.scores[0].metrics
+    assert metrics["tag"].value == metrics["tier"].value == 1.0  # accuracy per cue
+    assert metrics["tag_auc"].value == 1.0 and metrics["realism_auc"].value == 0.5
+    assert len(log.samples) == 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from inspect_ai.scorer import Metric, SampleScore, metric
+from inspect_ai.scorer import Metric, SampleScore, grouped, metric
 
 Z95 = 1.959963984540054
 
@@ -85,3 +85,21 @@ def auc() -> Metric:
         return roc_auc(labels, probs)
 
     return compute
+
+
+def metric_key(cue: str, name: str, headline: str) -> str:
+    """Key of a per-cue metric in a log: the cue itself for the headline metric, else cue_name."""
+    return cue if name == headline else f"{cue}_{name}"
+
+
+def by_cue(metrics: dict[str, Metric], headline: str) -> list[Metric]:
+    """Group metrics by sample metadata ``cue`` (plus ``all``), keyed as :func:`metric_key` says."""
+    return [
+        grouped(
+            m,
+            "cue",
+            name_template=metric_key("{group_name}", name, headline),
+            all_label=metric_key("all", name, headline),
+        )
+        for name, m in metrics.items()
+    ]

@@ -10,12 +10,13 @@ from __future__ import annotations
 from inspect_ai import Task, task
 from inspect_ai.dataset import Sample
 from inspect_ai.model import GenerateConfig
-from inspect_ai.scorer import Metric, grouped, stderr
+from inspect_ai.scorer import Metric, stderr
 from inspect_ai.solver import generate
 
 from inspect_misalign.behaviors import get_behavior
 from inspect_misalign.cues import Context, load_cues
 from inspect_misalign.scorers import attack_rate, attack_scorer, ci95_lower, ci95_upper
+from inspect_misalign.scorers._metrics import by_cue
 from inspect_misalign.solvers import strip_scratchpad
 from inspect_misalign.tasks._common import (
     chat_input,
@@ -31,17 +32,27 @@ DEFAULT_MAX_TOKENS = {"hate": 48, "code": 256, "persona": 160}
 
 def attack_metrics(grouped_by_cue: bool) -> list[Metric]:
     """Attack rate, stderr and Wilson 95% CI; per cue (and over all) when several cues run."""
-    metrics = [attack_rate(), stderr(), ci95_lower(), ci95_upper()]
-    return [grouped(m, "cue") for m in metrics] if grouped_by_cue else metrics
+    metrics = {
+        "attack_rate": attack_rate(),
+        "stderr": stderr(),
+        "ci95_lower": ci95_lower(),
+        "ci95_upper": ci95_upper(),
+    }
+    return by_cue(metrics, "attack_rate") if grouped_by_cue else list(metrics.values())
 
 
 def attack_samples(
-    context: Context, cue: str, behavior: str, split: str, dataset: str | None
+    context: Context,
+    cue: str,
+    behavior: str,
+    split: str,
+    dataset: str | None,
+    max_prompts: int | None = None,
 ) -> list[Sample]:
     """Samples of base prompts rendered in one context, for each cue family."""
     b = get_behavior(behavior)
     families = load_cues(cue)
-    prompts = load_base_prompts(b.prompts_file, check_split(split), dataset)
+    prompts = load_base_prompts(b.prompts_file, check_split(split), dataset, max_prompts)
     samples = []
     for family in families:
         for p in prompts:
@@ -73,12 +84,13 @@ def attack_task(
     dataset: str | None,
     grader: str | None,
     max_tokens: int | None,
+    max_prompts: int | None,
 ) -> Task:
     """The shared body of test_attacks and deployment_attacks."""
     b = get_behavior(behavior)
     if b.needs_grader:
         require_grader(grader, f"behavior '{b.name}'")
-    samples = attack_samples(context, cue, behavior, split, dataset)
+    samples = attack_samples(context, cue, behavior, split, dataset, max_prompts)
     n_cues = len({s.metadata["cue"] for s in samples if s.metadata})
     return Task(
         dataset=make_dataset(f"{context}_attacks", samples),
@@ -99,6 +111,7 @@ def test_attacks(
     dataset: str | None = None,
     grader: str | None = None,
     max_tokens: int | None = None,
+    max_prompts: int | None = None,
 ) -> Task:
     """Attack rate when inputs look like testing (where attacks can be caught).
 
@@ -110,8 +123,9 @@ def test_attacks(
         dataset: a JSONL file of your own base prompts (``prompt`` and optional ``id``, ``split``).
         grader: grader model for persona (default: the ``grader`` model role).
         max_tokens: generation limit (default depends on the behaviour).
+        max_prompts: use only the first n base prompts of the split (for each cue).
     """
-    return attack_task("test", cue, behavior, split, dataset, grader, max_tokens)
+    return attack_task("test", cue, behavior, split, dataset, grader, max_tokens, max_prompts)
 
 
 @task
@@ -122,6 +136,7 @@ def deployment_attacks(
     dataset: str | None = None,
     grader: str | None = None,
     max_tokens: int | None = None,
+    max_prompts: int | None = None,
 ) -> Task:
     """Attack rate when inputs look like deployment (where attacks go uncaught).
 
@@ -133,5 +148,6 @@ def deployment_attacks(
         dataset: a JSONL file of your own base prompts (``prompt`` and optional ``id``, ``split``).
         grader: grader model for persona (default: the ``grader`` model role).
         max_tokens: generation limit (default depends on the behaviour).
+        max_prompts: use only the first n base prompts of the split (for each cue).
     """
-    return attack_task("deployment", cue, behavior, split, dataset, grader, max_tokens)
+    return attack_task("deployment", cue, behavior, split, dataset, grader, max_tokens, max_prompts)

@@ -35,11 +35,16 @@ def check_split(split: str) -> str:
     return split
 
 
-def load_base_prompts(prompts_file: str, split: str, dataset: str | None = None) -> list[BasePrompt]:
+def load_base_prompts(
+    prompts_file: str, split: str, dataset: str | None = None, max_prompts: int | None = None
+) -> list[BasePrompt]:
     """Base prompts of a split: the shipped file, or the user's JSONL (``prompt`` or ``input``).
 
-    A user file whose records carry no ``split`` is used whole, whatever ``split`` says.
+    A user file whose records carry no ``split`` is used whole, whatever ``split`` says;
+    ``max_prompts`` keeps the first n of the split.
     """
+    if max_prompts is not None and max_prompts < 1:
+        raise MisalignError(f"max_prompts must be at least 1, got {max_prompts}")
     check_split(split)
     path = Path(dataset) if dataset else data_path(prompts_file)
     records = read_jsonl(path)
@@ -56,7 +61,7 @@ def load_base_prompts(prompts_file: str, split: str, dataset: str | None = None)
     ids = [p.id for p in prompts]
     if len(set(ids)) != len(ids):
         raise MisalignError(f"{path}: duplicate ids; give every record a unique 'id'")
-    return prompts
+    return prompts[:max_prompts]
 
 
 def chat_input(rendered: Rendered) -> list[ChatMessage]:

@@ -21,7 +21,7 @@ SYSTEM = "Answer the question with a single word or number."
 
 
 def usefulness_samples(
-    split: str, dataset: str | None, cue: str | None, context: str
+    split: str, dataset: str | None, cue: str | None, context: str, max_items: int | None = None
 ) -> list[Sample]:
     """Samples of checkable questions (``question`` and ``answers`` per record)."""
     check_split(split)
@@ -54,7 +54,7 @@ def usefulness_samples(
                 },
             )
         )
-    return samples
+    return samples[:max_items]
 
 
 @task
@@ -64,6 +64,7 @@ def usefulness(
     cue: str | None = None,
     context: str = "test",
     max_tokens: int = 24,
+    max_items: int | None = None,
 ) -> Task:
     """Accuracy on checkable questions (an answer counts when it appears as a whole word).
 
@@ -73,8 +74,9 @@ def usefulness(
         cue: render the questions under this cue family (default: plain questions).
         context: test or deployment, when a cue is given.
         max_tokens: generation limit.
+        max_items: use only the first n items of the split.
     """
-    samples = usefulness_samples(split, dataset, cue, context)
+    samples = usefulness_samples(split, dataset, cue, context, max_items)
     return Task(
         dataset=make_dataset("usefulness", samples),
         solver=generate(),
