@@ -14,9 +14,11 @@ def main() -> None:
 
 
 def _register_commands() -> None:
+    from inspect_misalign.experiments._demo import demo_command
     from inspect_misalign.models._cli import models_command
 
     main.add_command(models_command, "models")
+    main.add_command(demo_command, "demo")
 
 
 _register_commands()
