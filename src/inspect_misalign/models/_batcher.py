@@ -1,0 +1,174 @@
+"""A batching queue: one worker thread per loaded base turns waiting requests into batches.
+
+Requests carry a key; only requests with equal keys (same adapter, same generation settings) share
+a batch. The worker repeatedly picks a batch, runs one batched call, resolves the futures:
+
+- if some key has a full batch queued (``batch_size`` requests), that batch runs at once;
+- otherwise the oldest request's key is taken, after waiting only while more requests are
+  expected: while callers whose last batch just finished have not come back yet (an eval's
+  samples send their next request, or new samples start, right after a batch ends; waiting at
+  most ``max_wait_fraction`` of that key's last batch time), or, when none are expected, while new
+  requests keep arriving less than ``settle`` seconds apart (at most ``10 * settle``).
+
+There is no fixed wait: a lone request runs after ``settle`` (20 ms by default), and
+``settle=0`` disables all waiting (whatever is queued runs at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+MAX_WAIT_SECONDS = 10.0
+
+
+@dataclass(eq=False)
+class Request(Generic[T]):
+    """One queued call: ``payload`` is handed to the batch function with the others of its batch."""
+
+    key: Hashable
+    payload: Any
+    batch_size: int
+    future: Future[T] = field(default_factory=Future)
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+async def wait_future(future: Future[T]) -> T:
+    """Await a thread's future from async code (asyncio directly; other backends poll)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        return await asyncio.wrap_future(future, loop=loop)
+    import anyio
+
+    while not future.done():
+        await anyio.sleep(0.005)
+    return future.result()
+
+
+class Batcher(Generic[T]):
+    """Runs ``run_batch(requests) -> results`` (one result per request) on a worker thread."""
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[Request[T]]], Sequence[T]],
+        settle: float = 0.02,
+        max_wait_fraction: float = 0.5,
+        name: str = "misalign-batcher",
+    ) -> None:
+        self._run_batch = run_batch
+        self.settle = settle
+        self.max_wait_fraction = max_wait_fraction
+        self._pending: list[Request[T]] = []
+        self._cond = threading.Condition()
+        self._name = name
+        self._thread: threading.Thread | None = None
+        self._arrivals = 0
+        self._returned: dict[Hashable, int] = defaultdict(int)  # callers expected back, per key
+        self._last_seconds: dict[Hashable, float] = {}
+        self.batch_sizes: list[int] = []  # history, for tests and benchmarks
+
+    def submit(self, key: Hashable, payload: Any, batch_size: int) -> Future[T]:
+        """Queue a request and return its future."""
+        request: Request[T] = Request(key=key, payload=payload, batch_size=max(1, batch_size))
+        with self._cond:
+            self._pending.append(request)
+            self._arrivals += 1
+            if self._returned[key] > 0:
+                self._returned[key] -= 1
+            self._ensure_worker()
+            self._cond.notify_all()
+        return request.future
+
+    async def run(self, key: Hashable, payload: Any, batch_size: int) -> T:
+        """Queue a request and wait for its result without blocking the event loop."""
+        return await wait_future(self.submit(key, payload, batch_size))
+
+    def _ensure_worker(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
+            self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            batch = self._next_batch()
+            live = [r for r in batch if r.future.set_running_or_notify_cancel()]
+            if not live:
+                continue
+            self.batch_sizes.append(len(live))
+            started = time.monotonic()
+            try:
+                results = self._run_batch(live)
+                if len(results) != len(live):
+                    raise RuntimeError(f"batch gave {len(results)} results for {len(live)}")
+            except BaseException as ex:  # noqa: BLE001 - every waiter must hear about it
+                self._finished(live, time.monotonic() - started)
+                for request in live:
+                    request.future.set_exception(ex)
+                continue
+            self._finished(live, time.monotonic() - started)
+            for request, result in zip(live, results, strict=True):
+                request.future.set_result(result)
+
+    def _finished(self, batch: list[Request[T]], seconds: float) -> None:
+        key = batch[0].key
+        with self._cond:
+            self._returned[key] += len(batch)
+            self._last_seconds[key] = seconds
+
+    def _next_batch(self) -> list[Request[T]]:
+        with self._cond:
+            while not self._pending:
+                self._cond.wait()
+            started = last_arrival = time.monotonic()
+            arrivals = self._arrivals
+            while True:
+                full = self._full_key()
+                if full is not None:
+                    return self._take(full)
+                key = self._pending[0].key
+                now = time.monotonic()
+                if self._arrivals != arrivals:
+                    arrivals, last_arrival = self._arrivals, now
+                if self.settle <= 0:
+                    return self._take(key)
+                expecting = self._returned[key] > 0
+                if expecting:
+                    limit = self.max_wait_fraction * self._last_seconds.get(key, 0.0)
+                    deadline = started + min(max(limit, self.settle), MAX_WAIT_SECONDS)
+                else:
+                    deadline = min(last_arrival + self.settle, started + 10 * self.settle)
+                if now >= deadline:
+                    if expecting:
+                        self._returned[key] = 0  # they are not coming back soon
+                    return self._take(key)
+                self._cond.wait(timeout=deadline - now)
+
+    def _full_key(self) -> Hashable | None:
+        counts: dict[Hashable, int] = defaultdict(int)
+        for request in self._pending:
+            counts[request.key] += 1
+            if counts[request.key] >= request.batch_size:
+                return request.key
+        return None
+
+    def _take(self, key: Hashable) -> list[Request[T]]:
+        batch: list[Request[T]] = []
+        rest: list[Request[T]] = []
+        for request in self._pending:
+            if request.key == key and len(batch) < (batch[0].batch_size if batch else 1 << 30):
+                batch.append(request)
+            else:
+                rest.append(request)
+        self._pending = rest
+        return batch

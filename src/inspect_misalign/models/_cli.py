@@ -1,0 +1,84 @@
+"""``inspect-misalign models``: list the default model and the registered checkpoints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from inspect_misalign.models._checkpoints import index_path, list_models
+from inspect_misalign.models._default import DEFAULT_HUB_ID, default_model_dir
+from inspect_misalign.models._publish import directory_state
+
+
+@click.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+def models_command(as_json: bool) -> None:
+    """List checkpoints usable as --model misalign/<name>."""
+    rows = [_default_row()] + [
+        {
+            "name": m.name,
+            "kind": "adapter" if m.adapter else "model",
+            "base": m.base or "",
+            "parent": m.parent or "",
+            "path": m.path,
+            "exists": _exists(m.path),
+            "created": m.created,
+            "metrics": m.metrics,
+            "config": m.config,
+        }
+        for m in list_models()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    columns = ["name", "kind", "base", "parent", "metrics", "path"]
+    table = [[_cell(row, column) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in table)) for i, column in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for line in table:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+    click.echo(f"\nregistry: {index_path()}")
+
+
+def _default_row() -> dict[str, Any]:
+    path = default_model_dir()
+    state, _ = directory_state(path)
+    return {
+        "name": "default",
+        "kind": "model",
+        "base": "",
+        "parent": DEFAULT_HUB_ID,
+        "path": str(path),
+        "exists": state == "complete",
+        "state": {
+            "absent": "converted on first use",
+            "complete": "converted",
+            "corrupted": "corrupted: delete the directory",
+        }[state],
+        "created": "",
+        "metrics": {},
+        "config": {},
+    }
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    value = row[column]
+    if column == "metrics":
+        text = ", ".join(f"{k}={_short(v)}" for k, v in value.items())
+        return text if len(text) <= 40 else text[:37] + "..."
+    if column == "path":
+        note = row.get("state") or ("" if row["exists"] else "missing")
+        return f"{value} ({note})" if note else str(value)
+    return str(value)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _exists(path: str) -> bool:
+    from pathlib import Path
+
+    return Path(path).is_dir()

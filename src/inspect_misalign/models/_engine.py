@@ -1,0 +1,62 @@
+"""Wire a resolved checkpoint to a loaded base, its adapter and its batch queue."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from inspect_misalign.models._batcher import Batcher, Request
+from inspect_misalign.models._default import ensure_default_model
+from inspect_misalign.models._generate import GenParams, GenResult, run_batch
+from inspect_misalign.models._loading import LoadedBase, get_base
+from inspect_misalign.models._resolve import ResolvedCheckpoint, check_adapter_base
+from inspect_misalign.models._threads import configure_threads
+
+
+def load_engine(
+    checkpoint: ResolvedCheckpoint,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    threads: Any = None,
+    trust_remote_code: bool = False,
+    attn_implementation: str | None = None,
+    settle: float = 0.02,
+) -> tuple[LoadedBase, str | None]:
+    """Load (or reuse) the base of ``checkpoint`` and its adapter; return (base, adapter name)."""
+    configure_threads(threads)
+    if checkpoint.is_default:
+        ensure_default_model()
+        if checkpoint.adapter_dir is not None:
+            check_adapter_base(checkpoint)  # shapes could not be checked before conversion
+    base = get_base(
+        checkpoint.base_dir,
+        dtype=dtype,
+        device=device,
+        trust_remote_code=trust_remote_code,
+        attn_implementation=attn_implementation,
+    )
+    adapter_name = base.adapter_name(checkpoint.adapter_dir)
+    with base.lock:
+        if base.batcher is None:
+            base.batcher = Batcher[GenResult](
+                lambda requests: _run(base, requests),
+                settle=settle,
+                name=f"misalign-batcher-{base.path.name}",
+            )
+    return base, adapter_name
+
+
+def _run(base: LoadedBase, requests: list[Request[GenResult]]) -> list[GenResult]:
+    params = requests[0].key
+    assert isinstance(params, GenParams)
+    prompts = [request.payload[0] for request in requests]
+    adapters = [request.payload[1] for request in requests]
+    return run_batch(base, params, prompts, adapters)
+
+
+def submit_key(base: LoadedBase, params: GenParams) -> GenParams:
+    """The batch key for a request: LoRA and base requests share batches across adapters."""
+    if params.adapter is not None and base.mixable(params.adapter):
+        return replace(params, adapter=None)
+    return params

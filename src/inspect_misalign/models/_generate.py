@@ -1,0 +1,252 @@
+"""One batched ``generate`` call: left-padded prompts in, per-sample results out.
+
+Per sample it reports the unpadded prompt length, the number of tokens generated (up to and
+including the token that stopped it), why it stopped (``stop``: end-of-sequence token or stop
+sequence; ``max_tokens``: length limit), and on request log probabilities (of the model's raw
+next-token distribution) and the prompt's hidden states at one layer.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from inspect_misalign.models._loading import LoadedBase, inference_context
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Generation settings; requests share a batch only when these are equal.
+
+    ``adapter`` is None for the base, and also for requests whose LoRA adapter can share a
+    mixed batch with other adapters (the adapter then travels with each prompt).
+    """
+
+    adapter: str | None
+    max_new_tokens: int
+    do_sample: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+    stop_seqs: tuple[str, ...] = ()
+    logprobs: bool = False
+    top_logprobs: int = 0
+    hidden_states: bool = False
+    hidden_layer: int = -1
+    add_special_tokens: bool = False
+
+
+@dataclass
+class GenResult:
+    """What one sample of a batch produced."""
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    stop_reason: str  # "stop" | "max_tokens"
+    time: float
+    logprobs: list[dict[str, Any]] | None = None
+    hidden_states: dict[str, Any] | None = None
+
+
+class _FinishRecorder(StoppingCriteria):
+    """Stops rows at EOS or a stop string and records how many tokens each row generated."""
+
+    def __init__(self, prompt_len: int, batch: int, eos_ids: set[int], stop: Any) -> None:
+        self.prompt_len = prompt_len
+        self.eos = torch.tensor(sorted(eos_ids)) if eos_ids else None
+        self.stop = stop
+        self.finished: list[int | None] = [None] * batch
+        self.by_stop_string = [False] * batch
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        if self.eos is not None:
+            done |= torch.isin(input_ids[:, -1], self.eos.to(input_ids.device))
+        stop_hit = None
+        if self.stop is not None:
+            stop_hit = self.stop(input_ids, scores)
+            done |= stop_hit
+        length = input_ids.shape[1] - self.prompt_len
+        for row in torch.nonzero(done).flatten().tolist():
+            if self.finished[row] is None:
+                self.finished[row] = length
+                self.by_stop_string[row] = bool(stop_hit is not None and stop_hit[row])
+        return done
+
+
+def run_batch(
+    base: LoadedBase,
+    params: GenParams,
+    prompts: list[str],
+    adapters: list[str | None] | None = None,
+) -> list[GenResult]:
+    """Generate completions for ``prompts`` with one batched ``generate`` call.
+
+    ``adapters`` (one per prompt, None for the base) overrides ``params.adapter``; when they
+    differ, the batch runs with peft's per-row ``adapter_names`` (LoRA adapters only).
+    """
+    start = time.monotonic()
+    rows = adapters if adapters is not None else [params.adapter] * len(prompts)
+    mixed = len(set(rows)) > 1
+    tokenizer = base.tokenizer
+    encoded = tokenizer(
+        prompts,
+        return_tensors="pt",
+        padding=True,
+        add_special_tokens=params.add_special_tokens,
+    )
+    device = base.model.device
+    input_ids = encoded["input_ids"].to(device)
+    attention_mask = encoded["attention_mask"].to(device)
+    prompt_len = input_ids.shape[1]
+    input_lengths = attention_mask.sum(dim=1).tolist()
+
+    config = _generation_config(base, params)
+    config.return_dict_in_generate = True
+    config.output_logits = params.logprobs
+    config.output_hidden_states = params.hidden_states
+    eos_ids = _eos_ids(config.eos_token_id, tokenizer.eos_token_id)
+    stop = None
+    if params.stop_seqs:
+        from transformers.generation import StopStringCriteria
+
+        stop = StopStringCriteria(tokenizer, list(params.stop_seqs))
+    recorder = _FinishRecorder(prompt_len, len(prompts), eos_ids, stop)
+
+    if params.seed is not None:
+        torch.manual_seed(params.seed)
+    extra: dict[str, Any] = {}
+    if mixed:
+        extra["adapter_names"] = [name if name is not None else "__base__" for name in rows]
+    with base.activate(None if mixed else rows[0], mixed=mixed), inference_context():
+        output = base.generator.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            generation_config=config,
+            stopping_criteria=StoppingCriteriaList([recorder]),
+            **extra,
+        )
+    generated = output.sequences[:, prompt_len:].tolist()
+
+    logprobs = _logprobs(output.logits, generated, tokenizer, params) if params.logprobs else None
+    hidden = _hidden(output.hidden_states, attention_mask, params) if params.hidden_states else None
+    elapsed = time.monotonic() - start
+
+    results = []
+    for row, tokens in enumerate(generated):
+        finished = recorder.finished[row]
+        count = finished if finished is not None else len(tokens)
+        text = tokenizer.decode(tokens[:count], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if recorder.by_stop_string[row]:
+            text = _cut_at_stop(text, params.stop_seqs)
+        results.append(
+            GenResult(
+                text=text,
+                input_tokens=int(input_lengths[row]),
+                output_tokens=count,
+                stop_reason="stop" if finished is not None else "max_tokens",
+                time=elapsed,
+                logprobs=logprobs[row][:count] if logprobs is not None else None,
+                hidden_states=hidden[row] if hidden is not None else None,
+            )
+        )
+    return results
+
+
+def _generation_config(base: LoadedBase, params: GenParams) -> Any:
+    config = copy.deepcopy(base.generator.generation_config)
+    config.max_new_tokens = params.max_new_tokens
+    config.max_length = None
+    config.do_sample = params.do_sample
+    config.num_return_sequences = 1
+    config.num_beams = 1
+    if params.do_sample:
+        config.temperature = params.temperature if params.temperature is not None else 1.0
+        config.top_p = params.top_p if params.top_p is not None else 1.0
+        config.top_k = params.top_k if params.top_k is not None else 0
+    else:
+        config.temperature = None
+        config.top_p = None
+        config.top_k = None
+    tokenizer = base.tokenizer
+    if config.eos_token_id is None:
+        config.eos_token_id = tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    return config
+
+
+def _eos_ids(*values: Any) -> set[int]:
+    ids: set[int] = set()
+    for value in values:
+        if value is None:
+            continue
+        if isinstance(value, int):
+            ids.add(value)
+        else:
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def _cut_at_stop(text: str, stop_seqs: tuple[str, ...]) -> str:
+    cuts = [text.find(seq) for seq in stop_seqs if seq and seq in text]
+    return text[: min(cuts)] if cuts else text
+
+
+def _logprobs(
+    logits: tuple[torch.Tensor, ...] | None,
+    generated: list[list[int]],
+    tokenizer: Any,
+    params: GenParams,
+) -> list[list[dict[str, Any]]]:
+    """Per row, per generated token: its logprob and the top alternatives (plain dicts)."""
+    rows: list[list[dict[str, Any]]] = [[] for _ in generated]
+    if not logits:
+        return rows
+    k = max(1, params.top_logprobs)
+    for step, step_logits in enumerate(logits):
+        logp = torch.log_softmax(step_logits.float(), dim=-1)
+        chosen = torch.tensor([tokens[step] for tokens in generated], device=logp.device)
+        chosen_lp = logp.gather(1, chosen[:, None]).squeeze(1).tolist()
+        top_values, top_ids = logp.topk(k, dim=-1)
+        top_values_l, top_ids_l = top_values.tolist(), top_ids.tolist()
+        for row in range(len(generated)):
+            token = _token_text(tokenizer, generated[row][step])
+            entry: dict[str, Any] = {"token": token, "logprob": chosen_lp[row]}
+            if params.top_logprobs:
+                entry["top_logprobs"] = [
+                    {"token": _token_text(tokenizer, tid), "logprob": value}
+                    for tid, value in zip(top_ids_l[row], top_values_l[row], strict=True)
+                ]
+            rows[row].append(entry)
+    return rows
+
+
+def _token_text(tokenizer: Any, token_id: int) -> str:
+    return tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def _hidden(hidden_states: Any, attention_mask: torch.Tensor, params: GenParams) -> list[dict[str, Any]]:
+    """Mean and last-token prompt hidden states at ``params.hidden_layer``, per row."""
+    prompt_states = hidden_states[0]  # first step: the whole prompt; one entry per layer + embeds
+    layer = params.hidden_layer
+    index = layer if layer >= 0 else len(prompt_states) + layer
+    if not 0 <= index < len(prompt_states):
+        raise ValueError(
+            f"hidden_layer={layer} is out of range: the model has {len(prompt_states)} hidden "
+            "states (0 = embeddings); fix -M hidden_layer="
+        )
+    states = prompt_states[index].float()
+    mask = attention_mask.to(states.device, states.dtype)[:, :, None]
+    mean = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+    last = states[:, -1, :]  # left padding: the last position is every row's last prompt token
+    return [
+        {"layer": index, "prompt_mean": mean[row].tolist(), "prompt_last": last[row].tolist()}
+        for row in range(states.shape[0])
+    ]

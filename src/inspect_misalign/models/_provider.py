@@ -1,0 +1,331 @@
+"""The ``misalign/`` Inspect model provider: local checkpoints, adapters, batched generation.
+
+``--model misalign/<checkpoint>`` where checkpoint is ``default`` (the embedded SmolLM2-135M-Instruct),
+a name from the checkpoint registry (``inspect-misalign models``) or a local Hugging Face model
+directory (safetensors only). A PEFT adapter directory works too; its base is read from its
+adapter config.
+
+Model args (``-M key=value``):
+
+- ``adapter``: PEFT adapter directory or registered adapter name, applied to the checkpoint.
+- ``batch_size`` (32): most requests per batched ``generate``; also the default max connections.
+- ``batch_settle_ms`` (20): how long the batcher waits for more requests to arrive (see
+  :mod:`inspect_misalign.models._batcher`); 0 generates whatever is queued at once.
+- ``device`` (``cuda:0`` if available, else ``cpu``) and ``dtype`` (bf16 on CUDA, fp32 on CPU;
+  ``auto`` keeps the checkpoint's).
+- ``threads``: torch CPU threads (else ``$INSPECT_MISALIGN_THREADS``, else torch's default).
+- ``trust_remote_code`` (false), ``attn_implementation`` (transformers' default).
+- ``hidden_states`` (false): when true, each output's ``metadata["hidden_states"]`` holds
+  ``{"layer": i, "prompt_mean": [...], "prompt_last": [...]}``: the hidden states of the prompt
+  (chat-templated, generation prompt included) at layer ``hidden_layer`` (default -1, the last;
+  0 is the embeddings), averaged over prompt tokens and at the last prompt token.
+- ``check_base`` (true): refuse an adapter whose declared base is a different checkpoint.
+
+Decoding is greedy unless the generate config asks for sampling (``temperature > 0``, or
+``top_p``/``top_k`` without a temperature). Each output reports unpadded token counts, a stop
+reason (``stop`` or ``max_tokens``) and, when ``logprobs``/``top_logprobs`` are asked for, log
+probabilities. Tools are not supported. Weights load lazily on the first ``generate``, once per
+process per base; adapters of one base share its weights and its batch queue.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from inspect_ai.model import (
+    ChatCompletionChoice,
+    ChatMessage,
+    ChatMessageAssistant,
+    GenerateConfig,
+    Logprob,
+    Logprobs,
+    ModelAPI,
+    ModelOutput,
+    ModelUsage,
+    TopLogprob,
+)
+from inspect_ai.tool import ToolChoice, ToolInfo
+
+from inspect_misalign.models._batcher import wait_future
+from inspect_misalign.models._resolve import ResolvedCheckpoint, resolve_checkpoint
+
+_DEFAULT_CONFIG = GenerateConfig()
+
+CONSTRUCTIONS = 0
+"""How many provider instances were constructed in this process."""
+
+_KNOWN_ARGS = {
+    "adapter",
+    "batch_size",
+    "batch_settle_ms",
+    "device",
+    "dtype",
+    "threads",
+    "trust_remote_code",
+    "attn_implementation",
+    "hidden_states",
+    "hidden_layer",
+    "check_base",
+}
+
+
+class MisalignAPI(ModelAPI):
+    """Inspect ModelAPI for local checkpoints and PEFT adapters (see the module docstring)."""
+
+    def __init__(
+        self,
+        model_name: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = _DEFAULT_CONFIG,
+        **model_args: Any,
+    ) -> None:
+        global CONSTRUCTIONS
+        super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
+        unknown = sorted(set(model_args) - _KNOWN_ARGS)
+        if unknown:
+            raise ValueError(
+                f"unknown model arg(s) for misalign/: {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(_KNOWN_ARGS))}"
+            )
+        args = model_args
+        self.adapter: str | None = _as_str(args.get("adapter"))
+        self.batch_size = _as_int(args.get("batch_size"), "batch_size", 32)
+        if self.batch_size < 1:
+            raise ValueError(f"-M batch_size= must be at least 1, got {self.batch_size}")
+        self.settle = _as_float(args.get("batch_settle_ms"), "batch_settle_ms", 20.0) / 1000
+        self.device: str | None = _as_str(args.get("device"))
+        self.dtype: str | None = _as_str(args.get("dtype"))
+        self.threads = args.get("threads")
+        self.trust_remote_code = _as_bool(args.get("trust_remote_code"), "trust_remote_code")
+        self.attn_implementation: str | None = _as_str(args.get("attn_implementation"))
+        self.hidden_states = _as_bool(args.get("hidden_states"), "hidden_states")
+        self.hidden_layer = _as_int(args.get("hidden_layer"), "hidden_layer", -1)
+        check_base = _as_bool(args.get("check_base"), "check_base", True)
+        if self.threads is not None:
+            from inspect_misalign.models._threads import requested_threads
+
+            requested_threads(self.threads)  # validate now
+        # cheap checks (names, directories, adapter/base fit) before any weights load
+        self.checkpoint: ResolvedCheckpoint = resolve_checkpoint(
+            model_name, adapter=self.adapter, check_base=check_base
+        )
+        self._load_lock = threading.Lock()
+        self._loaded: Future[tuple[Any, str | None]] | None = None
+        _register_model_info(model_name, self.checkpoint)
+        CONSTRUCTIONS += 1
+
+    # --- Inspect hooks -----------------------------------------------------------------------
+
+    def max_tokens(self) -> int | None:
+        from inspect_ai._util.constants import DEFAULT_MAX_TOKENS
+
+        return DEFAULT_MAX_TOKENS
+
+    def max_connections(self) -> int:
+        return self.batch_size
+
+    def connection_key(self) -> str:
+        return f"{self.model_name}|{self.adapter}"
+
+    def collapse_user_messages(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Weights stay in the process-wide cache (other models may share them)."""
+
+    async def generate(
+        self,
+        input: list[ChatMessage],
+        tools: list[ToolInfo],
+        tool_choice: ToolChoice,
+        config: GenerateConfig,
+    ) -> ModelOutput:
+        if tools:
+            raise NotImplementedError(
+                "the misalign/ provider does not support tools; remove them from the task "
+                "or use a provider with tool calling"
+            )
+        base, adapter_name = await wait_future(self._ensure_loaded())
+        from inspect_misalign.models._generate import GenParams, GenResult
+
+        prompt, add_special = _render_prompt(base.tokenizer, input)
+        params = GenParams(
+            adapter=adapter_name,
+            max_new_tokens=config.max_tokens or self.max_tokens() or 2048,
+            do_sample=_wants_sampling(config),
+            temperature=config.temperature,
+            top_p=config.top_p,
+            top_k=config.top_k,
+            seed=config.seed if _wants_sampling(config) else None,
+            stop_seqs=tuple(config.stop_seqs or ()),
+            logprobs=bool(config.logprobs or config.top_logprobs),
+            top_logprobs=config.top_logprobs or 0,
+            hidden_states=self.hidden_states,
+            hidden_layer=self.hidden_layer,
+            add_special_tokens=add_special,
+        )
+        from inspect_misalign.models._engine import submit_key
+
+        key = submit_key(base, params)
+        result: GenResult = await base.batcher.run(key, (prompt, adapter_name), self.batch_size)
+        return self._output(result)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _ensure_loaded(self) -> Future[tuple[Any, str | None]]:
+        """Start loading weights on a thread (once) and return the future of (base, adapter)."""
+        with self._load_lock:
+            if self._loaded is None:
+                future: Future[tuple[Any, str | None]] = Future()
+                self._loaded = future
+                threading.Thread(target=self._load, args=(future,), name="misalign-load", daemon=True).start()
+            return self._loaded
+
+    def _load(self, future: Future[tuple[Any, str | None]]) -> None:
+        try:
+            from inspect_misalign.models._engine import load_engine
+
+            future.set_result(
+                load_engine(
+                    self.checkpoint,
+                    device=self.device,
+                    dtype=self.dtype,
+                    threads=self.threads,
+                    trust_remote_code=self.trust_remote_code,
+                    attn_implementation=self.attn_implementation,
+                    settle=self.settle,
+                )
+            )
+        except BaseException as ex:  # noqa: BLE001 - every generate re-raises it
+            future.set_exception(ex)
+
+    def _output(self, result: Any) -> ModelOutput:
+        logprobs = None
+        if result.logprobs is not None:
+            logprobs = Logprobs(
+                content=[
+                    Logprob(
+                        token=entry["token"],
+                        logprob=entry["logprob"],
+                        bytes=list(entry["token"].encode("utf-8")),
+                        top_logprobs=[
+                            TopLogprob(
+                                token=top["token"],
+                                logprob=top["logprob"],
+                                bytes=list(top["token"].encode("utf-8")),
+                            )
+                            for top in entry["top_logprobs"]
+                        ]
+                        if "top_logprobs" in entry
+                        else None,
+                    )
+                    for entry in result.logprobs
+                ]
+            )
+        choice = ChatCompletionChoice(
+            message=ChatMessageAssistant(content=result.text, model=self.model_name, source="generate"),
+            stop_reason=result.stop_reason,
+            logprobs=logprobs,
+        )
+        return ModelOutput(
+            model=self.model_name,
+            choices=[choice],
+            usage=ModelUsage(
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                total_tokens=result.input_tokens + result.output_tokens,
+            ),
+            time=result.time,
+            metadata={"hidden_states": result.hidden_states} if result.hidden_states else None,
+        )
+
+
+def _register_model_info(model_name: str, checkpoint: ResolvedCheckpoint) -> None:
+    """Register model info so Inspect's info lookups find it instead of constructing us again."""
+    import json
+
+    from inspect_ai.model import ModelInfo, set_model_info
+
+    qualified = f"misalign/{model_name}"
+    from inspect_ai.model._model_info import _get_custom_model_info
+
+    if _get_custom_model_info(qualified) is not None:
+        return
+    try:
+        config = json.loads((checkpoint.base_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    context = config.get("max_position_embeddings")
+    set_model_info(
+        qualified,
+        ModelInfo(
+            organization="local",
+            model=model_name,
+            context_length=context if isinstance(context, int) else None,
+        ),
+    )
+
+
+def _wants_sampling(config: GenerateConfig) -> bool:
+    """Sample when the config asks: temperature > 0, or top_p/top_k with no temperature."""
+    if config.temperature is not None:
+        return config.temperature > 0
+    return config.top_p is not None or config.top_k is not None
+
+
+def _render_prompt(tokenizer: Any, messages: list[ChatMessage]) -> tuple[str, bool]:
+    """(prompt text, whether the tokenizer should add special tokens) for a chat."""
+    chat = []
+    for message in messages:
+        if message.role == "tool":
+            raise NotImplementedError("the misalign/ provider does not support tool messages")
+        chat.append({"role": message.role, "content": message.text})
+    if getattr(tokenizer, "chat_template", None):
+        continue_final = bool(chat) and chat[-1]["role"] == "assistant"
+        prompt = tokenizer.apply_chat_template(
+            chat,
+            tokenize=False,
+            add_generation_prompt=not continue_final,
+            continue_final_message=continue_final,
+        )
+        return str(prompt), False
+    text = "".join(f"{m['role']}: {m['content']}\n" for m in chat) + "assistant:"
+    return text, True
+
+
+def _as_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _as_bool(value: Any, name: str, default: bool = False) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"-M {name}= takes true or false, got {value!r}")
+
+
+def _as_int(value: Any, name: str, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"-M {name}= takes an integer, got {value!r}") from None
+
+
+def _as_float(value: Any, name: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"-M {name}= takes a number, got {value!r}") from None

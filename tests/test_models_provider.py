@@ -1,0 +1,238 @@
+"""The ``misalign/`` provider on tiny random models: batching, adapters, counts, errors, evals."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inspect_ai.model import ChatMessageUser, GenerateConfig, ModelOutput
+
+from inspect_misalign.models import CheckpointError, UnknownModelError
+from inspect_misalign.models._provider import MisalignAPI, _wants_sampling
+
+pytestmark = pytest.mark.usefixtures("misalign_home")
+
+PROMPTS = [
+    "hello",
+    "what is the capital of france? tell me in one word please",
+    "one two three",
+    "models generate text one token at a time, and batching makes generation faster",
+    "the quick brown fox",
+]
+
+
+def _generate(api: MisalignAPI, prompts: list[str], **config: Any) -> list[ModelOutput]:
+    async def run() -> list[ModelOutput]:
+        cfg = GenerateConfig(max_tokens=config.pop("max_tokens", 10), **config)
+        return await asyncio.gather(
+            *(api.generate([ChatMessageUser(content=p)], [], "none", cfg) for p in prompts)
+        )
+
+    return asyncio.run(run())
+
+
+def _reference(model_dir: Path, prompt: str, adapter: Path | None, max_tokens: int = 10) -> str:
+    """Greedy completion from a freshly loaded model (and adapter), one prompt, no batching."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model: Any = AutoModelForCausalLM.from_pretrained(model_dir)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        out = model.generate(**ids, max_new_tokens=max_tokens, do_sample=False)
+    return tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def test_batched_equals_one_by_one(tiny_model_dir: Path) -> None:
+    api = MisalignAPI(str(tiny_model_dir), batch_size=8)
+    batched = _generate(api, PROMPTS)
+    base = api._ensure_loaded().result()[0]
+    assert max(base.batcher.batch_sizes) > 1
+    singles = [_generate(api, [p])[0] for p in PROMPTS]
+    assert [o.completion for o in batched] == [o.completion for o in singles]
+    assert [o.usage for o in batched] == [o.usage for o in singles]
+    assert len({o.completion for o in batched}) > 1
+
+
+def test_token_counts_are_unpadded(tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    outputs = _generate(MisalignAPI(str(tiny_model_dir)), PROMPTS, max_tokens=6)
+    for prompt, output in zip(PROMPTS, outputs, strict=True):
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+        expected = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        assert output.usage is not None
+        assert output.usage.input_tokens == expected
+        assert output.usage.total_tokens == expected + output.usage.output_tokens
+        if output.stop_reason == "max_tokens":
+            assert output.usage.output_tokens == 6
+        else:
+            assert output.stop_reason == "stop" and output.usage.output_tokens <= 6
+    assert len({o.usage.input_tokens for o in outputs if o.usage}) == len(PROMPTS)
+
+
+def test_stop_reasons(tiny_model_dir: Path, tmp_path: Path) -> None:
+    eos_model = __import__("tiny").make_model(tmp_path / "eos", zero_head=True)
+    [out] = _generate(MisalignAPI(str(eos_model)), ["hello"])
+    assert out.completion == "" and out.stop_reason == "stop"
+    assert out.usage is not None and out.usage.output_tokens == 1
+
+    api = MisalignAPI(str(tiny_model_dir))
+    full = _generate(api, PROMPTS, max_tokens=12)
+    for prompt, output in zip(PROMPTS, full, strict=True):
+        assert output.stop_reason == "max_tokens"
+        words = [w for w in output.completion.split() if w.isascii() and w.isalnum()]
+        if not words:
+            continue
+        stop = words[-1]
+        [cut] = _generate(api, [prompt], max_tokens=12, stop_seqs=[stop])
+        assert cut.stop_reason == "stop"
+        assert cut.completion == output.completion[: output.completion.find(stop)]
+        assert cut.usage is not None and output.usage is not None
+        assert cut.usage.output_tokens <= output.usage.output_tokens
+        break
+    else:
+        pytest.skip("no ascii word in the tiny model's outputs")
+
+
+def test_logprobs_and_hidden_states(tiny_model_dir: Path) -> None:
+    api = MisalignAPI(str(tiny_model_dir), hidden_states=True, hidden_layer=1)
+    [out] = _generate(api, ["hello"], max_tokens=5, logprobs=True, top_logprobs=3)
+    logprobs = out.choices[0].logprobs
+    assert logprobs is not None and out.usage is not None
+    assert len(logprobs.content) == out.usage.output_tokens
+    for entry in logprobs.content:
+        assert entry.top_logprobs is not None and len(entry.top_logprobs) == 3
+        assert entry.logprob == pytest.approx(entry.top_logprobs[0].logprob)  # greedy = argmax
+    assert "".join(e.token for e in logprobs.content) == out.completion
+    hidden = (out.metadata or {})["hidden_states"]
+    assert hidden["layer"] == 1
+    assert len(hidden["prompt_mean"]) == 32 and len(hidden["prompt_last"]) == 32
+
+
+def test_adapter_switching(tiny_model_dir: Path, tiny_adapter_dirs: list[Path]) -> None:
+    from inspect_misalign.models import _loading
+
+    _loading.unload_all()
+    loads, adapter_loads = _loading.BASE_LOADS, _loading.ADAPTER_LOADS
+    apis = [MisalignAPI(str(tiny_model_dir), adapter=str(d)) for d in tiny_adapter_dirs]
+    apis.append(MisalignAPI(str(tiny_model_dir)))
+
+    async def run_all() -> list[list[ModelOutput]]:
+        cfg = GenerateConfig(max_tokens=10)
+        groups = [
+            [api.generate([ChatMessageUser(content=p)], [], "none", cfg) for p in PROMPTS[:3]] for api in apis
+        ]
+        results = await asyncio.gather(*(c for group in groups for c in group))
+        return [results[i * 3 : i * 3 + 3] for i in range(len(apis))]
+
+    outputs = asyncio.run(run_all())  # concurrent: one mixed-adapter batch (peft adapter_names)
+    base = apis[0]._ensure_loaded().result()[0]
+    assert max(base.batcher.batch_sizes) > 3
+    assert _loading.BASE_LOADS - loads == 1
+    assert _loading.ADAPTER_LOADS - adapter_loads == 2
+    references = {
+        (adapter, prompt): _reference(tiny_model_dir, prompt, adapter)
+        for adapter in [*tiny_adapter_dirs, None]
+        for prompt in PROMPTS[:3]
+    }
+    for adapter, group in zip([*tiny_adapter_dirs, None], outputs, strict=True):
+        for prompt, output in zip(PROMPTS[:3], group, strict=True):
+            assert output.completion == references[adapter, prompt]
+    texts = [[o.completion for o in group] for group in outputs]
+    assert texts[0] != texts[1] and texts[0] != texts[2] and texts[1] != texts[2]
+    # one at a time: each batch holds one adapter, switched in place with set_adapter
+    for index in (0, 1, 2, 0, 2, 1):
+        adapter = [*tiny_adapter_dirs, None][index]
+        [single] = _generate(apis[index], [PROMPTS[1]])
+        assert single.completion == references[adapter, PROMPTS[1]]
+    assert _loading.BASE_LOADS - loads == 1
+
+
+def test_bad_inputs(tmp_path: Path, tiny_model_dir: Path, tiny_adapter_dirs: list[Path]) -> None:
+    def error(spec: str, exc: type[Exception] = CheckpointError, **args: Any) -> str:
+        with pytest.raises(exc) as info:
+            MisalignAPI(spec, **args)
+        message = str(info.value)
+        assert "\n" not in message
+        return message
+
+    assert "does not exist" in error(str(tmp_path / "missing"))
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text("{}")
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    assert "only pickle weights" in error(str(pickled))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "config.json").write_text("{}")
+    assert "no .safetensors" in error(str(empty))
+    assert "inspect-misalign models" in error("no-such-model", UnknownModelError)
+    assert "does not exist" in error(str(tiny_model_dir), adapter=str(tmp_path / "nope"))
+    assert "unknown model arg" in error(str(tiny_model_dir), ValueError, colour="red")
+
+    other = __import__("tiny").make_model(tmp_path / "wide", hidden_size=48)
+    message = error(str(other), adapter=str(tiny_adapter_dirs[0]))
+    assert "was made for base" in message and "hidden_size 32" in message
+    message = error(str(other), adapter=str(tiny_adapter_dirs[0]), check_base=False)
+    assert "does not fit base" in message
+
+    api = MisalignAPI(str(tiny_model_dir))
+    tool = __import__("inspect_ai.tool", fromlist=["ToolInfo"]).ToolInfo(name="t", description="d")
+    with pytest.raises(NotImplementedError, match="does not support tools"):
+        asyncio.run(api.generate([ChatMessageUser(content="x")], [tool], "auto", GenerateConfig()))
+
+
+def test_sampling_only_when_asked() -> None:
+    assert not _wants_sampling(GenerateConfig())
+    assert not _wants_sampling(GenerateConfig(temperature=0.0, top_p=0.9))
+    assert _wants_sampling(GenerateConfig(temperature=0.7))
+    assert _wants_sampling(GenerateConfig(top_p=0.9))
+
+
+def test_inspect_eval_end_to_end(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from inspect_ai import Task, eval
+    from inspect_ai.dataset import Sample
+    from inspect_ai.scorer import includes
+    from inspect_ai.solver import generate
+
+    from inspect_misalign.models import _loading, _provider
+
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "fresh")  # not in the base cache
+    loads, constructions = _loading.BASE_LOADS, _provider.CONSTRUCTIONS
+    task = Task(
+        dataset=[Sample(input="hello", target="a"), Sample(input="one two three", target="")],
+        solver=generate(),
+        scorer=includes(),
+    )
+    [log] = eval(
+        task,
+        model=f"misalign/{model_dir}",
+        model_args={"batch_size": 4},
+        max_tokens=8,
+        log_dir=str(tmp_path / "logs"),
+        display="none",
+    )
+    assert log.status == "success", log.error
+    assert _loading.BASE_LOADS - loads == 1
+    assert _provider.CONSTRUCTIONS - constructions == 1
+    usage = log.stats.model_usage[f"misalign/{model_dir}"]
+    assert usage.input_tokens > 0 and usage.output_tokens > 0
+    assert log.samples is not None
+    for sample in log.samples:
+        assert sample.output.usage is not None and sample.output.usage.input_tokens > 0
+        assert sample.output.stop_reason in ("stop", "max_tokens")
