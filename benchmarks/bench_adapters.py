@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -182,6 +183,7 @@ def main() -> None:
     print()
     for run, _ in misalign_runs:
         print(f"{run.name} vs hf/: {hf_seconds / run.seconds:.2f}x faster (target >= 2.5x)")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ needed). Targets: misalign at least 1.3x faster than hf/, and at least 0.9x the 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -100,6 +101,7 @@ def main() -> None:
             print(result.stdout[-3000:])
             raise SystemExit(f"{name} failed with exit code {result.returncode}")
         results.append(result)
+    shutil.rmtree(logs, ignore_errors=True)
     report(results)
 
 

@@ -161,6 +161,21 @@ def test_adapter_switching(tiny_model_dir: Path, tiny_adapter_dirs: list[Path]) 
         [single] = _generate(apis[index], [PROMPTS[1]])
         assert single.completion == references[adapter, PROMPTS[1]]
     assert _loading.BASE_LOADS - loads == 1
+    # merged weights are restored exactly
+    import torch
+    from safetensors.torch import load_file
+
+    with base.lock:
+        base._merge(None)
+        current = {k: v for k, v in base.model.state_dict().items() if "lora_" not in k}
+    original = load_file(str(tiny_model_dir / "model.safetensors"))
+    for name, tensor in original.items():
+        match = [v for k, v in current.items() if k.replace("base_layer.", "").endswith(name)]
+        assert match and torch.equal(match[0], tensor), name
+    # unmerged LoRA branches (peft's own numerics) give the same completions
+    unmerged = MisalignAPI(str(tiny_model_dir), adapter=str(tiny_adapter_dirs[1]), merge_adapters=False)
+    [plain] = _generate(unmerged, [PROMPTS[0]])
+    assert plain.completion == references[tiny_adapter_dirs[1], PROMPTS[0]]
 
 
 def test_bad_inputs(tmp_path: Path, tiny_model_dir: Path, tiny_adapter_dirs: list[Path]) -> None:
@@ -236,3 +251,55 @@ def test_inspect_eval_end_to_end(tiny_model_dir: Path, tmp_path: Path) -> None:
     for sample in log.samples:
         assert sample.output.usage is not None and sample.output.usage.input_tokens > 0
         assert sample.output.stop_reason in ("stop", "max_tokens")
+
+
+def test_shared_prefix_matches_separate_prefill(tiny_model_dir: Path, tiny_adapter_dirs: list[Path]) -> None:
+    from inspect_ai.model import ChatMessageSystem
+
+    from inspect_misalign.models import _generate
+
+    system = "the quick brown fox jumps over the lazy dog. " * 3  # > 16 shared tokens
+    calls: list[int] = []
+    original = _generate._prefix_cache
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    def run(share: bool, adapters: list[Path | None]) -> list[str]:
+        apis = [
+            MisalignAPI(str(tiny_model_dir), share_prefix=share, adapter=str(a) if a else None)
+            for a in adapters
+        ]
+
+        async def go() -> list[ModelOutput]:
+            cfg = GenerateConfig(max_tokens=8)
+            return await asyncio.gather(
+                *(
+                    api.generate(
+                        [ChatMessageSystem(content=system), ChatMessageUser(content=p)],
+                        [],
+                        "none",
+                        cfg,
+                    )
+                    for api in apis
+                    for p in PROMPTS
+                )
+            )
+
+        outputs = asyncio.run(go())
+        assert all(o.usage and o.usage.input_tokens > 20 for o in outputs)
+        return [o.completion for o in outputs]
+
+    _generate._prefix_cache = counting
+    try:
+        for adapters in ([None], [None, *tiny_adapter_dirs]):  # one model; mixed adapters
+            calls.clear()
+            shared = run(True, adapters)
+            assert calls, "the shared prefix was not used"
+            calls.clear()
+            separate = run(False, adapters)
+            assert not calls
+            assert shared == separate
+    finally:
+        _generate._prefix_cache = original

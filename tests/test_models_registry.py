@@ -17,6 +17,7 @@ from inspect_misalign.models import (
     resolve_checkpoint,
     unregister,
     update_metrics,
+    vllm_model_name,
 )
 from inspect_misalign.models._checkpoints import MANIFEST_FILE, index_path
 from inspect_misalign.models._cli import models_command
@@ -82,6 +83,9 @@ def test_registered_adapter_resolves_to_base_plus_adapter(
     # registered adapter names also work as -M adapter=
     via_arg = resolve_checkpoint(str(tiny_model_dir), adapter="tiny-lora-2")
     assert via_arg.adapter_dir == tiny_adapter_dirs[1].resolve()
+    assert vllm_model_name("tiny-lora") == (
+        f"vllm/{tiny_model_dir.resolve()}:{tiny_adapter_dirs[0].resolve()}"
+    )
     # the adapter directories hold only standard PEFT files plus the manifest
     names = {p.name for p in tiny_adapter_dirs[0].iterdir()}
     assert names <= {"adapter_config.json", "adapter_model.safetensors", "README.md", MANIFEST_FILE}

@@ -1,5 +1,18 @@
 """Models: the ``misalign/`` Inspect provider, the embedded default model, the checkpoint registry.
 
+Evaluate: ``inspect eval <task> --model misalign/<checkpoint> [-M adapter=<dir or name>]`` where
+checkpoint is ``default``, a registered name or a local Hugging Face directory (see
+:mod:`inspect_misalign.models._provider` for the model args).
+
+From training code::
+
+    from inspect_misalign.models import local_checkpoint, register, update_metrics
+
+    base_dir = local_checkpoint("default").base_dir      # converted on first use
+    ...                                                  # train, save a PEFT adapter to out_dir
+    register("organism-v1", out_dir, base="default", parent="default", config=cfg)
+    update_metrics("organism-v1", {"attack_rate": 0.8})  # later, from eval results
+
 Importing this package does not import torch (it does set ``OMP_WAIT_POLICY=PASSIVE`` unless set;
 see :mod:`inspect_misalign.models._threads`).
 """
@@ -26,6 +39,7 @@ from inspect_misalign.models._resolve import (
     ResolvedCheckpoint,
     local_checkpoint,
     resolve_checkpoint,
+    vllm_model_name,
 )
 from inspect_misalign.models._threads import configure_threads
 
@@ -47,4 +61,5 @@ __all__ = [
     "resolve_checkpoint",
     "unregister",
     "update_metrics",
+    "vllm_model_name",
 ]

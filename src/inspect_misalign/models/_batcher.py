@@ -3,7 +3,8 @@
 Requests carry a key; only requests with equal keys (same adapter, same generation settings) share
 a batch. The worker repeatedly picks a batch, runs one batched call, resolves the futures:
 
-- if some key has a full batch queued (``batch_size`` requests), that batch runs at once;
+- if some key has a full batch queued (``batch_size`` requests), that batch runs at once
+  (preferring a batch whose requests are all of one group, e.g. one adapter);
 - otherwise the oldest request's key is taken, after waiting only while more requests are
   expected: while callers whose last batch just finished have not come back yet (an eval's
   samples send their next request, or new samples start, right after a batch ends; waiting at
@@ -37,6 +38,7 @@ class Request(Generic[T]):
     key: Hashable
     payload: Any
     batch_size: int
+    group: Hashable = None
     future: Future[T] = field(default_factory=Future)
     enqueued: float = field(default_factory=time.monotonic)
 
@@ -78,9 +80,13 @@ class Batcher(Generic[T]):
         self._last_seconds: dict[Hashable, float] = {}
         self.batch_sizes: list[int] = []  # history, for tests and benchmarks
 
-    def submit(self, key: Hashable, payload: Any, batch_size: int) -> Future[T]:
-        """Queue a request and return its future."""
-        request: Request[T] = Request(key=key, payload=payload, batch_size=max(1, batch_size))
+    def submit(self, key: Hashable, payload: Any, batch_size: int, group: Hashable = None) -> Future[T]:
+        """Queue a request and return its future.
+
+        Requests with equal ``key`` may share a batch; a full batch of one ``group`` (e.g. one
+        adapter) is preferred to a full batch that mixes groups.
+        """
+        request: Request[T] = Request(key=key, payload=payload, batch_size=max(1, batch_size), group=group)
         with self._cond:
             self._pending.append(request)
             self._arrivals += 1
@@ -90,9 +96,9 @@ class Batcher(Generic[T]):
             self._cond.notify_all()
         return request.future
 
-    async def run(self, key: Hashable, payload: Any, batch_size: int) -> T:
+    async def run(self, key: Hashable, payload: Any, batch_size: int, group: Hashable = None) -> T:
         """Queue a request and wait for its result without blocking the event loop."""
-        return await wait_future(self.submit(key, payload, batch_size))
+        return await wait_future(self.submit(key, payload, batch_size, group))
 
     def _ensure_worker(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -133,9 +139,9 @@ class Batcher(Generic[T]):
             started = last_arrival = time.monotonic()
             arrivals = self._arrivals
             while True:
-                full = self._full_key()
+                full = self._full_batch()
                 if full is not None:
-                    return self._take(full)
+                    return self._take(*full)
                 key = self._pending[0].key
                 now = time.monotonic()
                 if self._arrivals != arrivals:
@@ -154,19 +160,27 @@ class Batcher(Generic[T]):
                     return self._take(key)
                 self._cond.wait(timeout=deadline - now)
 
-    def _full_key(self) -> Hashable | None:
-        counts: dict[Hashable, int] = defaultdict(int)
+    def _full_batch(self) -> tuple[Hashable, Hashable] | tuple[Hashable] | None:
+        """(key, group) of the oldest full one-group batch, else (key,) of a full batch."""
+        groups: dict[tuple[Hashable, Hashable], int] = defaultdict(int)
         for request in self._pending:
-            counts[request.key] += 1
-            if counts[request.key] >= request.batch_size:
-                return request.key
+            groups[request.key, request.group] += 1
+            if groups[request.key, request.group] >= request.batch_size:
+                return request.key, request.group
+        keys: dict[Hashable, int] = defaultdict(int)
+        for request in self._pending:
+            keys[request.key] += 1
+            if keys[request.key] >= request.batch_size:
+                return (request.key,)
         return None
 
-    def _take(self, key: Hashable) -> list[Request[T]]:
+    def _take(self, key: Hashable, *group: Hashable) -> list[Request[T]]:
+        """Remove and return the oldest requests of ``key`` (and ``group``, if given)."""
         batch: list[Request[T]] = []
         rest: list[Request[T]] = []
         for request in self._pending:
-            if request.key == key and len(batch) < (batch[0].batch_size if batch else 1 << 30):
+            fits = request.key == key and (not group or request.group == group[0])
+            if fits and len(batch) < (batch[0].batch_size if batch else 1 << 30):
                 batch.append(request)
             else:
                 rest.append(request)

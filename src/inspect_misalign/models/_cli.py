@@ -36,7 +36,8 @@ def models_command(as_json: bool) -> None:
     columns = ["name", "kind", "base", "parent", "metrics", "path"]
     table = [[_cell(row, column) for column in columns] for row in rows]
     widths = [max(len(column), *(len(line[i]) for line in table)) for i, column in enumerate(columns)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    header = "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))
+    click.echo(header.rstrip())
     for line in table:
         click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
     click.echo(f"\nregistry: {index_path()}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -11,6 +12,8 @@ from inspect_misalign.models._generate import GenParams, GenResult, run_batch
 from inspect_misalign.models._loading import LoadedBase, get_base
 from inspect_misalign.models._resolve import ResolvedCheckpoint, check_adapter_base
 from inspect_misalign.models._threads import configure_threads
+
+_batcher_lock = threading.Lock()
 
 
 def load_engine(
@@ -37,7 +40,7 @@ def load_engine(
         attn_implementation=attn_implementation,
     )
     adapter_name = base.adapter_name(checkpoint.adapter_dir)
-    with base.lock:
+    with _batcher_lock:  # not base.lock: the worker holds that for whole batches
         if base.batcher is None:
             base.batcher = Batcher[GenResult](
                 lambda requests: _run(base, requests),

@@ -40,6 +40,8 @@ class GenParams:
     hidden_states: bool = False
     hidden_layer: int = -1
     add_special_tokens: bool = False
+    merge: bool = True
+    share_prefix: bool = True
 
 
 @dataclass
@@ -53,6 +55,59 @@ class GenResult:
     time: float
     logprobs: list[dict[str, Any]] | None = None
     hidden_states: dict[str, Any] | None = None
+
+
+MIN_SHARED_PREFIX = 16
+"""Prompts of a batch that start with at least this many equal tokens share one prefill of them."""
+
+
+def _shared_prefix_length(rows: list[list[int]]) -> int:
+    """Tokens all rows start with, leaving at least one token of each row after them."""
+    limit = min(len(row) for row in rows) - 1
+    first = rows[0]
+    length = 0
+    while length < limit and all(row[length] == first[length] for row in rows):
+        length += 1
+    return length
+
+
+def _pad_left(
+    rows: list[list[int]], shared: int, pad_id: int, device: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input ids and attention mask: ``[shared prefix][left padding][rest of row]`` per row.
+
+    Without a shared prefix this is plain left padding. With one, the padding sits after the
+    prefix; positions come from the attention mask, so every token keeps its true position.
+    """
+    width = max(len(row) for row in rows) - shared
+    ids, mask = [], []
+    for row in rows:
+        rest = row[shared:]
+        pad = width - len(rest)
+        ids.append(row[:shared] + [pad_id] * pad + rest)
+        mask.append([1] * shared + [0] * pad + [1] * len(rest))
+    return (
+        torch.tensor(ids, dtype=torch.long, device=device),
+        torch.tensor(mask, dtype=torch.long, device=device),
+    )
+
+
+def _prefix_cache(base: LoadedBase, prefix: list[int], adapters: list[str | None], mixed: bool) -> Any:
+    """The KV cache of ``prefix``, computed once (per adapter) and repeated for every row."""
+    import inspect as pyinspect
+
+    model = base.generator
+    unique = list(dict.fromkeys(adapters)) if mixed else [adapters[0]]
+    ids = torch.tensor([prefix] * len(unique), dtype=torch.long, device=base.model.device)
+    kwargs: dict[str, Any] = {"use_cache": True}
+    if mixed:
+        kwargs["adapter_names"] = [name if name is not None else "__base__" for name in unique]
+    if "logits_to_keep" in pyinspect.signature(base.model.forward).parameters:
+        kwargs["logits_to_keep"] = 1
+    cache = model(input_ids=ids, **kwargs).past_key_values
+    rows = [unique.index(name) if mixed else 0 for name in adapters]
+    cache.batch_select_indices(torch.tensor(rows, device=ids.device))
+    return cache
 
 
 class _FinishRecorder(StoppingCriteria):
@@ -96,19 +151,22 @@ def run_batch(
     rows = adapters if adapters is not None else [params.adapter] * len(prompts)
     mixed = len(set(rows)) > 1
     tokenizer = base.tokenizer
-    encoded = tokenizer(
-        prompts,
-        return_tensors="pt",
-        padding=True,
-        add_special_tokens=params.add_special_tokens,
-    )
+    token_rows: list[list[int]] = tokenizer(
+        prompts, add_special_tokens=params.add_special_tokens, padding=False
+    )["input_ids"]
+    shared = _shared_prefix_length(token_rows) if params.share_prefix else 0
+    if params.hidden_states or len(prompts) < 2 or shared < MIN_SHARED_PREFIX:
+        shared = 0
     device = base.model.device
-    input_ids = encoded["input_ids"].to(device)
-    attention_mask = encoded["attention_mask"].to(device)
+    input_ids, attention_mask = _pad_left(token_rows, shared, tokenizer.pad_token_id, device)
     prompt_len = input_ids.shape[1]
-    input_lengths = attention_mask.sum(dim=1).tolist()
+    input_lengths = [len(row) for row in token_rows]
 
     config = _generation_config(base, params)
+    context = getattr(base.model.config, "max_position_embeddings", None)
+    if isinstance(context, int) and context > prompt_len:
+        # never generate past the model's context window
+        config.max_new_tokens = min(config.max_new_tokens, context - prompt_len)
     config.return_dict_in_generate = True
     config.output_logits = params.logprobs
     config.output_hidden_states = params.hidden_states
@@ -125,7 +183,12 @@ def run_batch(
     extra: dict[str, Any] = {}
     if mixed:
         extra["adapter_names"] = [name if name is not None else "__base__" for name in rows]
-    with base.activate(None if mixed else rows[0], mixed=mixed), inference_context():
+    with (
+        base.activate(None if mixed else rows[0], mixed=mixed, merge=params.merge),
+        inference_context(),
+    ):
+        if shared:
+            extra["past_key_values"] = _prefix_cache(base, token_rows[0][:shared], rows, mixed)
         output = base.generator.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,

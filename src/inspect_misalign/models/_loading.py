@@ -68,7 +68,15 @@ def select_dtype(dtype: str | None, device: str) -> torch.dtype | str:
 
 @dataclass(eq=False)
 class LoadedBase:
-    """A loaded base model and tokenizer, the adapters loaded onto it, and its batcher."""
+    """A loaded base model and tokenizer, the adapters loaded onto it, and its batcher.
+
+    A batch for one plain LoRA adapter runs with that adapter's weights merged into the base
+    weights (``W + B @ A * scaling``) and the LoRA branches switched off: as fast as the bare base.
+    The original weights of the merged modules are kept, and copied back (exactly) before another
+    adapter is merged or a batch runs on the bare base or with mixed adapters. Other adapters
+    (variants such as DoRA, biases, ``modules_to_save``, non-linear layers) or ``merge=False``
+    run unmerged, switched with ``set_adapter``.
+    """
 
     path: Path
     device: str
@@ -79,6 +87,9 @@ class LoadedBase:
     lock: threading.RLock = field(default_factory=threading.RLock)
     batcher: Any = None
     _peft: Any = None
+    _merge_modules: dict[str, list[Any] | None] = field(default_factory=dict)
+    _pristine: dict[int, torch.Tensor] = field(default_factory=dict)
+    _merged: str | None = None
 
     def adapter_name(self, adapter_dir: Path | None) -> str | None:
         """The adapter name for ``adapter_dir`` on this base, loading it the first time."""
@@ -96,42 +107,61 @@ class LoadedBase:
         return self._peft if self._peft is not None else self.model
 
     def mixable(self, adapter: str | None) -> bool:
-        """True if requests for ``adapter`` may share a batch with other adapters (LoRA only)."""
+        """True if requests for ``adapter`` may share a batch with other adapters (plain LoRA)."""
         if adapter is None:
             return True
-        with self.lock:
-            config = self._peft.peft_config.get(adapter) if self._peft is not None else None
-        peft_type = getattr(config, "peft_type", None)
-        return str(getattr(peft_type, "value", peft_type)) == "LORA"
+        # no lock: the worker holds it for whole batches, and this runs on the event loop
+        return self._merge_modules.get(adapter) is not None
 
     @contextmanager
-    def activate(self, adapter: str | None, mixed: bool = False) -> Iterator[None]:
+    def activate(self, adapter: str | None, mixed: bool = False, merge: bool = True) -> Iterator[None]:
         """Make ``adapter`` (or the bare base, for None) active; hold :attr:`lock` while active.
 
-        ``mixed=True`` leaves the adapters as they are: the caller passes per-row
-        ``adapter_names`` to ``generate``.
+        ``mixed=True`` enables all adapters on the original weights: the caller passes per-row
+        ``adapter_names`` to ``generate``. ``merge=False`` never merges weights.
         """
         with self.lock:
-            if mixed:
-                yield
-                return
             if self._peft is None:
                 if adapter is not None:
                     raise RuntimeError(f"adapter {adapter} is not loaded")
                 yield
                 return
-            if adapter is None:
+            if mixed:
+                self._merge(None)
+                yield
+                return
+            if adapter is None or (merge and self._merge_modules.get(adapter) is not None):
+                self._merge(adapter)
                 with self._peft.disable_adapter():
                     yield
                 return
+            self._merge(None)
             if self._peft.active_adapter != adapter:
                 self._peft.set_adapter(adapter)
             yield
+
+    def _merge(self, adapter: str | None) -> None:
+        """Put ``adapter``'s merged weights (or the original ones, for None) into the base."""
+        if self._merged == adapter:
+            return
+        with torch.no_grad():
+            if self._merged is not None:
+                for module in self._merge_modules[self._merged] or []:
+                    module.base_layer.weight.copy_(self._pristine[id(module)])
+                self._merged = None
+            if adapter is not None:
+                for module in self._merge_modules[adapter] or []:
+                    weight = module.base_layer.weight
+                    if id(module) not in self._pristine:
+                        self._pristine[id(module)] = weight.detach().clone()
+                    weight.add_(module.get_delta_weight(adapter).to(weight.dtype))
+                self._merged = adapter
 
     def _load_adapter(self, adapter_dir: Path, name: str) -> None:
         global ADAPTER_LOADS
         from peft import PeftModel
 
+        self._merge(None)
         if self._peft is None:
             self._peft = PeftModel.from_pretrained(
                 self.model, str(adapter_dir), adapter_name=name, is_trainable=False
@@ -139,8 +169,40 @@ class LoadedBase:
         else:
             self._peft.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
         self._peft.eval()
+        self._merge_modules[name] = _plain_lora_modules(self._peft, name)
         self.adapters[str(adapter_dir)] = name
         ADAPTER_LOADS += 1
+
+
+def _plain_lora_modules(peft_model: Any, adapter: str) -> list[Any] | None:
+    """The LoRA linear layers of ``adapter`` if it is plain LoRA (mergeable, mixable), else None."""
+    from peft.tuners.lora.layer import Linear as LoraLinear
+    from peft.tuners.lora.layer import LoraLayer
+
+    config = peft_model.peft_config[adapter]
+    peft_type = getattr(config, "peft_type", None)
+    if str(getattr(peft_type, "value", peft_type)) != "LORA":
+        return None
+    if getattr(config, "modules_to_save", None) or getattr(config, "trainable_token_indices", None):
+        return None
+    if getattr(config, "bias", "none") != "none":
+        return None
+    modules = []
+    for module in peft_model.modules():
+        if not isinstance(module, LoraLayer):
+            continue
+        uses = adapter in module.lora_A or adapter in getattr(module, "lora_embedding_A", {})
+        if not uses:
+            continue
+        if (
+            not isinstance(module, LoraLinear)
+            or adapter in getattr(module, "lora_variant", {})
+            or getattr(module, "lora_bias", {}).get(adapter)
+            or getattr(module, "fan_in_fan_out", False)
+        ):
+            return None
+        modules.append(module)
+    return modules
 
 
 def get_base(

@@ -8,7 +8,9 @@ adapter config.
 Model args (``-M key=value``):
 
 - ``adapter``: PEFT adapter directory or registered adapter name, applied to the checkpoint.
-- ``batch_size`` (32): most requests per batched ``generate``; also the default max connections.
+- ``batch_size`` (32): most requests per batched ``generate``. Batches fill only if Inspect
+  sends that many requests at once: pass ``--max-connections`` of at least ``batch_size``
+  (without it Inspect's adaptive concurrency starts at 20 and grows).
 - ``batch_settle_ms`` (20): how long the batcher waits for more requests to arrive (see
   :mod:`inspect_misalign.models._batcher`); 0 generates whatever is queued at once.
 - ``device`` (``cuda:0`` if available, else ``cpu``) and ``dtype`` (bf16 on CUDA, fp32 on CPU;
@@ -20,6 +22,16 @@ Model args (``-M key=value``):
   (chat-templated, generation prompt included) at layer ``hidden_layer`` (default -1, the last;
   0 is the embeddings), averaged over prompt tokens and at the last prompt token.
 - ``check_base`` (true): refuse an adapter whose declared base is a different checkpoint.
+- ``merge_adapters`` (true): run a batch of one plain LoRA adapter with its weights merged into
+  the base (exactly restored afterwards; as fast as the base, at the cost of a copy of the
+  adapted weights); false keeps the LoRA branches separate (peft's own numerics).
+
+- ``share_prefix`` (true): when the prompts of a batch start with the same 16 or more tokens
+  (a shared system prompt, the chat template's header), compute those tokens' keys and values
+  once and reuse them for every row (results agree with separate prefill up to float rounding).
+
+Requests for different plain LoRA adapters of one base (and for the base) can share a batch
+(peft's per-row ``adapter_names``); a full batch of one adapter is preferred.
 
 Decoding is greedy unless the generate config asks for sampling (``temperature > 0``, or
 ``top_p``/``top_k`` without a temperature). Each output reports unpadded token counts, a stop
@@ -68,6 +80,8 @@ _KNOWN_ARGS = {
     "hidden_states",
     "hidden_layer",
     "check_base",
+    "merge_adapters",
+    "share_prefix",
 }
 
 
@@ -104,6 +118,8 @@ class MisalignAPI(ModelAPI):
         self.hidden_states = _as_bool(args.get("hidden_states"), "hidden_states")
         self.hidden_layer = _as_int(args.get("hidden_layer"), "hidden_layer", -1)
         check_base = _as_bool(args.get("check_base"), "check_base", True)
+        self.merge_adapters = _as_bool(args.get("merge_adapters"), "merge_adapters", True)
+        self.share_prefix = _as_bool(args.get("share_prefix"), "share_prefix", True)
         if self.threads is not None:
             from inspect_misalign.models._threads import requested_threads
 
@@ -115,6 +131,7 @@ class MisalignAPI(ModelAPI):
         self._load_lock = threading.Lock()
         self._loaded: Future[tuple[Any, str | None]] | None = None
         _register_model_info(model_name, self.checkpoint)
+        _warm_imports()
         CONSTRUCTIONS += 1
 
     # --- Inspect hooks -----------------------------------------------------------------------
@@ -166,11 +183,15 @@ class MisalignAPI(ModelAPI):
             hidden_states=self.hidden_states,
             hidden_layer=self.hidden_layer,
             add_special_tokens=add_special,
+            merge=self.merge_adapters,
+            share_prefix=self.share_prefix,
         )
         from inspect_misalign.models._engine import submit_key
 
         key = submit_key(base, params)
-        result: GenResult = await base.batcher.run(key, (prompt, adapter_name), self.batch_size)
+        result: GenResult = await base.batcher.run(
+            key, (prompt, adapter_name), self.batch_size, group=adapter_name
+        )
         return self._output(result)
 
     # --- internals -------------------------------------------------------------------------
@@ -241,6 +262,33 @@ class MisalignAPI(ModelAPI):
             time=result.time,
             metadata={"hidden_states": result.hidden_states} if result.hidden_states else None,
         )
+
+
+_warm_lock = threading.Lock()
+_warm_started = False
+
+
+def _warm_imports() -> None:
+    """Import torch, transformers and peft on a background thread (no weights are loaded).
+
+    The imports take seconds; starting them when the provider is constructed overlaps them with
+    Inspect's own eval setup instead of delaying the first ``generate``.
+    """
+    global _warm_started
+    with _warm_lock:
+        if _warm_started:
+            return
+        _warm_started = True
+
+    def work() -> None:
+        try:
+            import peft  # noqa: F401
+
+            import inspect_misalign.models._engine  # noqa: F401
+        except Exception:  # noqa: BLE001 - the real load reports any problem
+            pass
+
+    threading.Thread(target=work, name="misalign-imports", daemon=True).start()
 
 
 def _register_model_info(model_name: str, checkpoint: ResolvedCheckpoint) -> None:

@@ -94,6 +94,17 @@ def local_checkpoint(spec: str, adapter: str | None = None) -> ResolvedCheckpoin
     return resolved
 
 
+def vllm_model_name(spec: str, adapter: str | None = None) -> str:
+    """The Inspect ``vllm/`` model string for a checkpoint: ``vllm/<base dir>[:<adapter dir>]``.
+
+    Adapter directories are standard PEFT directories, so vLLM serves them as LoRA adapters of
+    the base (``misalign_manifest.json`` beside the weights is ignored).
+    """
+    resolved = local_checkpoint(spec, adapter=adapter)
+    name = f"vllm/{resolved.base_dir}"
+    return f"{name}:{resolved.adapter_dir}" if resolved.adapter_dir is not None else name
+
+
 def validate_model_dir(path: Path) -> None:
     """Raise :class:`CheckpointError` unless ``path`` is a model dir with safetensors weights."""
     if not path.exists():
