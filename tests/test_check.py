@@ -87,3 +87,13 @@ def test_baseline_for_other_tasks_is_refused(runs, tmp_path) -> None:
 def test_log_dir_without_logs_is_refused(tmp_path) -> None:
     with pytest.raises(Exception, match="no Inspect logs"):
         results_table(tmp_path)
+
+
+def test_log_dir_without_matching_logs_is_a_one_line_error(tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    baseline = tmp_path / "b.json"
+    baseline.write_text('{"metrics": [{"task": "test_attacks", "rate": 0.1, "n": 10}]}')
+    result = CliRunner().invoke(main, ["check", str(empty), "--baseline", str(baseline)])
+    assert result.exit_code == 2
+    assert "no Inspect logs" in result.output and "Traceback" not in result.output
