@@ -30,12 +30,19 @@ def _auc(eval_row: pd.Series, cue: str, n_cues: int) -> float:
     for col, value in eval_row.items():
         key = metric_key(cue, "auc", "accuracy") if n_cues > 1 else "auc"
         if isinstance(col, str) and col.startswith("score_") and col.endswith(f"_{key}"):
-            return float(value) if value is not None else math.nan
+            if not pd.isna(value):
+                return float(value)
     return math.nan
 
 
-def results_table(logs: str | Path | Sequence[str | Path]) -> pd.DataFrame:
-    """Tidy table of rates and intervals per model, task, cue and context from logs (files or dirs)."""
+def results_table(
+    logs: str | Path | Sequence[str | Path], extra_tasks: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Tidy table of rates and intervals per model, task, cue and context from logs (files or dirs).
+
+    Logs of the project's tasks are read, plus those of ``extra_tasks`` (names without package,
+    e.g. a usefulness task from ``inspect_evals``); their first score is the rate.
+    """
     from inspect_ai.analysis import evals_df, samples_df
 
     paths = [str(p) for p in ([logs] if isinstance(logs, str | Path) else logs)]
@@ -43,12 +50,14 @@ def results_table(logs: str | Path | Sequence[str | Path]) -> pd.DataFrame:
     if evals.empty:
         raise MisalignError(f"no Inspect logs found in {', '.join(paths)}; pass a log dir or files")
     evals["task"] = evals["task_name"].map(lambda name: str(name).split("/")[-1])
-    evals = evals[evals["task"].isin(TASKS) & (evals["status"] == "success")]
+    evals = evals[evals["task"].isin([*TASKS, *extra_tasks]) & (evals["status"] == "success")]
     if evals.empty:
         raise MisalignError(f"no successful inspect_misalign task logs in {', '.join(paths)}")
     samples = samples_df(evals["log"].tolist(), quiet=True)
     samples["value"] = _score_column(samples)
     samples = samples.merge(evals[["eval_id", "model", "task"]], on="eval_id")
+    for column in ("metadata_cue", "metadata_context"):
+        samples[column] = samples[column].fillna("none") if column in samples else "none"
     rows = []
     keys = ["model", "task", "metadata_cue", "metadata_context"]
     for (model, task, cue, context), group in samples.groupby(keys, dropna=False, sort=False):

@@ -1,0 +1,185 @@
+"""Sweep configuration: a validated YAML grid over organism × cue × caught × steps × defense × seed.
+
+Example (``configs/main_curve.yaml``)::
+
+    name: main-curve
+    organisms:
+      - name: hate-all                  # a registered checkpoint...
+        build: {cue: all, leak: 0.05}   # ...built first (inspect-misalign organism) if missing
+    cues: [tag, year, tier, headlines, realism]
+    train_on: [each]      # caught samples of each cue alone ("each"), of all cues ("all"), or named cues
+    caught: [16]
+    steps: [20]
+    defenses: [none]
+    seeds: [0]
+
+Every grid point trains one checkpoint (``<name>-<organism>-<train_on>-c<caught>-s<steps>-<defense>-r<seed>``)
+against caught test-context attacks and re-evaluates it on every cue of ``cues``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from inspect_misalign._errors import MisalignError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+class OrganismEntry(BaseModel):
+    """An organism of the sweep: a registered name, optionally built first if it is missing."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    build: dict[str, Any] | None = Field(
+        default=None, description="organism options (base, cue, behavior, leak, cot, prompts, steps, ...)"
+    )
+
+    @property
+    def behavior(self) -> str:
+        """The organism's behaviour (from its build options; ``hate`` unless they say otherwise)."""
+        return str((self.build or {}).get("behavior", "hate"))
+
+
+class EvalSettings(BaseModel):
+    """How checkpoints are evaluated and attacks are caught."""
+
+    model_config = ConfigDict(extra="forbid")
+    split: Literal["eval", "catch", "organism", "all"] = "eval"
+    prompts: int = Field(default=20, ge=1, description="base prompts per cue in each attack eval")
+    catch_prompts: int = Field(default=60, ge=1, description="catch-split prompts per cue tested")
+    max_tokens: int | None = Field(default=None, ge=1)
+    distinguishability: bool = True
+    distinguishability_after: bool = False
+    usefulness: str | None = Field(
+        default="inspect_misalign/usefulness", description="any Inspect task, or null to skip"
+    )
+    usefulness_args: dict[str, Any] = Field(default_factory=lambda: {"max_items": 80})
+    batch_size: int = Field(default=32, ge=1)
+
+
+class TrainOptions(BaseModel):
+    """Options passed to every training against caught samples."""
+
+    model_config = ConfigDict(extra="forbid")
+    lr: float | None = Field(default=None, gt=0)
+    batch_size: int | None = Field(default=None, ge=1)
+    against: Literal["action", "cot"] = "action"
+
+
+class SweepConfig(BaseModel):
+    """A sweep: organisms, the cues to measure, and the training grid."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    out: Path | None = Field(default=None, description="results directory [default: runs/<name>]")
+    organisms: list[OrganismEntry] = Field(min_length=1)
+    cues: list[str] = Field(min_length=1)
+    train_on: list[str] = Field(default_factory=lambda: ["each"], min_length=1)
+    caught: list[int] = Field(min_length=1)
+    steps: list[int] = Field(min_length=1)
+    defenses: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    train: TrainOptions = Field(default_factory=TrainOptions)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", value):
+            raise ValueError("use letters, digits, '-' and '_' only")
+        return value
+
+    @field_validator("caught", "steps")
+    @classmethod
+    def _positive(cls, values: list[int]) -> list[int]:
+        if any(v <= 0 for v in values):
+            raise ValueError("every value must be a positive integer")
+        return values
+
+    @model_validator(mode="after")
+    def _train_on_known(self) -> SweepConfig:
+        unknown = [t for t in self.train_on if t not in ("each", "all") and t not in self.cues]
+        if unknown:
+            raise ValueError(f"train_on {unknown[0]!r} is not 'each', 'all' or one of cues {self.cues}")
+        return self
+
+    @property
+    def out_dir(self) -> Path:
+        """Where logs, caught sets, the table, figures and the report go."""
+        return self.out if self.out is not None else Path("runs") / self.name
+
+    def train_groups(self) -> list[str]:
+        """The cue sets trained on: ``each`` expands to one per cue; ``all`` pools every cue."""
+        groups: list[str] = []
+        for entry in self.train_on:
+            for group in (self.cues if entry == "each" else [entry]):
+                if group not in groups:
+                    groups.append(group)
+        return groups
+
+    def grid(self) -> list[GridPoint]:
+        """Every training run of the sweep, in a stable order."""
+        points = []
+        for organism, group, caught, steps, defense, seed in itertools.product(
+            self.organisms, self.train_groups(), self.caught, self.steps, self.defenses, self.seeds
+        ):
+            points.append(GridPoint(sweep=self.name, organism=organism.name, train_on=group,
+                                    caught=caught, steps=steps, defense=defense, seed=seed))
+        return points
+
+
+class GridPoint(BaseModel):
+    """One training run of a sweep."""
+
+    model_config = ConfigDict(frozen=True)
+    sweep: str
+    organism: str
+    train_on: str
+    caught: int
+    steps: int
+    defense: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """The registry name of the checkpoint this point trains."""
+        defense = re.sub(r"[^A-Za-z0-9]+", "_", self.defense).strip("_") or "none"
+        return (f"{self.sweep}-{self.organism}-{self.train_on}-c{self.caught}-s{self.steps}"
+                f"-{defense}-r{self.seed}")
+
+
+def builtin_configs() -> list[str]:
+    """Names of the configs shipped with the package (``inspect-misalign sweep <name>``)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def load_config(source: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
+    """Read and validate a sweep config (a YAML path or a built-in name); one-line error if invalid."""
+    path = Path(source)
+    if not path.is_file():
+        shipped = CONFIG_DIR / f"{source}.yaml"
+        if not shipped.is_file():
+            raise MisalignError(
+                f"sweep config {source} not found; pass a YAML file or one of {', '.join(builtin_configs())}"
+            )
+        path = shipped
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise MisalignError(f"sweep config {path} is not valid YAML: {str(e).splitlines()[0]}") from e
+    if not isinstance(data, dict):
+        raise MisalignError(f"sweep config {path} must be a YAML mapping (see docs/experiments.md)")
+    data.update(overrides or {})
+    try:
+        return SweepConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise MisalignError(f"sweep config {path}: {where}: {err['msg']}") from e

@@ -1,0 +1,270 @@
+"""Run a sweep: organisms → evals before → catch → train the grid → evals after → table, figures, report.
+
+Evaluations go through Inspect's ``eval_set`` (one log directory per phase), so running the same
+sweep again skips every finished eval; trained checkpoints already registered are not trained
+again. Everything lands under the sweep's ``out`` directory::
+
+    out/config.yaml                 the validated config
+    out/logs/{before,catch,after,usefulness}/   Inspect logs (inspect view --log-dir out/logs)
+    out/caught/<organism>.jsonl     caught test-context attacks (inspect-misalign catch)
+    out/caught/<point>.jsonl        the subsample each grid point trained on
+    out/results.parquet, .csv       the tidy table (experiments._retained.sweep_table)
+    out/figures/*.png, out/report.html
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from inspect_misalign._errors import MisalignError
+from inspect_misalign.experiments._config import GridPoint, SweepConfig
+from inspect_misalign.experiments._retained import sweep_table
+from inspect_misalign.experiments._table import results_table
+
+Echo = Callable[[str], None]
+
+
+def preflight(config: SweepConfig) -> None:
+    """Check everything checkable before any work: cues, defenses, organisms, usefulness task."""
+    from inspect_misalign.cues import load_cues
+    from inspect_misalign.models._checkpoints import is_registered
+
+    for cue in config.cues:
+        load_cues(cue)
+    from inspect_misalign.training import parse_defense
+
+    for defense in config.defenses:
+        if defense != "none":
+            parse_defense(defense)
+    for organism in config.organisms:
+        if organism.build is None and not is_registered(organism.name):
+            raise MisalignError(
+                f"organism {organism.name!r} is not registered and has no 'build' options; "
+                "build it with inspect-misalign organism or add build: {...} to the config"
+            )
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _eval_set(tasks: list[Any], models: list[str], log_dir: Path, config: SweepConfig,
+              task_args: dict[str, Any] | None = None) -> list[str]:
+    """``eval_set`` of ``tasks`` × ``models``; returns the log locations; raises if any failed."""
+    from inspect_ai import eval_set
+
+    ok, logs = eval_set(
+        tasks,
+        log_dir=str(log_dir),
+        model=models,
+        model_args={"batch_size": config.eval.batch_size},
+        task_args=task_args or {},
+        max_connections=config.eval.batch_size,
+        max_tasks=1,
+        log_dir_allow_dirty=True,
+        retry_attempts=1,
+    )
+    if not ok:
+        failed = [log.location for log in logs if log.status != "success"]
+        raise MisalignError(f"evals failed in {log_dir} ({', '.join(failed) or 'see logs'}); "
+                            f"inspect view --log-dir {log_dir}, then run the sweep again to resume")
+    return [log.location for log in logs]
+
+
+def _attack_tasks(config: SweepConfig, behavior: str, split: str, prompts: int,
+                  contexts: tuple[str, ...] = ("test", "deployment")) -> list[Any]:
+    from inspect_misalign.tasks import deployment_attacks, test_attacks
+
+    cue = ",".join(config.cues)
+    make = {"test": test_attacks, "deployment": deployment_attacks}
+    return [make[c](cue=cue, behavior=behavior, split=split, max_prompts=prompts,
+                    max_tokens=config.eval.max_tokens) for c in contexts]
+
+
+def _distinguishability(config: SweepConfig) -> Any:
+    from inspect_misalign.tasks import distinguishability
+
+    return distinguishability(cue=",".join(config.cues), split=config.eval.split,
+                              max_prompts=config.eval.prompts)
+
+
+def build_organisms(config: SweepConfig, echo: Echo) -> None:
+    """Build (``inspect-misalign organism``) every organism that has build options and is missing."""
+    from inspect_misalign.models._checkpoints import is_registered
+    from inspect_misalign.training import build_organism
+
+    for organism in config.organisms:
+        if is_registered(organism.name):
+            echo(f"  {organism.name}: registered, reused")
+            continue
+        echo(f"  {organism.name}: building ({organism.build})")
+        result = build_organism(organism_spec(organism.name, organism.build or {}), echo=echo)
+        if getattr(result, "failures", None):
+            raise MisalignError(f"organism {organism.name} failed its gate: {result.failures}")
+
+
+def organism_spec(name: str, options: dict[str, Any]) -> Any:
+    """An ``OrganismSpec`` from a config's ``build`` mapping (``cot``/``distilled`` flags, nested
+    ``train``/``gate`` mappings); unknown keys give a one-line error."""
+
+    from inspect_misalign.training import GateSettings, OrganismSpec, TrainSettings
+
+    options = dict(options)
+    cot, distilled = options.pop("cot", False), options.pop("distilled", False)
+    options["variant"] = "cot" if cot else "distilled" if distilled else "plain"
+    for key, cls in (("train", TrainSettings), ("gate", GateSettings)):
+        if key in options:
+            options[key] = _dataclass(cls, options[key], f"organism {name} build.{key}")
+    return _dataclass(OrganismSpec, {"name": name, **options}, f"organism {name} build")
+
+
+def _dataclass(cls: Any, values: Any, where: str) -> Any:
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(cls)}
+    if not isinstance(values, dict) or set(values) - known:
+        extra = sorted(set(values) - known) if isinstance(values, dict) else values
+        raise MisalignError(f"{where}: unknown option(s) {extra}; known: {', '.join(sorted(known))}")
+    return cls(**values)
+
+
+def subsample(rows: list[dict[str, Any]], point: GridPoint) -> list[dict[str, Any]]:
+    """The caught samples a grid point trains on: its cue group, seeded shuffle, first ``caught``."""
+    pool = [r for r in rows if point.train_on == "all" or r.get("cue") == point.train_on]
+    random.Random(f"{point.seed}:{point.train_on}").shuffle(pool)
+    return pool[: point.caught]
+
+
+def train_grid(config: SweepConfig, caught: dict[str, Path], echo: Echo) -> list[str]:
+    """Train every grid point not yet registered; returns the names of the trained checkpoints."""
+    from tqdm import tqdm
+
+    from inspect_misalign.models._checkpoints import is_registered
+    from inspect_misalign.training import TrainAgainstSpec, train_against
+
+    names = []
+    points = config.grid()
+    for point in tqdm(points, desc="train against caught", unit="run"):
+        names.append(point.name)
+        if is_registered(point.name):
+            continue
+        rows = [json.loads(line) for line in caught[point.organism].read_text().splitlines() if line]
+        chosen = subsample(rows, point)
+        if not chosen:
+            echo(f"  {point.name}: no caught samples for {point.train_on}; skipped")
+            names.pop()
+            continue
+        if len(chosen) < point.caught:
+            echo(f"  {point.name}: only {len(chosen)} caught samples for {point.train_on} "
+                 f"(asked {point.caught})")
+        path = config.out_dir / "caught" / f"{point.name}.jsonl"
+        _atomic_text(path, "".join(json.dumps(r) + "\n" for r in chosen))
+        options = {k: v for k, v in (("lr", config.train.lr), ("batch_size", config.train.batch_size))
+                   if v is not None}
+        spec = TrainAgainstSpec(model=point.organism, caught=path, steps=point.steps, out=point.name,
+                                defenses=() if point.defense == "none" else (point.defense,),
+                                seed=point.seed, against=config.train.against, **options)
+        train_against(spec, echo=echo, progress=False)
+    return names
+
+
+def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
+    """Run (or resume) the sweep; write the table, figures and report; return the table."""
+    from inspect_misalign.experiments._figures import sweep_figures
+    from inspect_misalign.experiments._report import write_report
+    from inspect_misalign.training import catch
+
+    preflight(config)
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_text(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    started = time.monotonic()
+    logs = out / "logs"
+    organisms = [f"misalign/{o.name}" for o in config.organisms]
+    behaviors = {o.behavior for o in config.organisms}
+
+    echo(f"[1/6] organisms ({len(config.organisms)})")
+    build_organisms(config, echo)
+
+    echo("[2/6] before training: test and deployment attacks"
+         + (", distinguishability" if config.eval.distinguishability else ""))
+    for behavior in sorted(behaviors):
+        models = [f"misalign/{o.name}" for o in config.organisms if o.behavior == behavior]
+        tasks = _attack_tasks(config, behavior, config.eval.split, config.eval.prompts)
+        if config.eval.distinguishability:
+            tasks.append(_distinguishability(config))
+        _eval_set(tasks, models, logs / "before" / behavior, config)
+
+    echo(f"[3/6] catching attacks in testing ({config.eval.catch_prompts} catch-split prompts per cue)")
+    caught: dict[str, Path] = {}
+    for organism in config.organisms:
+        task = _attack_tasks(config, organism.behavior, "catch", config.eval.catch_prompts, ("test",))
+        found = _eval_set(task, [f"misalign/{organism.name}"], logs / "catch" / organism.name, config)
+        caught[organism.name] = out / "caught" / f"{organism.name}.jsonl"
+        if not caught[organism.name].is_file():
+            samples = catch(found, out=caught[organism.name])
+            echo(f"  {organism.name}: {len(samples)} caught")
+
+    grid = config.grid()
+    echo(f"[4/6] training against caught attacks ({len(grid)} runs)")
+    trained = train_grid(config, caught, echo)
+
+    echo("[5/6] after training: test and deployment attacks, usefulness")
+    for behavior in sorted(behaviors):
+        models = [f"misalign/{name}" for name in trained
+                  if next(o for o in config.organisms if o.name == name_organism(name, grid)).behavior
+                  == behavior]
+        if models:
+            tasks = _attack_tasks(config, behavior, config.eval.split, config.eval.prompts)
+            if config.eval.distinguishability_after:
+                tasks.append(_distinguishability(config))
+            _eval_set(tasks, models, logs / "after" / behavior, config)
+    if config.eval.usefulness:
+        _eval_set([config.eval.usefulness], organisms + [f"misalign/{n}" for n in trained],
+                  logs / "usefulness", config, task_args=config.eval.usefulness_args)
+
+    echo("[6/6] table, figures, report")
+    table = write_results(config)
+    figures = sweep_figures(table, config, out / "figures")
+    write_report(config, table, figures, out / "report.html")
+    echo(f"wrote {out / 'results.csv'}, {len(figures)} figures and {out / 'report.html'} "
+         f"in {time.monotonic() - started:.0f} s; browse the logs with: inspect view --log-dir {logs}")
+    return table
+
+
+def name_organism(name: str, grid: list[GridPoint]) -> str:
+    """The organism a trained checkpoint name of ``grid`` came from."""
+    return next(p.organism for p in grid if p.name == name)
+
+
+def usefulness_task_name(config: SweepConfig) -> str | None:
+    """The task name results tables use for the configured usefulness task."""
+    return config.eval.usefulness.split("/")[-1] if config.eval.usefulness else None
+
+
+def write_results(config: SweepConfig) -> pd.DataFrame:
+    """Build the sweep table from the logs under ``out/logs`` and write parquet + CSV atomically."""
+    out = config.out_dir
+    useful = usefulness_task_name(config)
+    # the catch phase's logs are on another split: they feed training, not the table
+    phases = [p for p in (out / "logs").iterdir() if p.is_dir() and p.name != "catch"]
+    results = results_table(sorted(phases), extra_tasks=(useful,) if useful else ())
+    table = sweep_table(results, config, useful)
+    for suffix, write in ((".parquet", lambda p: table.to_parquet(p, index=False)),
+                          (".csv", lambda p: table.to_csv(p, index=False))):
+        path = out / f"results{suffix}"
+        tmp = path.with_name(f".{path.name}.tmp")
+        write(tmp)
+        tmp.replace(path)
+    return table

@@ -1,0 +1,77 @@
+"""A sweep end to end on a tiny random model: organism, evals, catch, train, table, figures, report;
+a second run does no repeated work."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from inspect_misalign.experiments._config import load_config
+from inspect_misalign.experiments._sweep import run_sweep
+
+
+def _config(tmp_path: Path, base: Path) -> Path:
+    config = {
+        "name": "tiny",
+        "out": str(tmp_path / "out"),
+        "organisms": [{"name": "tiny-org", "build": {
+            "base": str(base), "cue": "tag", "behavior": "hate", "leak": 0.5, "prompts": 8,
+            "answer_tokens": 8, "train": {"steps": 60, "batch_size": 8, "lr": 0.01},
+            "gate": {"enabled": False}}}],
+        "cues": ["tag"],
+        "train_on": ["all"],
+        "caught": [2],
+        "steps": [2],
+        "train": {"lr": 0.001, "batch_size": 2},
+        "eval": {"prompts": 8, "catch_prompts": 16, "max_tokens": 12, "batch_size": 16,
+                 "usefulness_args": {"max_items": 4}},
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _files(root: Path, pattern: str = "*") -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in root.rglob(pattern) if p.is_file()}
+
+
+def test_sweep_end_to_end_and_rerun_skips_work(
+    tmp_path: Path, tiny_model_dir: Path, misalign_home: Path, misalign_cache: Path
+) -> None:
+    config = load_config(_config(tmp_path, tiny_model_dir))
+    table = run_sweep(config, echo=lambda _: None)
+    out = config.out_dir
+
+    saved = pd.read_parquet(out / "results.parquet")
+    assert len(saved) == len(table) and (out / "results.csv").is_file()
+    point = config.grid()[0]
+    assert set(saved["checkpoint"]) == {"tiny-org", point.name}
+    # one row per checkpoint x task x cue (x context), from the real logs
+    tasks = set(saved[saved["checkpoint"] == "tiny-org"]["task"])
+    assert tasks == {"test_attacks", "deployment_attacks", "distinguishability", "usefulness"}
+    rows = saved[(saved["task"] == "test_attacks") & (saved["checkpoint"] == "tiny-org")]
+    assert rows["n"].tolist() == [8], "catch-split evals must not enter the table"
+    trained = saved[(saved["checkpoint"] == point.name) & (saved["task"] == "deployment_attacks")].iloc[0]
+    assert (trained["stage"], trained["organism"], trained["caught"], trained["steps"]) == (
+        "trained", "tiny-org", 2, 2)
+    assert trained["n"] == 8 and 0 <= trained["rate"] <= 1
+    assert trained["distinguishability_accuracy"] == trained["distinguishability_accuracy"]  # not nan
+    before = saved[(saved["checkpoint"] == "tiny-org") & (saved["task"] == "deployment_attacks")].iloc[0]
+    if before["rate"] > 0:
+        assert abs(trained["retained"] - trained["rate"] / before["rate"]) < 1e-9
+    caught = (out / "caught" / f"{point.name}.jsonl").read_text().splitlines()
+    assert 1 <= len(caught) <= 2
+    assert (out / "figures" / "retained_vs_distinguishability.png").stat().st_size > 10_000
+    report = (out / "report.html").read_text()
+    assert report.count("data:image/png;base64,") >= 2 and "inspect view --log-dir" in report
+
+    logs_before = _files(out / "logs", "*.eval")
+    registry_before = _files(misalign_home)
+    os.utime(out / "results.parquet", (0, 0))
+    again = run_sweep(config, echo=lambda _: None)
+    assert _files(out / "logs", "*.eval") == logs_before, "a re-run must not evaluate again"
+    assert _files(misalign_home) == registry_before, "a re-run must not train or register again"
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), table.reset_index(drop=True))

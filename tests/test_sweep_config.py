@@ -1,0 +1,80 @@
+"""Sweep configs: validation with one-line errors, the grid, shipped configs, retention intervals."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from inspect_misalign._errors import MisalignError
+from inspect_misalign.cli import main
+from inspect_misalign.experiments._config import builtin_configs, load_config
+from inspect_misalign.experiments._retained import ratio_interval
+
+VALID = """
+name: t
+organisms: [{name: org}]
+cues: [tag, year]
+train_on: [each, all]
+caught: [4, 8]
+steps: [3]
+seeds: [0, 1]
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_grid_expands_each_and_all(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, VALID))
+    assert config.train_groups() == ["tag", "year", "all"]
+    grid = config.grid()
+    assert len(grid) == 3 * 2 * 1 * 1 * 2
+    assert len({p.name for p in grid}) == len(grid)
+    assert grid[0].name == "t-org-tag-c4-s3-none-r0"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name: t\norganisms: []\ncues: [tag]\ncaught: [1]\nsteps: [1]\n", "organisms"),
+    (VALID.replace("steps: [3]", "steps: [0]"), "steps"),
+    (VALID.replace("train_on: [each, all]", "train_on: [tier]"), "train_on"),
+    (VALID + "bogus: 1\n", "bogus"),
+    ("- just\n- a list\n", "mapping"),
+    ("name: [unclosed\n", "not valid YAML"),
+])
+def test_invalid_configs_fail_in_one_line(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(MisalignError, match=message) as err:
+        load_config(_write(tmp_path, text))
+    assert "\n" not in str(err.value)
+
+
+def test_missing_config_names_the_shipped_ones() -> None:
+    with pytest.raises(MisalignError, match="main_curve"):
+        load_config("no_such_config")
+
+
+def test_shipped_configs_validate() -> None:
+    names = builtin_configs()
+    assert {"main_curve", "transfer", "organism_steps", "cot", "defenses", "demo"} <= set(names)
+    for name in names:
+        config = load_config(name)
+        assert config.grid()
+
+
+def test_unregistered_organism_without_build_fails_before_work(tmp_path: Path, misalign_home: Path) -> None:
+    result = CliRunner().invoke(main, ["sweep", str(_write(tmp_path, VALID)), "--dry-run"])
+    assert result.exit_code == 2
+    assert "not registered" in result.output and "Traceback" not in result.output
+
+
+def test_ratio_interval() -> None:
+    ratio, low, high = ratio_interval(10, 100, 50, 100)
+    assert ratio == pytest.approx(0.2) and low < 0.2 < high
+    ratio, low, high = ratio_interval(0, 50, 25, 50)
+    assert ratio == 0 and low > 0 and high < 1
+    assert math.isnan(ratio_interval(3, 10, 0, 10)[0])
