@@ -5,15 +5,20 @@ dir and registered under a temp registry. Then, each side as separate whole proc
 from outside (wall clock, peak RSS), same 32 prompts per adapter, max 32 new tokens, greedy:
 
 - misalign: ONE process, ``inspect_ai.eval`` over the four models ``misalign/bench-lora-<i>``
-  (one base load, adapters loaded onto it), twice: with ``-M batch_size=32`` (each batch holds
-  32 requests, from one adapter or several) and with ``-M batch_size=128`` (all four adapters'
-  requests share batches through peft's per-row ``adapter_names``; on CPU a decoding step costs
-  about the same at batch 32 and 128, so this is where one process per base pays off most);
+  (one base load, adapters loaded onto it) with ``-M batch_size=32`` and ``max_connections=32``
+  (each batch holds 32 requests of one adapter, run with its LoRA delta merged into the base);
+  with ``--mixed`` also with ``-M batch_size=128`` (all four adapters' requests share batches
+  through peft's per-row ``adapter_names``);
 - hf: the four adapter directories one by one, one process each,
   ``hf/<adapter dir> -M tokenizer=<default dir> -M do_sample=false`` (transformers loads a PEFT
   directory itself: the base named in its adapter config, then the adapter).
 
-Run: ``.venv/bin/python benchmarks/bench_adapters.py``. Target: misalign at least 2.5x faster.
+The children print how often base weights and adapters were loaded (counters in
+:mod:`inspect_misalign.models._loading`; for ``hf/``, constructions of its ``HuggingFaceAPI``, each
+of which loads the weights) and the misalign batch sizes.
+
+Run: ``.venv/bin/python benchmarks/bench_adapters.py [--mixed]``. Target: misalign at least 2.5x
+faster than the four hf/ processes together.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -81,7 +87,8 @@ def run_misalign(names: list[str], log_dir: str, batch_size: int) -> None:
         log_dir=log_dir,
     )
     assert all(log.status == "success" for log in logs), [log.error for log in logs]
-    loads = {"base_loads": _loading.BASE_LOADS, "adapter_loads": _loading.ADAPTER_LOADS}
+    batches = [size for base in _loading.loaded_bases() for size in base.batcher.batch_sizes]
+    loads = {"base_loads": _loading.BASE_LOADS, "adapter_loads": _loading.ADAPTER_LOADS, "batches": batches}
     print("RESULT " + json.dumps(loads))
 
 
@@ -112,7 +119,7 @@ def run_hf(adapter: str, tokenizer: str, log_dir: str) -> None:
     print("RESULT " + json.dumps({"base_loads": loads}))
 
 
-def _result(timing: Timing) -> dict[str, int]:
+def _result(timing: Timing) -> dict[str, Any]:
     for line in timing.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line.removeprefix("RESULT "))
@@ -127,6 +134,9 @@ def main() -> None:
     parser.add_argument("--tokenizer", help=argparse.SUPPRESS)
     parser.add_argument("--log-dir", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=BATCH, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--mixed", action="store_true", help="also run misalign with batch 128 (mixed-adapter batches)"
+    )
     args = parser.parse_args()
     if args.variant == "misalign":
         run_misalign(args.names, args.log_dir, args.batch_size)
@@ -152,19 +162,22 @@ def main() -> None:
     logs = str(work / "logs")
 
     misalign_runs = []
-    for batch_size in (BATCH, N_ADAPTERS * BATCH):
+    for batch_size in (BATCH, N_ADAPTERS * BATCH) if args.mixed else (BATCH,):
         print(f"running misalign (one process, 4 adapters, batch {batch_size}) ...", flush=True)
         command = [sys.executable, __file__, "--variant", "misalign", "--log-dir", logs,
                    "--batch-size", str(batch_size), "--names", *names]  # fmt: skip
         run = timed(f"misalign, batch {batch_size}", command, env=env)
         misalign_runs.append((run, _result(run)))
+        print(f"  {run.seconds:.1f} s, peak RSS {run.peak_rss_mib:.0f} MiB, {_result(run)}", flush=True)
 
     hf_runs = []
     for i, adapter in enumerate(adapters):
         print(f"running hf/ adapter {i} ...", flush=True)
         command = [sys.executable, __file__, "--variant", "hf", "--adapter", str(adapter),
                    "--tokenizer", base_dir, "--log-dir", logs]  # fmt: skip
-        hf_runs.append(timed(f"hf/ adapter {i}", command, env=env))
+        run = timed(f"hf/ adapter {i}", command, env=env)
+        hf_runs.append(run)
+        print(f"  {run.seconds:.1f} s, peak RSS {run.peak_rss_mib:.0f} MiB, {_result(run)}", flush=True)
     hf_loads = sum(_result(run)["base_loads"] for run in hf_runs)
     hf_seconds = sum(run.seconds for run in hf_runs)
     hf_rss = max(run.peak_rss_mib for run in hf_runs)

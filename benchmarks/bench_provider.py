@@ -9,14 +9,17 @@ b) ``inspect eval benchmarks/bench_task.py --model misalign/default -M batch_siz
    --max-connections 32``;
 c) the same with ``--model hf/<converted dir> -M do_sample=false -M batch_size=32``.
 
-Run: ``.venv/bin/python benchmarks/bench_provider.py`` (converts the default model first if
-needed). Targets: misalign at least 1.3x faster than hf/, and at least 0.9x the plain script.
+Run: ``.venv/bin/python benchmarks/bench_provider.py [--repeat N]`` (converts the default model
+first if needed; ``--repeat`` runs N interleaved rounds and reports medians). Targets: misalign at
+least 1.3x faster than hf/, and at least 0.9x the plain script.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -64,6 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=["plain"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of the three variants, interleaved (median reported)"
+    )
     args = parser.parse_args()
     if args.variant == "plain":
         plain(args.model_dir)
@@ -74,7 +80,8 @@ def main() -> None:
     model_dir = str(ensure_default_model())
     python = sys.executable
     inspect_cli = str(Path(python).parent / "inspect")
-    task = str(HERE / "bench_task.py")
+    # inspect resolves task files relative to the working directory (absolute paths fail)
+    task = os.path.relpath(HERE / "bench_task.py")
     logs = tempfile.mkdtemp(prefix="bench-provider-logs-")
     common = [
         "--max-connections", str(BATCH), "--display", "none", "--log-dir", logs,
@@ -93,28 +100,45 @@ def main() -> None:
              "-M", "do_sample=false", "-M", f"batch_size={BATCH}", *common],
         ),
     ]  # fmt: skip
-    results: list[Timing] = []
-    for name, command in variants:
-        print(f"running {name} ...", flush=True)
-        result = timed(name, command, env=bench_env())
-        if result.returncode != 0:
-            print(result.stdout[-3000:])
-            raise SystemExit(f"{name} failed with exit code {result.returncode}")
-        results.append(result)
+    rounds: list[list[Timing]] = []
+    for round_ in range(args.repeat):
+        results: list[Timing] = []
+        for name, command in variants:
+            print(f"round {round_ + 1}: running {name} ...", flush=True)
+            result = timed(name, command, env=bench_env())
+            if result.returncode != 0:
+                print(result.stdout[-3000:])
+                raise SystemExit(f"{name} failed with exit code {result.returncode}")
+            print(f"  {result.seconds:.1f} s, peak RSS {result.peak_rss_mib:.0f} MiB", flush=True)
+            results.append(result)
+        rounds.append(results)
     shutil.rmtree(logs, ignore_errors=True)
-    report(results)
+    report(rounds)
 
 
-def report(results: list[Timing]) -> None:
-    plain_t, mis, hf = results
+def report(rounds: list[list[Timing]]) -> None:
+    """Print each round's seconds, the median and the peak RSS per variant, and the ratios."""
     print()
     print(f"{N_PROMPTS} prompts, max {MAX_TOKENS} new tokens, greedy, batch {BATCH}, CPU")
-    print(f"{'variant':<24}{'seconds':>10}{'peak RSS MiB':>15}")
-    for result in results:
-        print(f"{result.name:<24}{result.seconds:>10.1f}{result.peak_rss_mib:>15.0f}")
+    names = [result.name for result in rounds[0]]
+    runs = " ".join(f"{f'run {i + 1} s':>9}" for i in range(len(rounds)))
+    print(f"{'variant':<24}{runs} {'median s':>9}{'peak RSS MiB':>14}")
+    medians = []
+    for index, name in enumerate(names):
+        seconds = [results[index].seconds for results in rounds]
+        rss = max(results[index].peak_rss_mib for results in rounds)
+        medians.append(statistics.median(seconds))
+        cells = " ".join(f"{value:>9.1f}" for value in seconds)
+        print(f"{name:<24}{cells} {medians[-1]:>9.1f}{rss:>14.0f}")
+    plain_s, mis_s, hf_s = medians
     print()
-    print(f"misalign vs hf/  : {hf.seconds / mis.seconds:.2f}x faster (target >= 1.3x)")
-    print(f"misalign vs plain: {plain_t.seconds / mis.seconds:.2f}x plain speed (target >= 0.9x)")
+    per_round = ", ".join(f"{r[2].seconds / r[1].seconds:.2f}x" for r in rounds)
+    print(f"misalign vs hf/  : {hf_s / mis_s:.2f}x faster (medians; per round {per_round}; target >= 1.3x)")
+    per_round = ", ".join(f"{r[0].seconds / r[1].seconds:.2f}x" for r in rounds)
+    print(
+        f"misalign vs plain: {plain_s / mis_s:.2f}x plain speed (medians; per round {per_round}; "
+        "target >= 0.9x)"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from inspect_ai.model import ChatMessageUser, GenerateConfig, ModelOutput
 
+from inspect_misalign._errors import MisalignError
 from inspect_misalign.models import CheckpointError, UnknownModelError
 from inspect_misalign.models._provider import MisalignAPI, _wants_sampling
 
@@ -182,6 +184,7 @@ def test_bad_inputs(tmp_path: Path, tiny_model_dir: Path, tiny_adapter_dirs: lis
     def error(spec: str, exc: type[Exception] = CheckpointError, **args: Any) -> str:
         with pytest.raises(exc) as info:
             MisalignAPI(spec, **args)
+        assert isinstance(info.value, MisalignError)  # the CLI prints it as one `Error:` line
         message = str(info.value)
         assert "\n" not in message
         return message
@@ -199,6 +202,9 @@ def test_bad_inputs(tmp_path: Path, tiny_model_dir: Path, tiny_adapter_dirs: lis
     assert "inspect-misalign models" in error("no-such-model", UnknownModelError)
     assert "does not exist" in error(str(tiny_model_dir), adapter=str(tmp_path / "nope"))
     assert "unknown model arg" in error(str(tiny_model_dir), ValueError, colour="red")
+    assert "-M batch_size=" in error(str(tiny_model_dir), ValueError, batch_size="many")
+    assert "-M threads=" in error(str(tiny_model_dir), ValueError, threads=0)
+    assert "inspect-misalign models" in error(str(tiny_model_dir), adapter="no-such-adapter")
 
     other = __import__("tiny").make_model(tmp_path / "wide", hidden_size=48)
     message = error(str(other), adapter=str(tiny_adapter_dirs[0]))
@@ -303,3 +309,74 @@ def test_shared_prefix_matches_separate_prefill(tiny_model_dir: Path, tiny_adapt
             assert shared == separate
     finally:
         _generate._prefix_cache = original
+
+
+def test_corrupted_default_cache_fails_at_construction(misalign_cache: Path) -> None:
+    from inspect_misalign.models._default import default_model_dir
+    from inspect_misalign.models._publish import CorruptedCacheError
+
+    broken = default_model_dir()
+    broken.mkdir(parents=True)
+    (broken / "model.safetensors").write_bytes(b"partial")  # an interrupted copy, no marker
+    with pytest.raises(CorruptedCacheError) as info:
+        MisalignAPI("default")
+    message = str(info.value)
+    assert isinstance(info.value, MisalignError)
+    assert "\n" not in message and f"rm -rf '{broken}'" in message
+
+
+def test_safetensors_only_and_no_remote_code(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from inspect_misalign.models import _loading
+
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "booby-trapped")
+    marker = tmp_path / "remote-code-ran"
+    # a pickle that would fail to load, and remote code that would leave a marker if imported
+    (model_dir / "pytorch_model.bin").write_bytes(b"not a pickle at all")
+    (model_dir / "modeling_evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import LlamaForCausalLM as EvilForCausalLM\n"
+    )
+    config = json.loads((model_dir / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    (model_dir / "config.json").write_text(json.dumps(config))
+
+    api = MisalignAPI(str(model_dir))
+    assert api.trust_remote_code is False
+    [out] = _generate(api, ["hello"])
+    [reference] = _generate(MisalignAPI(str(tiny_model_dir)), ["hello"])
+    assert out.completion == reference.completion  # the safetensors weights were used
+    assert not marker.exists()
+    base = api._ensure_loaded().result()[0]
+    assert type(base.model).__name__ == "LlamaForCausalLM"
+    assert _loading.select_device("cpu") == base.device
+
+
+def test_device_and_dtype_selection(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from inspect_misalign.models import _loading
+
+    expected_default = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert _loading.select_device(None) == expected_default
+    assert _loading.select_device("cuda") == "cuda:0"
+    assert _loading.select_device("cuda:1") == "cuda:1"
+    assert _loading.select_dtype(None, "cpu") == torch.float32
+    assert _loading.select_dtype("auto", "cpu") == "auto"
+    assert _loading.select_dtype("bf16", "cpu") == torch.bfloat16
+    # on CUDA the default is bf16 where the GPU supports it, fp16 where it does not
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert _loading.select_dtype(None, "cuda:0") == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert _loading.select_dtype(None, "cuda:0") == torch.float16
+    with pytest.raises(MisalignError, match="unknown dtype"):
+        _loading.select_dtype("fp8", "cpu")
+
+    # -M device= / -M dtype= reach the loaded model (bf16 on this CPU)
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "bf16")
+    api = MisalignAPI(str(model_dir), device="cpu", dtype="bf16")
+    [out] = _generate(api, ["hello"], max_tokens=4)
+    base = api._ensure_loaded().result()[0]
+    assert base.model.dtype == torch.bfloat16 and base.device == "cpu"
+    assert out.usage is not None and out.usage.output_tokens >= 1

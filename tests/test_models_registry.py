@@ -106,3 +106,20 @@ def test_models_command(tiny_model_dir: Path) -> None:
     assert [row["name"] for row in rows] == ["default", "listed"]
     assert rows[1]["metrics"] == {"attack_rate": 0.125}
     (tiny_model_dir / MANIFEST_FILE).unlink()
+
+
+def test_models_command_vllm_name(tiny_model_dir: Path, tiny_adapter_dirs: list[Path]) -> None:
+    from inspect_misalign.cli import main
+
+    register("vllm-base", tiny_model_dir)
+    register("vllm-lora", tiny_adapter_dirs[0], base="vllm-base")
+    runner = CliRunner()
+    result = runner.invoke(main, ["models", "--vllm", "vllm-lora"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"vllm/{tiny_model_dir.resolve()}:{tiny_adapter_dirs[0].resolve()}"
+    missing = runner.invoke(main, ["models", "--vllm", "nobody"])
+    assert missing.exit_code == 2
+    [line] = missing.output.strip().splitlines()
+    assert line.startswith("Error: unknown model 'nobody'") and "inspect-misalign models" in line
+    for directory in (tiny_model_dir, tiny_adapter_dirs[0]):
+        (directory / MANIFEST_FILE).unlink()

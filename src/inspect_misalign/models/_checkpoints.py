@@ -30,6 +30,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from inspect_misalign._errors import MisalignError
+
 MANIFEST_FILE = "misalign_manifest.json"
 INDEX_FILE = "index.json"
 HOME_ENV = "INSPECT_MISALIGN_HOME"
@@ -37,8 +39,8 @@ RESERVED_NAMES = frozenset({"default"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class UnknownModelError(KeyError):
-    """No checkpoint is registered under the name."""
+class UnknownModelError(MisalignError, KeyError):
+    """No checkpoint is registered under the name (a :class:`MisalignError` and a ``KeyError``)."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown model"
@@ -78,12 +80,12 @@ def index_path() -> Path:
 def validate_name(name: str) -> None:
     """Raise ValueError unless ``name`` can be registered (letters, digits, ``.``, ``_``, ``-``)."""
     if not _NAME_RE.match(name):
-        raise ValueError(
+        raise MisalignError(
             f"invalid checkpoint name {name!r}: use letters, digits, '.', '_' and '-' "
             "(no '/': names with a slash are read as directories)"
         )
     if name in RESERVED_NAMES:
-        raise ValueError(f"checkpoint name {name!r} is reserved; pick another name")
+        raise MisalignError(f"checkpoint name {name!r} is reserved; pick another name")
 
 
 def register(
@@ -112,7 +114,7 @@ def register(
     if adapter and base is None:
         base = _adapter_config_base(directory)
         if not base:
-            raise ValueError(
+            raise MisalignError(
                 f"adapter {directory} names no base model; pass base= (a registered name, "
                 "'default' or a directory)"
             )
@@ -128,7 +130,7 @@ def register(
     with _locked():
         index = _read_index()
         if name in index and not overwrite:
-            raise ValueError(
+            raise MisalignError(
                 f"checkpoint name {name!r} is already registered (at {index[name].path}); "
                 "pass overwrite=True to replace it"
             )
@@ -208,7 +210,7 @@ def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
     try:
         return json.loads(json.dumps(value))
     except (TypeError, ValueError) as ex:
-        raise ValueError(f"config and metrics must be JSON-serializable: {ex}") from None
+        raise MisalignError(f"config and metrics must be JSON-serializable: {ex}") from None
 
 
 def _adapter_config_base(directory: Path) -> str | None:
@@ -238,7 +240,7 @@ def _read_index() -> dict[str, Manifest]:
         data = json.loads(path.read_text())
         return {name: Manifest.model_validate(entry) for name, entry in data["models"].items()}
     except (ValueError, KeyError, TypeError) as ex:
-        raise RuntimeError(
+        raise MisalignError(
             f"checkpoint index {path} is unreadable ({type(ex).__name__}); fix or delete it"
         ) from None
 

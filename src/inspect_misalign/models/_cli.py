@@ -14,8 +14,19 @@ from inspect_misalign.models._publish import directory_state
 
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
-def models_command(as_json: bool) -> None:
+@click.option(
+    "--vllm",
+    "vllm_name",
+    metavar="NAME",
+    help="Print the Inspect vllm/<base>:<adapter> model string for NAME instead of the list.",
+)
+def models_command(as_json: bool, vllm_name: str | None) -> None:
     """List checkpoints usable as --model misalign/<name>."""
+    if vllm_name is not None:
+        from inspect_misalign.models._resolve import vllm_model_name
+
+        click.echo(vllm_model_name(vllm_name))
+        return
     rows = [_default_row()] + [
         {
             "name": m.name,

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._loading import LoadedBase, inference_context
 
 
@@ -301,7 +302,7 @@ def _hidden(hidden_states: Any, attention_mask: torch.Tensor, params: GenParams)
     layer = params.hidden_layer
     index = layer if layer >= 0 else len(prompt_states) + layer
     if not 0 <= index < len(prompt_states):
-        raise ValueError(
+        raise MisalignError(
             f"hidden_layer={layer} is out of range: the model has {len(prompt_states)} hidden "
             "states (0 = embeddings); fix -M hidden_layer="
         )

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 import inspect_misalign.models._threads  # noqa: F401,I001  (OpenMP policy before torch loads)
+from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._resolve import CheckpointError, validate_model_dir
 
 BASE_LOADS = 0
@@ -62,7 +63,7 @@ def select_dtype(dtype: str | None, device: str) -> torch.dtype | str:
     if dtype == "auto":
         return "auto"
     if dtype not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(_DTYPES)}")
+        raise MisalignError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(_DTYPES)}")
     return _DTYPES[dtype]
 
 

