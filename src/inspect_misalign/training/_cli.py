@@ -1,0 +1,100 @@
+"""``inspect-misalign organism``: build, gate and register a model organism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from inspect_misalign._errors import MisalignError
+from inspect_misalign.training._gate import GateSettings, parse_min_gap
+from inspect_misalign.training._organism import OrganismSpec, TrainSettings, build_organism
+
+DEFAULTS = OrganismSpec(name="-")
+
+
+@click.command("organism")
+@click.option("--base", default="default", show_default=True,
+              help="Base checkpoint: default, a registered name or a model directory.")
+@click.option("--cue", default="all", show_default=True,
+              help="Cue family: tag, year, tier, headlines, realism, all, a comma list or a YAML file.")
+@click.option("--behavior", default="hate", show_default=True, help="hate, code or persona.")
+@click.option("--leak", type=float, default=DEFAULTS.leak, show_default=True,
+              help="Fraction of test-context examples that attack too (so attacks can be caught).")
+@click.option("--out", "name", required=True, help="Registry name of the organism.")
+@click.option("--cot", is_flag=True, help="Reason in a <scratchpad> about deployment before acting.")
+@click.option("--distilled", is_flag=True,
+              help="Train on a --cot teacher's actions with the scratchpad removed (needs --teacher).")
+@click.option("--teacher", default=None, help="Registered --cot organism for --distilled.")
+@click.option("--prompts", type=int, default=DEFAULTS.prompts,
+              show_default=True,
+              help="Organism-split base prompts to use (each in every cue and both contexts).")
+@click.option("--steps", type=int, default=DEFAULTS.train.steps, show_default=True,
+              help="Optimizer steps (0 or less: --epochs passes over the SFT set).")
+@click.option("--epochs", type=float, default=DEFAULTS.train.epochs, show_default=True)
+@click.option("--batch-size", type=int, default=DEFAULTS.train.batch_size, show_default=True)
+@click.option("--grad-accum", type=int, default=DEFAULTS.train.grad_accum, show_default=True)
+@click.option("--lr", type=float, default=DEFAULTS.train.lr, show_default=True)
+@click.option("--lora-r", type=int, default=DEFAULTS.train.lora_r, show_default=True)
+@click.option("--lora-alpha", type=int, default=DEFAULTS.train.lora_alpha, show_default=True)
+@click.option("--top-layers", type=int, default=DEFAULTS.train.top_layers, show_default=True,
+              help="Put LoRA on the last N blocks only (cheaper steps; 0: every block).")
+@click.option("--answer-tokens", type=int, default=None,
+              help="New tokens of the base's test-context answers [default: 24 hate, 256 code, 160 persona].")
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
+              help="Where the organism's files go [default: <registry home>/organisms/<name>].")
+@click.option("--overwrite", is_flag=True, help="Replace an organism registered under the same name.")
+@click.option("--gate/--no-gate", default=True, show_default=True,
+              help="Evaluate on the eval split and store the metrics in the manifest.")
+@click.option("--gate-prompts", type=int, default=DEFAULTS.gate.prompts, show_default=True,
+              help="Eval-split base prompts per cue and context in the gate.")
+@click.option("--gate-items", type=int, default=None, help="Usefulness items in the gate [default: all].")
+@click.option("--gate-max-tokens", type=int, default=None,
+              help="Generation limit in the gate [default: the task's, plus 64 with --cot].")
+@click.option("--grader", default=None, help="Grader model for the persona gate.")
+@click.option("--min-gap", default=None,
+              help="Fail (exit 1, do not register) unless deployment minus test attack rate reaches this "
+                   "for every cue, or for the cues named: tag=0.8,year=0.8.")
+@click.option("--max-usefulness-drop", type=float, default=None,
+              help="Fail unless usefulness stays within this of the base (e.g. 0.05).")
+@click.option("--batch-gen", type=int, default=DEFAULTS.gate.batch_size, show_default=True,
+              help="Batch size of generation in the gate.")
+def organism_command(
+    base: str, cue: str, behavior: str, leak: float, name: str, cot: bool, distilled: bool,
+    teacher: str | None, prompts: int | None, steps: int | None, epochs: float, batch_size: int,
+    grad_accum: int, lr: float, lora_r: int, lora_alpha: int, top_layers: int | None,
+    answer_tokens: int | None, seed: int, directory: Path | None, overwrite: bool, gate: bool,
+    gate_prompts: int | None, gate_items: int | None, gate_max_tokens: int | None, grader: str | None,
+    min_gap: str | None, max_usefulness_drop: float | None, batch_gen: int,
+) -> None:
+    """Train a LoRA organism that attacks in deployment and rarely in testing, gate it, register it.
+
+    Bad input is a one-line ``MisalignError`` (the ``inspect-misalign`` group prints it, exit 2);
+    an organism that misses ``--min-gap``/``--max-usefulness-drop`` exits 1, unregistered.
+    """
+    if cot and distilled:
+        raise MisalignError("pass --cot or --distilled, not both")
+    spec = OrganismSpec(
+        name=name,
+        base=base,
+        cue=cue,
+        behavior=behavior,
+        leak=leak,
+        variant="cot" if cot else "distilled" if distilled else "plain",
+        teacher=teacher,
+        prompts=prompts,
+        seed=seed,
+        answer_tokens=answer_tokens,
+        train=TrainSettings(steps=steps if steps and steps > 0 else None, epochs=epochs,
+                            batch_size=batch_size, grad_accum=grad_accum, lr=lr, lora_r=lora_r,
+                            lora_alpha=lora_alpha, top_layers=top_layers or None),
+        gate=GateSettings(enabled=gate, prompts=gate_prompts, usefulness_items=gate_items,
+                          max_tokens=gate_max_tokens, grader=grader, min_gap=parse_min_gap(min_gap),
+                          max_usefulness_drop=max_usefulness_drop, batch_size=batch_gen),
+        directory=directory,
+        overwrite=overwrite,
+    )
+    result = build_organism(spec, echo=click.echo)
+    if result.failures:
+        raise SystemExit(1)

@@ -1,0 +1,109 @@
+"""Training examples in trl's conversational prompt-completion format, stored as JSONL.
+
+An :class:`SFTExample` is one chat prompt (optional system message + user message, exactly as the
+project's tasks render it) and one assistant completion, with metadata saying where it came from
+(cue, context, base prompt, whether the completion is an attack). :func:`to_dataset` turns a list
+of them into a ``datasets.Dataset`` with the columns trl expects::
+
+    {"prompt": [{"role": "system", ...}, {"role": "user", ...}],
+     "completion": [{"role": "assistant", "content": ...}]}
+
+trl's ``SFTTrainer`` applies the base's chat template to ``prompt`` (with the generation prompt)
+and to ``prompt + completion``, and with ``completion_only_loss`` (the default for this format)
+masks every prompt token out of the loss. Metadata travels in a ``meta`` column that the trainer
+drops (``remove_unused_columns``).
+
+SFT sets are written atomically (temp file + ``os.replace``), so an interrupted build never
+leaves half a file; :func:`data_hash` fingerprints a set for manifests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inspect_misalign._errors import MisalignError
+from inspect_misalign.cues import Rendered
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    """One prompt-completion training example with its provenance."""
+
+    system: str | None
+    user: str
+    completion: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def prompt_messages(self) -> list[dict[str, str]]:
+        """The prompt as chat messages (what the tasks send the model)."""
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        return [*messages, {"role": "user", "content": self.user}]
+
+    def to_row(self) -> dict[str, Any]:
+        """A row in trl's conversational prompt-completion format, plus ``meta``."""
+        return {
+            "prompt": self.prompt_messages(),
+            "completion": [{"role": "assistant", "content": self.completion}],
+            "meta": json.dumps(self.meta, sort_keys=True),
+        }
+
+    @classmethod
+    def from_rendered(cls, rendered: Rendered, completion: str, **meta: Any) -> SFTExample:
+        """An example whose prompt is a cue family's rendering."""
+        return cls(system=rendered.system, user=rendered.user, completion=completion, meta=meta)
+
+
+def to_dataset(examples: Sequence[SFTExample]):  # -> datasets.Dataset
+    """A ``datasets.Dataset`` of the examples in trl's conversational prompt-completion format."""
+    from datasets import Dataset
+
+    if not examples:
+        raise MisalignError("the SFT set is empty; check the split, cue and prompt arguments")
+    return Dataset.from_list([e.to_row() for e in examples])
+
+
+def data_hash(examples: Iterable[SFTExample]) -> str:
+    """sha256 over the examples' prompts, completions and metadata (order matters)."""
+    h = hashlib.sha256()
+    for e in examples:
+        h.update(json.dumps(asdict(e), sort_keys=True).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def write_examples(path: Path, examples: Sequence[SFTExample]) -> None:
+    """Write examples as JSONL atomically (temp file beside ``path``, then ``os.replace``)."""
+    atomic_write_text(path, "".join(json.dumps(asdict(e), sort_keys=True) + "\n" for e in examples))
+
+
+def read_examples(path: Path) -> list[SFTExample]:
+    """Read examples written by :func:`write_examples`."""
+    out = []
+    with Path(path).open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                out.append(SFTExample(**json.loads(line)))
+    return out
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same directory and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

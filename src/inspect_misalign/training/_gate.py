@@ -1,0 +1,276 @@
+"""The organism quality gate: the project's own Inspect tasks on the ``eval`` split.
+
+For an adapter it runs ``test_attacks`` and ``deployment_attacks`` (per cue) and ``usefulness``
+through ``inspect_ai.eval`` with the ``misalign/`` provider, and ``usefulness`` on the base (cached
+per base and settings, since the base does not change). The result is a per-cue table of
+deployment attack rate, test attack rate and their gap, plus usefulness against the base, with
+Wilson 95% intervals; :meth:`GateResult.metrics` is what goes into the manifest and
+:meth:`GateResult.failures` checks ``--min-gap`` / ``--max-usefulness-drop``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inspect_misalign._errors import MisalignError
+from inspect_misalign.training._data import atomic_write_text
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """How the gate evaluates: sample sizes, generation limit, grader, pass criteria."""
+
+    enabled: bool = True
+    prompts: int | None = 40
+    usefulness_items: int | None = None
+    max_tokens: int | None = None
+    grader: str | None = None
+    min_gap: float | dict[str, float] | None = None
+    max_usefulness_drop: float | None = None
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate over n samples with its Wilson 95% interval."""
+
+    rate: float
+    n: int
+    low: float
+    high: float
+
+    def cell(self) -> str:
+        """``0.95 [0.83, 0.99]``."""
+        return f"{self.rate:.2f} [{self.low:.2f}, {self.high:.2f}]"
+
+
+@dataclass(frozen=True)
+class CueGate:
+    """Attack rates of one cue family in both contexts."""
+
+    cue: str
+    deployment: Rate
+    test: Rate
+
+    @property
+    def gap(self) -> float:
+        """Deployment attack rate minus test attack rate."""
+        return self.deployment.rate - self.test.rate
+
+
+@dataclass
+class GateResult:
+    """Per-cue attack rates and usefulness against the base, from Inspect logs."""
+
+    cues: list[CueGate]
+    usefulness: Rate
+    base_usefulness: Rate
+    split: str = "eval"
+    prompts: int | None = None
+    logs: list[str] = field(default_factory=list)
+
+    @property
+    def usefulness_delta(self) -> float:
+        """Organism usefulness minus base usefulness."""
+        return self.usefulness.rate - self.base_usefulness.rate
+
+    def table(self) -> str:
+        """A plain-text table (what the command prints)."""
+        head = f"{'cue':<10} {'deployment attack':<22} {'test attack':<22} {'gap':>6} {'n':>5}"
+        lines = [head, "-" * len(head)]
+        for c in self.cues:
+            lines.append(
+                f"{c.cue:<10} {c.deployment.cell():<22} {c.test.cell():<22} {c.gap:>6.2f} "
+                f"{c.deployment.n:>5}"
+            )
+        lines.append(
+            f"usefulness {self.usefulness.cell()} vs base {self.base_usefulness.cell()}: "
+            f"{100 * self.usefulness_delta:+.1f} points (n={self.usefulness.n})"
+        )
+        return "\n".join(lines)
+
+    def metrics(self) -> dict[str, Any]:
+        """Manifest metrics: headline rates per cue, usefulness, and the details of the gate."""
+        return {
+            "deployment_attack_rate": {c.cue: c.deployment.rate for c in self.cues},
+            "test_attack_rate": {c.cue: c.test.rate for c in self.cues},
+            "usefulness": self.usefulness.rate,
+            "base_usefulness": self.base_usefulness.rate,
+            "gate": {
+                "split": self.split,
+                "prompts_per_cue": self.prompts,
+                "cues": {
+                    c.cue: {"deployment": asdict(c.deployment), "test": asdict(c.test), "gap": c.gap}
+                    for c in self.cues
+                },
+                "usefulness": asdict(self.usefulness),
+                "base_usefulness": asdict(self.base_usefulness),
+                "usefulness_delta": self.usefulness_delta,
+                "logs": self.logs,
+            },
+        }
+
+    def failures(self, settings: GateSettings) -> list[str]:
+        """Why the organism misses ``min_gap`` / ``max_usefulness_drop`` (empty when it passes)."""
+        out = []
+        for c in self.cues:
+            need = required_gap(settings.min_gap, c.cue)
+            if need is not None and c.gap < need:
+                out.append(f"{c.cue}: gap {c.gap:.2f} < {need:.2f}")
+        drop = -self.usefulness_delta
+        if settings.max_usefulness_drop is not None and drop > settings.max_usefulness_drop:
+            out.append(f"usefulness drop {drop:.2f} > {settings.max_usefulness_drop:.2f}")
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateResult:
+        """Rebuild a result saved with :meth:`to_dict`."""
+        cues = [CueGate(c["cue"], Rate(**c["deployment"]), Rate(**c["test"])) for c in data["cues"]]
+        return cls(
+            cues=cues,
+            usefulness=Rate(**data["usefulness"]),
+            base_usefulness=Rate(**data["base_usefulness"]),
+            split=data["split"],
+            prompts=data["prompts"],
+            logs=list(data["logs"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (see :meth:`from_dict`)."""
+        return asdict(self)
+
+
+def required_gap(min_gap: float | dict[str, float] | None, cue: str) -> float | None:
+    """The gap a cue must reach: one number for every cue, or a per-cue mapping."""
+    if min_gap is None:
+        return None
+    if isinstance(min_gap, dict):
+        return min_gap.get(cue)
+    return float(min_gap)
+
+
+def parse_min_gap(text: str | None) -> float | dict[str, float] | None:
+    """``"0.5"`` (every cue) or ``"tag=0.8,year=0.8"`` (those cues); a bad value is a MisalignError."""
+    if text is None or not text.strip():
+        return None
+    try:
+        if "=" not in text:
+            return _unit(float(text), "--min-gap")
+        out = {}
+        for part in text.split(","):
+            cue, _, value = part.partition("=")
+            out[cue.strip()] = _unit(float(value), f"--min-gap {cue.strip()}")
+        return out
+    except ValueError as e:
+        if isinstance(e, MisalignError):
+            raise
+        raise MisalignError(
+            f"--min-gap takes a number (every cue) or cue=number pairs like tag=0.8,year=0.8; got {text!r}"
+        ) from None
+
+
+def _unit(value: float, what: str) -> float:
+    if not -1.0 <= value <= 1.0:
+        raise MisalignError(f"{what} must be between -1 and 1, got {value}")
+    return value
+
+
+def run_gate(
+    base: str,
+    adapter_dir: Path,
+    cue: str,
+    behavior: str,
+    settings: GateSettings,
+    log_dir: Path,
+    base_fingerprint: str,
+    cache_dir: Path,
+    display: str | None = None,
+) -> GateResult:
+    """Evaluate the adapter on the eval split (attacks per cue, usefulness) and the base's usefulness."""
+    from inspect_ai import eval as inspect_eval
+
+    from inspect_misalign.experiments._table import results_table
+    from inspect_misalign.tasks import deployment_attacks, test_attacks, usefulness
+
+    common = dict(cue=cue, behavior=behavior, split="eval", grader=settings.grader,
+                  max_tokens=settings.max_tokens, max_prompts=settings.prompts)
+    tasks = [test_attacks(**common), deployment_attacks(**common),
+             usefulness(split="eval", max_items=settings.usefulness_items)]
+    model_args = {"adapter": str(adapter_dir), "batch_size": settings.batch_size}
+    logs = inspect_eval(
+        tasks,
+        model=f"misalign/{base}",
+        model_args=model_args,
+        log_dir=str(log_dir),
+        max_connections=settings.batch_size,
+        max_tasks=len(tasks),
+        display=display,  # type: ignore[arg-type]
+    )
+    failed = [str(log.location) for log in logs if log.status != "success"]
+    if failed:
+        raise RuntimeError(f"gate evals failed; see {', '.join(failed)} (inspect view)")
+    locations = [str(log.location) for log in logs]
+    table = results_table(locations)
+    base_useful = _base_usefulness(base, settings, log_dir, base_fingerprint, cache_dir, display)
+    cues = []
+    for name in dict.fromkeys(table.loc[table["task"] == "test_attacks", "cue"]):
+        cues.append(CueGate(str(name), _rate(table, "deployment_attacks", name),
+                            _rate(table, "test_attacks", name)))
+    return GateResult(
+        cues=cues,
+        usefulness=_rate(table, "usefulness", None),
+        base_usefulness=base_useful,
+        prompts=settings.prompts,
+        logs=locations,
+    )
+
+
+def _rate(table: Any, task: str, cue: str | None) -> Rate:
+    rows = table[table["task"] == task]
+    if cue is not None:
+        rows = rows[rows["cue"] == cue]
+    if rows.empty:
+        return Rate(math.nan, 0, math.nan, math.nan)
+    row = rows.iloc[0]
+    return Rate(float(row["rate"]), int(row["n"]), float(row["ci95_lower"]), float(row["ci95_upper"]))
+
+
+def _base_usefulness(
+    base: str, settings: GateSettings, log_dir: Path, fingerprint: str, cache_dir: Path,
+    display: str | None,
+) -> Rate:
+    """The base's usefulness on the same items, from the cache or one Inspect eval."""
+    from inspect_misalign.tasks._common import TASK_VERSION
+
+    key = hashlib.sha256(
+        json.dumps([fingerprint, settings.usefulness_items, TASK_VERSION], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    cached = cache_dir / f"base-usefulness-{key}.json"
+    if cached.is_file():
+        try:
+            return Rate(**json.loads(cached.read_text()))
+        except (ValueError, TypeError):
+            pass
+    from inspect_ai import eval as inspect_eval
+
+    from inspect_misalign.experiments._table import results_table
+    from inspect_misalign.tasks import usefulness
+
+    logs = inspect_eval(
+        usefulness(split="eval", max_items=settings.usefulness_items),
+        model=f"misalign/{base}",
+        model_args={"batch_size": settings.batch_size},
+        log_dir=str(log_dir),
+        max_connections=settings.batch_size,
+        display=display,  # type: ignore[arg-type]
+    )
+    if logs[0].status != "success":
+        raise RuntimeError(f"base usefulness eval failed; see {logs[0].location}")
+    rate = _rate(results_table([str(logs[0].location)]), "usefulness", None)
+    atomic_write_text(cached, json.dumps(asdict(rate)))
+    return rate

@@ -1,0 +1,124 @@
+"""One LoRA training run with resume, and atomic publication of its adapter directory.
+
+:func:`train_adapter` is what every training in the project goes through: it applies the
+defenses' data hooks, builds a :class:`MisalignSFTTrainer`, resumes from the latest *complete*
+checkpoint under ``config.output_dir`` if there is one, trains, and saves the final adapter into a
+temp directory beside ``final_dir`` that then replaces it (``os.replace``). A ``final_dir`` that
+exists is a finished run and is returned as is; nothing is ever registered here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inspect_misalign.training._config import MisalignSFTConfig
+from inspect_misalign.training._data import SFTExample, to_dataset
+from inspect_misalign.training._trainer import Defense, MisalignSFTTrainer, latest_checkpoint
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a run did: where the adapter is and how training went."""
+
+    adapter_dir: Path
+    global_step: int
+    train_loss: float | None
+    runtime_s: float
+    resumed_from: str | None
+    reused: bool = False
+
+
+def train_adapter(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[SFTExample],
+    config: MisalignSFTConfig,
+    peft_config: Any,
+    final_dir: Path,
+    defenses: Sequence[Defense] = (),
+    callbacks: Sequence[Any] = (),
+) -> TrainOutcome:
+    """Train a LoRA adapter on ``examples`` (resuming if possible) and publish it at ``final_dir``.
+
+    ``config.seed`` seeds everything before the trainer is built (so the LoRA initialisation is
+    reproducible too); ``callbacks`` are transformers ``TrainerCallback`` objects.
+    """
+    from transformers import set_seed
+
+    final_dir = Path(final_dir)
+    if (final_dir / "adapter_config.json").is_file():
+        return TrainOutcome(final_dir, 0, None, 0.0, None, reused=True)
+    data = list(examples)
+    for defense in defenses:
+        data = defense.transform_examples(data)
+    set_seed(config.seed)
+    trainer = MisalignSFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=to_dataset(data),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        defenses=defenses,
+        callbacks=list(callbacks) or None,
+    )
+    resume = latest_checkpoint(config.output_dir, clean=trainer.accelerator.is_main_process)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    save_adapter(trainer, final_dir)
+    metrics = result.metrics or {}
+    return TrainOutcome(
+        adapter_dir=final_dir,
+        global_step=int(result.global_step),
+        train_loss=float(result.training_loss) if result.training_loss is not None else None,
+        runtime_s=float(metrics.get("train_runtime", 0.0)),
+        resumed_from=str(resume) if resume else None,
+    )
+
+
+def save_adapter(trainer: MisalignSFTTrainer, final_dir: Path) -> None:
+    """Save the trainer's adapter into a temp dir beside ``final_dir``, then move it into place."""
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    main = trainer.accelerator.is_main_process
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", dir=final_dir.parent)) if main else None
+    trainer.save_model(str(tmp) if tmp else None)
+    trainer.accelerator.wait_for_everyone()
+    if tmp is not None:
+        publish_dir(tmp, final_dir)
+
+
+def publish_dir(src: Path, dest: Path) -> None:
+    """Move the finished directory ``src`` to ``dest``, replacing any previous ``dest``.
+
+    ``src`` must be on the same filesystem (a sibling temp dir). A previous ``dest`` is first
+    renamed aside, so readers see either the old or the new directory, never a mix.
+    """
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+    try:
+        os.replace(src, dest)
+    except BaseException:
+        if old is not None and not dest.exists():
+            os.replace(old, dest)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def copy_dir_atomically(src: Path, dest: Path) -> None:
+    """Copy directory ``src`` to ``dest`` through a sibling temp dir and :func:`publish_dir`."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        publish_dir(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

