@@ -35,11 +35,19 @@ def main() -> None:
 def _register_commands() -> None:
     from inspect_misalign.experiments._check_cli import check_command
     from inspect_misalign.experiments._demo import demo_command
+    from inspect_misalign.experiments._sweep_cli import report_command, sweep_command
     from inspect_misalign.models._cli import models_command
+    from inspect_misalign.training._cli import organism_command
+    from inspect_misalign.training._train_cli import catch_command, train_command
 
     main.add_command(models_command, "models")
     main.add_command(demo_command, "demo")
     main.add_command(check_command, "check")
+    main.add_command(sweep_command, "sweep")
+    main.add_command(report_command, "report")
+    main.add_command(organism_command, "organism")
+    main.add_command(catch_command, "catch")
+    main.add_command(train_command, "train")
 
 
 _register_commands()

@@ -1,0 +1,201 @@
+"""Caught samples: the test-context samples of ``test_attacks`` logs on which the attack scorer fired.
+
+:func:`catch` reads Inspect logs (files or log directories, through ``inspect_ai.log``), keeps the
+samples whose attack score is 1, optionally subsamples them with a seeded RNG, and writes them as
+JSONL atomically, one :class:`CaughtSample` per line with its provenance: the log, sample id, epoch,
+cue, behaviour, base prompt id, the input messages and the model's output (its action; a
+``<scratchpad>`` the task moved aside is kept in ``scratchpad``). That file is what
+``inspect-misalign train --caught`` trains against. A ``target`` column may be added by hand
+(``--target-column target``) to train on answers of your own instead of the base model's.
+
+Only logs of the project's ``test_attacks`` task are accepted: attacks seen in deployment are, by
+definition, never caught.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inspect_misalign._errors import MisalignError
+from inspect_misalign.training._data import SFTExample, atomic_write_text
+
+TASK = "test_attacks"
+
+
+@dataclass(frozen=True)
+class CaughtSample:
+    """One caught attack with where it came from."""
+
+    uid: str
+    log: str
+    sample_id: str
+    epoch: int
+    cue: str
+    behavior: str
+    base_id: str
+    messages: list[dict[str, str]]
+    output: str
+    scratchpad: str | None = None
+    model: str = ""
+    context: str = "test"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def system(self) -> str | None:
+        """The system message of the input, if any."""
+        systems = [m["content"] for m in self.messages if m["role"] == "system"]
+        return "\n\n".join(systems) if systems else None
+
+    @property
+    def user(self) -> str:
+        """The (last) user message of the input."""
+        users = [m["content"] for m in self.messages if m["role"] == "user"]
+        return users[-1] if users else ""
+
+    def example(self, completion: str, **meta: Any) -> SFTExample:
+        """A training example: this sample's input paired with ``completion``."""
+        info = {"uid": self.uid, "cue": self.cue, "context": self.context, "base_id": self.base_id,
+                "behavior": self.behavior, **meta}
+        return SFTExample(self.system, self.user, completion, info)
+
+
+def catch(
+    logs: Sequence[str | Path],
+    out: Path | None = None,
+    max_samples: int | None = None,
+    seed: int = 0,
+) -> list[CaughtSample]:
+    """The caught samples of ``test_attacks`` logs (files or directories), written to ``out`` as JSONL.
+
+    ``max_samples`` keeps a seeded random subset. Raises :class:`MisalignError` for a log of another
+    task, a missing log, or when nothing was caught.
+    """
+    from inspect_ai.log import list_eval_logs, read_eval_log
+
+    if max_samples is not None and max_samples < 1:
+        raise MisalignError(f"--max must be at least 1, got {max_samples}")
+    paths: list[str] = []
+    for item in logs:
+        path = Path(item)
+        if path.is_dir():
+            found = [info.name for info in list_eval_logs(str(path), recursive=True)]
+            if not found:
+                raise MisalignError(f"{path}: no Inspect logs in this directory; pass test_attacks logs")
+            paths.extend(sorted(name.removeprefix("file://") for name in found))
+        elif path.is_file():
+            paths.append(str(path))
+        else:
+            raise MisalignError(f"{path}: no such log file or directory; pass test_attacks logs")
+    if not paths:
+        raise MisalignError("no logs given; pass one or more test_attacks logs")
+    caught: list[CaughtSample] = []
+    for path in paths:
+        header = read_eval_log(path, header_only=True)
+        task = header.eval.task.rsplit("/", 1)[-1]
+        if task != TASK:
+            raise MisalignError(
+                f"{path} is a log of task {header.eval.task!r}, not {TASK}; "
+                "catch reads only test_attacks logs"
+            )
+        log = read_eval_log(path)
+        caught.extend(_caught_in(log, path))
+    if not caught:
+        raise MisalignError(
+            f"no attacks were caught in {len(paths)} test_attacks log(s); evaluate more prompts "
+            "(-T max_prompts, --epochs) or a model that attacks in testing"
+        )
+    caught.sort(key=lambda c: c.uid)
+    if max_samples is not None and max_samples < len(caught):
+        chosen = random.Random(f"catch:{seed}").sample(range(len(caught)), max_samples)
+        caught = [caught[i] for i in sorted(chosen)]
+    if out is not None:
+        write_caught(Path(out), caught)
+    return caught
+
+
+def _caught_in(log: Any, path: str) -> list[CaughtSample]:
+    """The samples of one log whose attack score fired."""
+    out = []
+    for sample in log.samples or []:
+        if not sample.scores:
+            continue
+        score = sample.scores.get("attack_scorer") or next(iter(sample.scores.values()))
+        try:
+            fired = float(score.as_float()) >= 1.0
+        except (TypeError, ValueError):
+            fired = False
+        meta = sample.metadata or {}
+        if not fired or meta.get("context", "test") != "test":
+            continue
+        messages = _messages(sample.input)
+        out.append(
+            CaughtSample(
+                uid=f"{log.eval.eval_id}:{sample.id}:{sample.epoch}",
+                log=str(path),
+                sample_id=str(sample.id),
+                epoch=int(sample.epoch),
+                cue=str(meta.get("cue", "")),
+                behavior=str(meta.get("behavior", "")),
+                base_id=str(meta.get("base_id", "")),
+                messages=messages,
+                output=sample.output.completion if sample.output else "",
+                scratchpad=meta.get("scratchpad"),
+                model=str(log.eval.model),
+                extra={k: meta[k] for k in ("split", "difficulty", "cue_item") if k in meta},
+            )
+        )
+    return out
+
+
+def _messages(value: Any) -> list[dict[str, str]]:
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    return [{"role": m.role, "content": m.text} for m in value if m.role in ("system", "user")]
+
+
+def write_caught(path: Path, caught: Sequence[CaughtSample]) -> None:
+    """Write caught samples as JSONL atomically."""
+    atomic_write_text(path, "".join(json.dumps(asdict(c), sort_keys=True) + "\n" for c in caught))
+
+
+def read_caught(path: Path, target_column: str | None = None) -> list[tuple[CaughtSample, str | None]]:
+    """Caught samples from a JSONL file, each with its ``target_column`` value (None without one)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MisalignError(f"--caught {path}: no such file; make one with `inspect-misalign catch`")
+    known = set(CaughtSample.__dataclass_fields__)
+    rows: list[tuple[CaughtSample, str | None]] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            sample = CaughtSample(**{k: v for k, v in record.items() if k in known})
+        except (ValueError, TypeError) as e:
+            raise MisalignError(f"{path}:{n}: not a caught sample ({e}); make the file with "
+                                "`inspect-misalign catch`") from None
+        target = None
+        if target_column is not None:
+            target = record.get(target_column)
+            if not isinstance(target, str) or not target.strip():
+                raise MisalignError(f"{path}:{n}: no {target_column!r} string; add one to every line "
+                                    "or drop --target-column")
+        rows.append((sample, target))
+    if not rows:
+        raise MisalignError(f"--caught {path} is empty: there is nothing to train against; "
+                            "catch attacks first (`inspect-misalign catch`)")
+    return rows
+
+
+def caught_hash(caught: Sequence[CaughtSample]) -> str:
+    """sha256 of the caught samples' ids (sorted): the lineage of a trained checkpoint."""
+    h = hashlib.sha256()
+    for uid in sorted(c.uid for c in caught):
+        h.update(uid.encode() + b"\n")
+    return h.hexdigest()
