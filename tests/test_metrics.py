@@ -53,3 +53,5 @@ def test_wilson_interval() -> None:
     low, high = wilson_interval(5, 100)
     assert low == pytest.approx(0.0215, abs=1e-3) and high == pytest.approx(0.1118, abs=1e-3)
     assert wilson_interval(0, 10)[0] == 0.0
+    assert wilson_interval(0, 40)[1] == pytest.approx(0.0876, abs=1e-3)  # not 1 - 0.0876
+    assert wilson_interval(40, 40)[0] == pytest.approx(0.9124, abs=1e-3)

@@ -16,7 +16,7 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
     p = successes / n
     if p in (0.0, 1.0):  # the closed form is exact here; avoid 1e-17 rounding off the bound
         bound = z * z / (n + z * z)
-        return (0.0, 1.0 - bound) if p == 0.0 else (bound, 1.0)
+        return (0.0, bound) if p == 0.0 else (1.0 - bound, 1.0)
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
