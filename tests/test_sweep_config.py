@@ -78,3 +78,8 @@ def test_ratio_interval() -> None:
     ratio, low, high = ratio_interval(0, 50, 25, 50)
     assert ratio == 0 and low > 0 and high < 1
     assert math.isnan(ratio_interval(3, 10, 0, 10)[0])
+
+
+def test_ratio_interval_is_informative_at_rates_of_one() -> None:
+    ratio, low, high = ratio_interval(12, 12, 12, 12)
+    assert ratio == 1 and low < 1 < high

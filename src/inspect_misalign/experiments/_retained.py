@@ -19,13 +19,19 @@ Z95 = 1.959963984540054
 
 
 def ratio_interval(hits1: float, n1: int, hits0: float, n0: int) -> tuple[float, float, float]:
-    """Ratio of proportions (hits1/n1)/(hits0/n0) with its Katz log 95% interval (nan if undefined)."""
+    """Ratio of proportions (hits1/n1)/(hits0/n0) with its Katz log 95% interval (nan if undefined).
+
+    When a count is 0 or equals its n, 0.5 is added to every cell (Haldane–Anscombe), so the interval
+    stays informative at rates of 0 and 1.
+    """
     if n1 <= 0 or n0 <= 0 or hits0 <= 0:
         return math.nan, math.nan, math.nan
     ratio = (hits1 / n1) / (hits0 / n0)
-    a, b = (hits1, hits0) if hits1 > 0 else (hits1 + 0.5, hits0 + 0.5)
-    se = math.sqrt(max(1 / a - 1 / n1 + 1 / b - 1 / n0, 0.0))
-    center = math.log(a / n1) - math.log(b / n0)
+    a, m1, b, m0 = hits1, float(n1), hits0, float(n0)
+    if min(a, m1 - a, b, m0 - b) <= 0:
+        a, m1, b, m0 = a + 0.5, m1 + 1, b + 0.5, m0 + 1
+    se = math.sqrt(1 / a - 1 / m1 + 1 / b - 1 / m0)
+    center = math.log(a / m1) - math.log(b / m0)
     return ratio, math.exp(center - Z95 * se), math.exp(center + Z95 * se)
 
 
