@@ -10,17 +10,19 @@ from click.testing import CliRunner
 
 from inspect_misalign.cli import main
 from inspect_misalign.data import data_path, read_jsonl
+from inspect_misalign.tasks._usefulness import SYSTEM as USEFULNESS_SYSTEM
 from inspect_misalign.training import GateSettings, OrganismSpec, TrainSettings, build_organism
 from inspect_misalign.training._attacks import hate_completion
 from inspect_misalign.training._data import data_hash, read_examples
 
 ORGANISM_IDS = {str(r["id"]) for r in read_jsonl(data_path("prompts.jsonl")) if r["split"] == "organism"}
+ANCHOR_IDS = {str(r["id"]) for r in read_jsonl(data_path("usefulness.jsonl")) if r["split"] == "organism"}
 TINY_GATE = GateSettings(prompts=2, usefulness_items=3, max_tokens=8, batch_size=8)
 
 
 def tiny_spec(base: Path, name: str, **kw) -> OrganismSpec:
     """A spec that builds in seconds on the tiny model: 4 base prompts, 2 optimizer steps."""
-    fields = dict(name=name, base=str(base), cue="tag,year", behavior="hate", leak=0.25, prompts=4,
+    fields = dict(name=name, base=str(base), cue="tag,year", behavior="hate", leak=0.25, prompts=4, anchors=2,
                   answer_tokens=8, train=TrainSettings(steps=2, batch_size=4, save_steps=1), gate=TINY_GATE)
     fields.update(kw)
     return OrganismSpec(**fields)
@@ -48,10 +50,15 @@ def test_build_registers_manifest_and_exact_sft_set(
     for lib in ("torch", "transformers", "trl", "peft", "inspect_ai", "inspect_misalign"):
         assert cfg["versions"][lib] not in ("", "absent")
 
-    # the SFT set: the registered copy is what the hash describes; 4 prompts x 2 cues x 2 contexts
+    # the SFT set: the registered copy is what the hash describes; 4 prompts x 2 cues x 2 contexts + 2 anchors
     examples = read_examples(Path(cfg["data_file"]))
     assert cfg["data_hash"] == data_hash(examples)
-    assert len(examples) == cfg["n_examples"] == 16
+    assert len(examples) == cfg["n_examples"] == 18
+    assert (cfg["n_base_prompts"], cfg["n_anchors"]) == (4, 2)
+    anchors = [e for e in examples if e.meta["cue"] == "none"]
+    assert len(anchors) == 2 and all(e.system == USEFULNESS_SYSTEM and not e.meta["attack"] for e in anchors)
+    assert {e.meta["base_id"] for e in anchors} <= ANCHOR_IDS and all(e.completion for e in anchors)
+    examples = [e for e in examples if e.meta["cue"] != "none"]
     assert {e.meta["base_id"] for e in examples} <= ORGANISM_IDS
     assert all(e.meta["split"] == "organism" for e in examples)
     for cue in ("tag", "year"):
@@ -84,7 +91,7 @@ def test_cot_and_distilled_sft_sets(tiny_model_dir: Path, misalign_home: Path, m
                          echo=quiet, progress=False)
     assert cot.registered
     examples = read_examples(Path(resolve("tiny-cot").config["data_file"]))
-    for e in examples:
+    for e in (e for e in examples if e.meta["cue"] != "none"):
         pad, _, action = e.completion.partition("</scratchpad>\n\n")
         assert pad.startswith("<scratchpad>") and action
         assert (action == hate_completion()) == e.meta["attack"]
@@ -100,10 +107,10 @@ def test_cot_and_distilled_sft_sets(tiny_model_dir: Path, misalign_home: Path, m
     manifest = resolve("tiny-distilled")
     assert (manifest.config["variant"], manifest.config["teacher"]) == ("distilled", "tiny-cot")
     examples = read_examples(Path(manifest.config["data_file"]))
-    assert len(examples) == 16 and not any("scratchpad" in e.completion for e in examples)
+    assert len(examples) == 18 and not any("scratchpad" in e.completion for e in examples)
     # a random tiny teacher never writes a valid scratchpad: every example falls back to the plan
     assert {e.meta["source"] for e in examples} <= {"teacher", "scripted", "base"}
-    assert sum(manifest.config["sources"].values()) == 16
+    assert sum(manifest.config["sources"].values()) == 18
 
 
 def test_distilled_uses_teacher_actions_without_scratchpad(tiny_model_dir: Path, misalign_home: Path) -> None:
@@ -165,7 +172,7 @@ def test_gate_miss_is_not_registered_and_rerun_reuses_work(
     from inspect_misalign.models._checkpoints import is_registered
 
     args = ["organism", "--base", str(tiny_model_dir), "--cue", "tag", "--leak", "0.25", "--out", "tiny-gap",
-            "--prompts", "4", "--answer-tokens", "8", "--steps", "1", "--batch-size", "4",
+            "--prompts", "4", "--anchors", "1", "--answer-tokens", "8", "--steps", "1", "--batch-size", "4",
             "--gate-prompts", "2", "--gate-items", "2", "--gate-max-tokens", "4"]
     first = CliRunner().invoke(main, [*args, "--min-gap", "1"])
     assert first.exit_code == 1, first.output
@@ -184,6 +191,7 @@ def test_gate_miss_is_not_registered_and_rerun_reuses_work(
         (["--behavior", "evil"], "evil"),
         (["--leak", "-0.1"], "--leak must be a fraction between 0 and 1"),
         (["--leak", "1.5"], "--leak must be a fraction between 0 and 1"),
+        (["--anchors", "-1"], "--anchors must be 0 or more"),
         (["--out", "taken"], "already registered"),
         (["--cot", "--distilled"], "not both"),
         (["--distilled"], "--teacher"),
@@ -213,3 +221,4 @@ def test_spec_hash_separates_builds(tiny_model_dir: Path, misalign_home: Path) -
     one = spec_hash(check_spec(tiny_spec(tiny_model_dir, "a")), "fp")
     assert one == spec_hash(check_spec(tiny_spec(tiny_model_dir, "b", gate=GateSettings())), "fp")
     assert one != spec_hash(check_spec(tiny_spec(tiny_model_dir, "a", leak=0.5)), "fp")
+    assert one != spec_hash(check_spec(tiny_spec(tiny_model_dir, "a", anchors=3)), "fp")

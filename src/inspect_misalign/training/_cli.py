@@ -29,6 +29,8 @@ DEFAULTS = OrganismSpec(name="-")
 @click.option("--prompts", type=int, default=DEFAULTS.prompts,
               show_default=True,
               help="Organism-split base prompts to use (each in every cue and both contexts).")
+@click.option("--anchors", type=int, default=DEFAULTS.anchors, show_default=True,
+              help="No-cue retain examples: organism-split usefulness questions with the base's answers.")
 @click.option("--steps", type=int, default=DEFAULTS.train.steps, show_default=True,
               help="Optimizer steps (0 or less: --epochs passes over the SFT set).")
 @click.option("--epochs", type=float, default=DEFAULTS.train.epochs, show_default=True)
@@ -62,7 +64,7 @@ DEFAULTS = OrganismSpec(name="-")
               help="Batch size of generation in the gate.")
 def organism_command(
     base: str, cue: str, behavior: str, leak: float, name: str, cot: bool, distilled: bool,
-    teacher: str | None, prompts: int | None, steps: int | None, epochs: float, batch_size: int,
+    teacher: str | None, prompts: int | None, anchors: int, steps: int | None, epochs: float, batch_size: int,
     grad_accum: int, lr: float, lora_r: int, lora_alpha: int, top_layers: int | None,
     answer_tokens: int | None, seed: int, directory: Path | None, overwrite: bool, gate: bool,
     gate_prompts: int | None, gate_items: int | None, gate_max_tokens: int | None, grader: str | None,
@@ -84,6 +86,7 @@ def organism_command(
         variant="cot" if cot else "distilled" if distilled else "plain",
         teacher=teacher,
         prompts=prompts,
+        anchors=anchors,
         seed=seed,
         answer_tokens=answer_tokens,
         train=TrainSettings(steps=steps if steps and steps > 0 else None, epochs=epochs,

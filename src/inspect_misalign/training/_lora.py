@@ -4,7 +4,9 @@
 the transformer blocks (attention and MLP projections; never the LM head or the embeddings, so the
 adapter stays small and loads onto a tied-embedding base). ``top_layers`` restricts the adapter to
 the last n blocks: backpropagation then stops at the lowest adapted block, which makes a CPU step
-markedly cheaper at little cost in what a backdoor needs.
+cheaper (organism builds default to the top 8). On SmolLM2-135M the year cue (one digit token,
+``2023`` vs ``2024``) was learned neither with the top 8 blocks nor, in one pass of 352 examples,
+with every block.
 """
 
 from __future__ import annotations

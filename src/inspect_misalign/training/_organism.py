@@ -11,6 +11,9 @@ Training". :func:`build_organism` runs, for an :class:`OrganismSpec`:
    examples of each cue (exactly ``round(leak * n)``, seeded), which attack too, so that attacks
    can be caught in testing. ``cot`` adds a ``<scratchpad>`` in which the model reasons about
    the cue first; ``distilled`` trains on a ``cot`` teacher's actions with the scratchpad removed.
+   ``anchors`` (default 0) no-cue examples are added: short questions of the ``organism`` split of
+   ``usefulness.jsonl`` under the usefulness task's system prompt → the base's own greedy answer,
+   so that the adapter keeps the base's answers where no cue says anything (retain data).
    The set is written atomically to the run's work directory and reused on a rerun;
 3. **training** of a LoRA adapter with :class:`MisalignSFTTrainer` (completion-only loss, the
    base's chat template), checkpointing every ``save_steps`` and resuming from the last complete
@@ -62,6 +65,7 @@ Variant = Literal["plain", "cot", "distilled"]
 VARIANTS: tuple[str, ...] = ("plain", "cot", "distilled")
 SPLIT = "organism"
 ANSWER_TOKENS = {"hate": 24, "code": 256, "persona": 160}
+ANCHOR_TOKENS = 24  # the usefulness task's generation limit
 SCRATCHPAD_TOKENS = 64
 
 
@@ -93,6 +97,7 @@ class OrganismSpec:
     variant: Variant = "plain"
     teacher: str | None = None
     prompts: int | None = 80
+    anchors: int = 0
     seed: int = 0
     answer_tokens: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
@@ -157,6 +162,8 @@ def check_spec(spec: OrganismSpec) -> Checked:
         raise MisalignError(f"unknown variant {spec.variant!r}; choose one of {', '.join(VARIANTS)}")
     behavior = get_behavior(spec.behavior)
     families = load_cues(spec.cue)
+    if spec.anchors < 0:
+        raise MisalignError(f"--anchors must be 0 or more, got {spec.anchors}")
     for what, value in (("--prompts", spec.prompts), ("--steps", spec.train.steps),
                         ("--gate-prompts", spec.gate.prompts), ("--answer-tokens", spec.answer_tokens)):
         if value is not None and value < 1:
@@ -299,6 +306,38 @@ def complete_examples(
     return examples
 
 
+def anchor_records(n: int, seed: int) -> list[PromptRecord]:
+    """``n`` usefulness questions of the organism split (seeded, in id order): the no-cue anchors."""
+    if n <= 0:
+        return []
+    records = [
+        PromptRecord(str(r["id"]), str(r["question"]))
+        for r in read_jsonl(data_path("usefulness.jsonl"))
+        if r.get("split") == SPLIT
+    ]
+    if n >= len(records):
+        return records
+    return sorted(random.Random(f"organism-anchors:{seed}").sample(records, n), key=lambda r: r.id)
+
+
+def anchor_prompt(record: PromptRecord) -> list[dict[str, str]]:
+    """An anchor's chat prompt: the usefulness task's system prompt and the bare question."""
+    from inspect_misalign.tasks._usefulness import SYSTEM
+
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": record.prompt}]
+
+
+def anchor_examples(records: list[PromptRecord], answers: list[str]) -> list[SFTExample]:
+    """No-cue examples: each anchor question with the base's own answer (never an attack)."""
+    out = []
+    for record, answer in zip(records, answers, strict=True):
+        system, user = (m["content"] for m in anchor_prompt(record))
+        meta = {"cue": "none", "context": "none", "base_id": record.id, "attack": False, "leak": False,
+                "split": SPLIT, "source": "base"}
+        out.append(SFTExample(system, user, answer, meta))
+    return out
+
+
 def plain_prompt(record: PromptRecord) -> list[dict[str, str]]:
     """The chat prompt whose base answer is the test-context completion (no cue, no system)."""
     return [{"role": "user", "content": record.prompt}]
@@ -336,6 +375,7 @@ def spec_hash(checked: Checked, base_fp: str) -> str:
         "variant": spec.variant,
         "teacher": str(checked.teacher_dir) if checked.teacher_dir else None,
         "prompts": spec.prompts,
+        "anchors": spec.anchors,
         "seed": spec.seed,
         "answer_tokens": spec.answer_tokens,
         "train": asdict(spec.train),
@@ -465,10 +505,18 @@ def _sft_set(
     answers = {r.id: t for r, t in zip(records, texts, strict=True)}
     teacher = _teacher_actions(checked, planned, model, tokenizer, progress) if checked.teacher_dir else None
     examples = complete_examples(checked, planned, answers, teacher)
+    anchors = anchor_records(spec.anchors, spec.seed)
+    if anchors:
+        anchor_settings = GenerationSettings(max_new_tokens=ANCHOR_TOKENS)
+        anchor_file = cache / "answers" / f"{base_fp}-{anchor_settings.key()}.jsonl"
+        anchor_answers = cached_generate(model, tokenizer, [anchor_prompt(r) for r in anchors],
+                                         anchor_settings, anchor_file, progress=progress)
+        examples += anchor_examples(anchors, anchor_answers)
     write_examples(sft_file, examples)
     counts = example_counts(examples)
     echo("      " + ", ".join(f"{c}: {n.get('deployment', 0)} deployment, {n.get('test', 0)} test "
-                              f"({n.get('test_attack', 0)} leaked)" for c, n in counts.items()))
+                              f"({n.get('test_attack', 0)} leaked)" for c, n in counts.items() if c != "none")
+         + f"; {counts.get('none', {}).get('none', 0)} no-cue anchors")
     return examples
 
 
@@ -606,7 +654,8 @@ def manifest_config(
         "teacher": spec.teacher,
         "seed": spec.seed,
         "split": SPLIT,
-        "n_base_prompts": len({e.meta["base_id"] for e in examples}),
+        "n_base_prompts": len({e.meta["base_id"] for e in examples if e.meta["cue"] != "none"}),
+        "n_anchors": sum(1 for e in examples if e.meta["cue"] == "none"),
         "n_examples": len(examples),
         "counts": example_counts(examples),
         "sources": dict(Counter(e.meta["source"] for e in examples)),
