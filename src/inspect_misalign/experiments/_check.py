@@ -69,6 +69,7 @@ def write_baseline(baseline: Baseline, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(baseline.model_dump_json(indent=2, exclude_none=True) + "\n")
     os.replace(tmp, path)

@@ -85,6 +85,7 @@ def write_report(config: SweepConfig, table: pd.DataFrame, figures: list[Path], 
     """Write the HTML report atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(render_report(config, table, figures))
     os.replace(tmp, path)
