@@ -83,3 +83,18 @@ def test_ratio_interval() -> None:
 def test_ratio_interval_is_informative_at_rates_of_one() -> None:
     ratio, low, high = ratio_interval(12, 12, 12, 12)
     assert ratio == 1 and low < 1 < high
+
+
+def test_registered_organism_with_other_build_options_is_refused(
+    tmp_path: Path, misalign_home: Path, tiny_model_dir: Path, tiny_adapter_dirs: list[Path]
+) -> None:
+    from inspect_misalign.models import register
+
+    register("org", tiny_adapter_dirs[0], base=str(tiny_model_dir), adapter=True,
+             config={"cue": "tag", "leak": 0.1})
+    same = VALID.replace("organisms: [{name: org}]", "organisms: [{name: org, build: {cue: tag, leak: 0.1}}]")
+    other = same.replace("leak: 0.1", "leak: 0.05")
+    cli = CliRunner()
+    assert cli.invoke(main, ["sweep", str(_write(tmp_path, same)), "--dry-run"]).exit_code == 0
+    result = cli.invoke(main, ["sweep", str(_write(tmp_path, other)), "--dry-run"])
+    assert result.exit_code == 2 and "leak=0.1" in result.output and "leak=0.05" in result.output

@@ -50,6 +50,26 @@ def preflight(config: SweepConfig) -> None:
                 f"organism {organism.name!r} is not registered and has no 'build' options; "
                 "build it with inspect-misalign organism or add build: {...} to the config"
             )
+        if organism.build is not None and is_registered(organism.name):
+            check_build_matches(organism.name, organism.build)
+
+
+def check_build_matches(name: str, build: dict[str, Any]) -> None:
+    """Refuse to reuse a registered organism whose recorded options differ from the config's ``build``.
+
+    Only scalar options the manifest records (cue, behavior, leak, seed, prompts, ...) are compared.
+    """
+    from inspect_misalign.models._checkpoints import resolve
+
+    recorded = resolve(name).config
+    for key, wanted in build.items():
+        if isinstance(wanted, dict | list) or key not in recorded or key == "base":
+            continue
+        if recorded[key] != wanted:
+            raise MisalignError(
+                f"organism {name!r} is registered with {key}={recorded[key]!r} but the config asks "
+                f"{key}={wanted!r}; rename the organism in the config, or delete it to rebuild"
+            )
 
 
 def _atomic_text(path: Path, text: str) -> None:
