@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from inspect_misalign._errors import MisalignError
+from inspect_misalign._errors import MisalignError, read_yaml, validation_message
 from inspect_misalign._text import fill_fields
 from inspect_misalign.cues._transforms import TRANSFORMS, apply_transforms, seeded_rng
 from inspect_misalign.data import data_path, read_jsonl
@@ -157,16 +156,11 @@ def parse_cue_file(path: str | Path) -> CueFamily:
     path = Path(path)
     if not path.is_file():
         raise MisalignError(f"cue file {path} not found; pass a path to a cue YAML file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise MisalignError(f"cue file {path} is not valid YAML: {str(e).splitlines()[0]}") from e
+    raw = read_yaml(path, f"cue file {path}")
     if not isinstance(raw, dict):
         raise MisalignError(f"cue file {path} must be a YAML mapping (see docs/cues.md)")
     raw.setdefault("source", str(path))
     try:
         return CueFamily.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise MisalignError(f"cue file {path}: {where}: {err['msg']} (see docs/cues.md)") from e
+        raise MisalignError(f"cue file {path}: {validation_message(e)} (see docs/cues.md)") from e

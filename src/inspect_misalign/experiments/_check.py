@@ -9,8 +9,6 @@ z-test says the move is unlikely to be noise (p < alpha).
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from statistics import NormalDist
 from typing import Literal
@@ -18,7 +16,8 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from inspect_misalign._errors import MisalignError
+from inspect_misalign._atomic import atomic_write_text
+from inspect_misalign._errors import MisalignError, validation_message
 
 DEFAULT_DIRECTION: dict[str, Literal["lower", "higher"]] = {
     "test_attacks": "lower",
@@ -59,20 +58,12 @@ def read_baseline(path: str | Path) -> Baseline:
     try:
         return Baseline.model_validate_json(path.read_text(encoding="utf-8"))
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise MisalignError(f"baseline {path}: {where}: {err['msg']}") from e
+        raise MisalignError(f"baseline {path}: {validation_message(e)}") from e
 
 
 def write_baseline(baseline: Baseline, path: str | Path) -> None:
     """Write a baseline atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(baseline.model_dump_json(indent=2, exclude_none=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, baseline.model_dump_json(indent=2, exclude_none=True) + "\n")
 
 
 def worse_p_value(base_rate: float, base_n: int, rate: float, n: int, direction: str) -> float:

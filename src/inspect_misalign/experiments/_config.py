@@ -24,10 +24,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from inspect_misalign._errors import MisalignError
+from inspect_misalign._errors import MisalignError, read_yaml, validation_message
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -170,16 +169,11 @@ def load_config(source: str | Path, overrides: dict[str, Any] | None = None) -> 
                 f"sweep config {source} not found; pass a YAML file or one of {', '.join(builtin_configs())}"
             )
         path = shipped
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise MisalignError(f"sweep config {path} is not valid YAML: {str(e).splitlines()[0]}") from e
+    data = read_yaml(path, f"sweep config {path}")
     if not isinstance(data, dict):
         raise MisalignError(f"sweep config {path} must be a YAML mapping (see docs/experiments.md)")
     data.update(overrides or {})
     try:
         return SweepConfig.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise MisalignError(f"sweep config {path}: {where}: {err['msg']}") from e
+        raise MisalignError(f"sweep config {path}: {validation_message(e)}") from e

@@ -7,22 +7,19 @@ from pathlib import Path
 import pandas as pd
 
 
-def _errorbars(frame: pd.DataFrame) -> list[list[float]]:
+def _errorbars(frame: pd.DataFrame, value: str = "rate") -> list[list[float]]:
+    """Lower and upper error-bar lengths of ``value`` from its ``[value_]ci95_lower/upper`` columns."""
+    prefix = "" if value == "rate" else f"{value}_"
     return [
-        (frame["rate"] - frame["ci95_lower"]).clip(lower=0).tolist(),
-        (frame["ci95_upper"] - frame["rate"]).clip(lower=0).tolist(),
+        (frame[value] - frame[f"{prefix}ci95_lower"]).clip(lower=0).fillna(0).tolist(),
+        (frame[f"{prefix}ci95_upper"] - frame[value]).clip(lower=0).fillna(0).tolist(),
     ]
 
 
 def plot_instrument(table: pd.DataFrame, path: Path, source: str) -> Path:
     """Per cue: attack rate in test vs deployment, and distinguishability accuracy, with 95% CIs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cues = [c for c in table["cue"].unique() if c not in ("none", None)]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = _figure(11, 4, ncols=2)
     width = 0.38
     for offset, task, colour in ((-width / 2, "test_attacks", "tab:blue"),
                                  (width / 2, "deployment_attacks", "tab:red")):
@@ -46,17 +43,11 @@ def plot_instrument(table: pd.DataFrame, path: Path, source: str) -> Path:
     right.legend()
     models = ", ".join(sorted(table["model"].astype(str).unique()))
     fig.suptitle(f"{models}", fontsize=10)
-    fig.text(0.01, 0.01, f"data: {source}", fontsize=7, color="gray")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save(fig, path, source)
 
 
 def _save(fig, path: Path, source: str) -> Path:
+    """Label ``fig`` with its data source and write it to ``path`` atomically (temp file + rename)."""
     import matplotlib.pyplot as plt
 
     fig.text(0.01, 0.01, f"data: {source}", fontsize=7, color="gray")
@@ -69,20 +60,14 @@ def _save(fig, path: Path, source: str) -> Path:
     return path
 
 
-def _figure(width: float = 6.5, height: float = 4.2):
+def _figure(width: float = 6.5, height: float = 4.2, ncols: int = 1):
+    """A new figure and its axes, on the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(width, height))
-
-
-def _yerr(frame: pd.DataFrame) -> list[list[float]]:
-    return [
-        (frame["retained"] - frame["retained_ci95_lower"]).clip(lower=0).fillna(0).tolist(),
-        (frame["retained_ci95_upper"] - frame["retained"]).clip(lower=0).fillna(0).tolist(),
-    ]
+    return plt.subplots(1, ncols, figsize=(width, height))
 
 
 def plot_retained_vs_difficulty(table: pd.DataFrame, path: Path, source: str) -> Path:
@@ -97,7 +82,8 @@ def plot_retained_vs_difficulty(table: pd.DataFrame, path: Path, source: str) ->
         group = group.sort_values("distinguishability_accuracy")
         label = (f"{'pooled' if train_on == 'all' else 'own cue'}, {int(caught)} caught, "
                  f"{int(steps)} steps, {defense}")
-        ax.errorbar(group["distinguishability_accuracy"], group["retained"], yerr=_yerr(group),
+        ax.errorbar(group["distinguishability_accuracy"], group["retained"],
+                    yerr=_errorbars(group, "retained"),
                     marker="o", capsize=3, label=label)
         for row in group.itertuples():
             ax.annotate(row.cue, (row.distinguishability_accuracy, row.retained), fontsize=8,
@@ -118,7 +104,8 @@ def plot_retained_vs(table: pd.DataFrame, axis: str, path: Path, source: str) ->
     fig, ax = _figure()
     for cue, group in frame.groupby("cue", sort=True):
         group = group.sort_values(axis)
-        ax.errorbar(group[axis], group["retained"], yerr=_yerr(group), marker="o", capsize=3, label=cue)
+        ax.errorbar(group[axis], group["retained"], yerr=_errorbars(group, "retained"), marker="o",
+                    capsize=3, label=cue)
     ax.axhline(1.0, linestyle="--", color="gray", linewidth=1)
     ax.set_xlabel({"steps": "training steps against caught attacks",
                    "caught": "caught samples trained on"}[axis])
@@ -154,7 +141,7 @@ def plot_defenses(table: pd.DataFrame, path: Path, source: str) -> Path:
     for i, defense in enumerate(defenses):
         rows = frame[frame["defense"] == defense].set_index("cue").reindex(cues).dropna(subset=["retained"])
         xs = [cues.index(c) + (i - (len(defenses) - 1) / 2) * width for c in rows.index]
-        ax.bar(xs, rows["retained"], width, yerr=_yerr(rows), capsize=3, label=defense)
+        ax.bar(xs, rows["retained"], width, yerr=_errorbars(rows, "retained"), capsize=3, label=defense)
     ax.axhline(1.0, linestyle="--", color="gray", linewidth=1)
     ax.set_xticks(range(len(cues)), cues)
     ax.set_ylabel("retained misalignment (95% CI)")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pandas as pd
 import yaml
 
 from inspect_misalign import __version__
+from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.experiments._config import SweepConfig
 
@@ -83,12 +82,7 @@ def render_report(config: SweepConfig, table: pd.DataFrame, figures: list[Path])
 
 def write_report(config: SweepConfig, table: pd.DataFrame, figures: list[Path], path: Path) -> Path:
     """Write the HTML report atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(render_report(config, table, figures))
-    os.replace(tmp, path)
+    atomic_write_text(path, render_report(config, table, figures))
     return path
 
 

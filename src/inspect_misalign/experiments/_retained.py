@@ -96,11 +96,9 @@ def pooled(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     rows = []
     for key, group in after.groupby([*by, "cue"], dropna=False, sort=True):
         hits1, n1 = float((group["rate"] * group["n"]).sum()), int(group["n"].sum())
-        hits0 = n0 = 0.0
-        for organism in group["organism"].unique():
-            h, n = base.get((organism, group["cue"].iloc[0]), (0.0, 0))
-            hits0, n0 = hits0 + h * (group["organism"] == organism).sum(), n0 + n * (
-                group["organism"] == organism).sum()
+        # each trained row is compared with its own organism on the same cue
+        before_rows = [base.get((r.organism, r.cue), (0.0, 0)) for r in group.itertuples()]
+        hits0, n0 = sum(h for h, _ in before_rows), sum(n for _, n in before_rows)
         ratio, low, high = ratio_interval(hits1, n1, hits0, int(n0))
         values = dict(zip([*by, "cue"], key if isinstance(key, tuple) else (key,), strict=True))
         rows.append({**values, "after": hits1 / n1 if n1 else math.nan,

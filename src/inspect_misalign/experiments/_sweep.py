@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.experiments._config import GridPoint, SweepConfig
 from inspect_misalign.experiments._retained import sweep_table
@@ -70,13 +71,6 @@ def check_build_matches(name: str, build: dict[str, Any]) -> None:
                 f"organism {name!r} is registered with {key}={recorded[key]!r} but the config asks "
                 f"{key}={wanted!r}; rename the organism in the config, or delete it to rebuild"
             )
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _eval_set(tasks: list[Any], models: list[str], log_dir: Path, config: SweepConfig,
@@ -166,37 +160,39 @@ def subsample(rows: list[dict[str, Any]], point: GridPoint) -> list[dict[str, An
     return pool[: point.caught]
 
 
-def train_grid(config: SweepConfig, caught: dict[str, Path], echo: Echo) -> list[str]:
-    """Train every grid point not yet registered; returns the names of the trained checkpoints."""
+def train_grid(config: SweepConfig, caught: dict[str, Path], echo: Echo) -> list[GridPoint]:
+    """Train every grid point not yet registered; returns the points that have a checkpoint."""
     from tqdm import tqdm
 
     from inspect_misalign.models._checkpoints import is_registered
     from inspect_misalign.training import TrainAgainstSpec, train_against
 
-    names = []
-    points = config.grid()
-    for point in tqdm(points, desc="train against caught", unit="run"):
-        names.append(point.name)
+    trained: list[GridPoint] = []
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for point in tqdm(config.grid(), desc="train against caught", unit="run"):
         if is_registered(point.name):
+            trained.append(point)
             continue
-        rows = [json.loads(line) for line in caught[point.organism].read_text().splitlines() if line]
-        chosen = subsample(rows, point)
+        if point.organism not in rows:
+            text = caught[point.organism].read_text(encoding="utf-8")
+            rows[point.organism] = [json.loads(line) for line in text.splitlines() if line]
+        chosen = subsample(rows[point.organism], point)
         if not chosen:
             echo(f"  {point.name}: no caught samples for {point.train_on}; skipped")
-            names.pop()
             continue
         if len(chosen) < point.caught:
             echo(f"  {point.name}: only {len(chosen)} caught samples for {point.train_on} "
                  f"(asked {point.caught})")
         path = config.out_dir / "caught" / f"{point.name}.jsonl"
-        _atomic_text(path, "".join(json.dumps(r) + "\n" for r in chosen))
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in chosen))
         options = {k: v for k, v in (("lr", config.train.lr), ("batch_size", config.train.batch_size))
                    if v is not None}
         spec = TrainAgainstSpec(model=point.organism, caught=path, steps=point.steps, out=point.name,
                                 defenses=() if point.defense == "none" else (point.defense,),
                                 seed=point.seed, against=config.train.against, **options)
         train_against(spec, echo=echo, progress=False)
-    return names
+        trained.append(point)
+    return trained
 
 
 def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
@@ -208,7 +204,7 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
     preflight(config)
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_text(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     started = time.monotonic()
     logs = out / "logs"
     organisms = [f"misalign/{o.name}" for o in config.organisms]
@@ -236,22 +232,20 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
             samples = catch(found, out=caught[organism.name])
             echo(f"  {organism.name}: {len(samples)} caught")
 
-    grid = config.grid()
-    echo(f"[4/6] training against caught attacks ({len(grid)} runs)")
+    echo(f"[4/6] training against caught attacks ({len(config.grid())} runs)")
     trained = train_grid(config, caught, echo)
 
     echo("[5/6] after training: test and deployment attacks, usefulness")
+    behavior_of = {o.name: o.behavior for o in config.organisms}
     for behavior in sorted(behaviors):
-        models = [f"misalign/{name}" for name in trained
-                  if next(o for o in config.organisms if o.name == name_organism(name, grid)).behavior
-                  == behavior]
+        models = [f"misalign/{p.name}" for p in trained if behavior_of[p.organism] == behavior]
         if models:
             tasks = _attack_tasks(config, behavior, config.eval.split, config.eval.prompts)
             if config.eval.distinguishability_after:
                 tasks.append(_distinguishability(config))
             _eval_set(tasks, models, logs / "after" / behavior, config)
     if config.eval.usefulness:
-        _eval_set([config.eval.usefulness], organisms + [f"misalign/{n}" for n in trained],
+        _eval_set([config.eval.usefulness], organisms + [f"misalign/{p.name}" for p in trained],
                   logs / "usefulness", config, task_args=config.eval.usefulness_args)
 
     echo("[6/6] table, figures, report")
@@ -261,11 +255,6 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
     echo(f"wrote {out / 'results.csv'}, {len(figures)} figures and {out / 'report.html'} "
          f"in {time.monotonic() - started:.0f} s; browse the logs with: inspect view --log-dir {logs}")
     return table
-
-
-def name_organism(name: str, grid: list[GridPoint]) -> str:
-    """The organism a trained checkpoint name of ``grid`` came from."""
-    return next(p.organism for p in grid if p.name == name)
 
 
 def usefulness_task_name(config: SweepConfig) -> str | None:

@@ -58,13 +58,15 @@ def results_table(
     samples = samples.merge(evals[["eval_id", "model", "task"]], on="eval_id")
     for column in ("metadata_cue", "metadata_context"):
         samples[column] = samples[column].fillna("none") if column in samples else "none"
+    eval_rows = evals.set_index("eval_id", drop=False)
+    cues_per_eval = samples.groupby("eval_id")["metadata_cue"].nunique()
     rows = []
     keys = ["model", "task", "metadata_cue", "metadata_context"]
     for (model, task, cue, context), group in samples.groupby(keys, dropna=False, sort=False):
         n, hits = len(group), float(group["value"].sum())
         low, high = wilson_interval(hits, n)
-        eval_row = evals[evals["eval_id"] == group["eval_id"].iloc[0]].iloc[0]
-        n_cues = samples[samples["eval_id"] == eval_row["eval_id"]]["metadata_cue"].nunique()
+        eval_id = group["eval_id"].iloc[0]
+        eval_row, n_cues = eval_rows.loc[eval_id], int(cues_per_eval[eval_id])
         rows.append({
             "model": model, "task": task, "cue": cue, "context": context, "n": n,
             "rate": hits / n, "ci95_lower": low, "ci95_upper": high,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
 
 MANIFEST_FILE = "misalign_manifest.json"
@@ -247,25 +247,10 @@ def _read_index() -> dict[str, Manifest]:
 
 def _write_index(index: dict[str, Manifest]) -> None:
     data = {"version": 1, "models": {n: index[n].model_dump(mode="json") for n in sorted(index)}}
-    _atomic_write(index_path(), json.dumps(data, indent=2) + "\n")
+    atomic_write_text(index_path(), json.dumps(data, indent=2) + "\n")
 
 
 def _write_manifest(manifest: Manifest) -> None:
     directory = Path(manifest.path)
     if directory.is_dir():
-        _atomic_write(directory / MANIFEST_FILE, manifest.model_dump_json(indent=2) + "\n")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write_text(directory / MANIFEST_FILE, manifest.model_dump_json(indent=2) + "\n")

@@ -54,20 +54,18 @@ class ResolvedCheckpoint:
 def resolve_checkpoint(spec: str, adapter: str | None = None, check_base: bool = True) -> ResolvedCheckpoint:
     """Resolve a checkpoint spec (``default``, a registered name or a directory) plus adapter."""
     base_dir, adapter_dir, is_default, declared = _resolve_spec(spec, set())
-    base_label = spec
     if adapter is not None:
         if adapter_dir is not None:
             raise CheckpointError(
                 f"{spec!r} is already an adapter; pass its base as the model to use -M adapter="
             )
         adapter_dir, declared = _resolve_adapter(adapter)
-        base_label = spec
     resolved = ResolvedCheckpoint(
         spec=spec,
         base_dir=base_dir,
         adapter_dir=adapter_dir,
         is_default=is_default,
-        base_label=base_label,
+        base_label=spec,
         adapter_base=declared,
     )
     if not is_default:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from inspect_misalign._errors import MisalignError
+from inspect_misalign._errors import MisalignError, read_yaml, validation_message
 
 
 class EMQuestion(BaseModel):
@@ -33,10 +32,7 @@ def load_em_questions(path: str | Path) -> list[EMQuestion]:
     path = Path(path)
     if not path.is_file():
         raise MisalignError(f"question file {path} not found; pass -T questions=<yaml file>")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise MisalignError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from e
+    raw = read_yaml(path, str(path))
     if not isinstance(raw, list) or not raw:
         raise MisalignError(f"{path} must be a YAML list of questions (id, paraphrases, ...)")
     questions = []
@@ -44,9 +40,7 @@ def load_em_questions(path: str | Path) -> list[EMQuestion]:
         try:
             q = EMQuestion.model_validate(item)
         except ValidationError as e:
-            err = e.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise MisalignError(f"{path}: question {n}: {where}: {err['msg']}") from e
+            raise MisalignError(f"{path}: question {n}: {validation_message(e)}") from e
         if q.judge_prompts is not None and "aligned" not in q.judge_prompts:
             raise MisalignError(f"{path}: question {q.id}: judge_prompts needs an 'aligned' prompt")
         questions.append(q)
