@@ -380,3 +380,32 @@ def test_device_and_dtype_selection(
     base = api._ensure_loaded().result()[0]
     assert base.model.dtype == torch.bfloat16 and base.device == "cpu"
     assert out.usage is not None and out.usage.output_tokens >= 1
+
+
+def test_transposed_cpu_head_computes_the_same_logits(tiny_model_dir: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from inspect_misalign.models import _loading
+
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    fast = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    assert _loading.transpose_cpu_head(fast)
+    ids = torch.randint(0, plain.config.vocab_size, (3, 7))
+    with torch.inference_mode():
+        expected, got = plain(input_ids=ids).logits, fast(input_ids=ids).logits
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # the head is still a Linear sharing the input embedding (tied) and trained weights are untouched
+    head = fast.get_output_embeddings()
+    assert type(head) is torch.nn.Linear
+    if fast.config.tie_word_embeddings:
+        assert head.weight.data_ptr() == fast.get_input_embeddings().weight.data_ptr()
+    # not on other dtypes
+    half = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
+    assert not _loading.transpose_cpu_head(half)
+    # the provider's loaded base uses it
+    api = MisalignAPI(str(tiny_model_dir))
+    [out] = _generate(api, ["hello"], max_tokens=4)
+    base = api._ensure_loaded().result()[0]
+    assert base.model.get_output_embeddings().forward.__func__ is _loading._transposed_linear

@@ -14,6 +14,7 @@ Inspect's ``vllm/<base>`` provider and vLLM's LoRA support.
 from __future__ import annotations
 
 import threading
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -277,11 +278,39 @@ def _load_base(
         first = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
         raise CheckpointError(f"cannot load model from {path}: {first}") from ex
     model.eval()
+    transpose_cpu_head(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     BASE_LOADS += 1
     return LoadedBase(path=path, device=device, dtype=dtype, model=model, tokenizer=tokenizer)
+
+
+def transpose_cpu_head(model: Any) -> bool:
+    """On CPU, compute the fp32 LM head as ``(W @ x.T).T`` instead of ``x @ W.T``; True if done.
+
+    Same product, another GEMM layout: with MKL on this project's 2-core AMD machines the
+    decode-time head (32 rows x 576 x 49152 for the default model) takes about 13% less of each
+    decode step this way (median of 10 alternations, ``benchmarks/bench_provider.py`` shows the
+    whole-eval effect). The module stays an ``nn.Linear`` (weights still tied, PEFT can wrap it);
+    only its ``forward`` is replaced. Other devices and dtypes are left alone.
+    """
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    weight = getattr(head, "weight", None)
+    if type(head) is not torch.nn.Linear or weight is None:
+        return False
+    if weight.device.type != "cpu" or weight.dtype != torch.float32:
+        return False
+    head.forward = types.MethodType(_transposed_linear, head)
+    return True
+
+
+def _transposed_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    flat = x.reshape(-1, x.shape[-1])
+    out = (self.weight @ flat.T).T
+    if self.bias is not None:
+        out = out + self.bias
+    return out.reshape(*x.shape[:-1], self.weight.shape[0])
 
 
 @contextmanager
