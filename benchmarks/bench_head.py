@@ -45,7 +45,8 @@ def main() -> None:
             cache = model(input_ids=prompt, use_cache=True, logits_to_keep=1).past_key_values
             start = time.perf_counter()
             for _ in range(STEPS):
-                logits = model(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+                out = model(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                logits = out.logits
             return (time.perf_counter() - start) / STEPS * 1000, logits
 
     times: dict[str, list[float]] = {"x @ W.T (transformers)": [], "(W @ x.T).T (misalign/)": []}
@@ -63,8 +64,10 @@ def main() -> None:
         print(f"  {name:<26} median {medians[name]:6.1f} ms  (min {min(values):.1f}, max {max(values):.1f})")
     plain_ms, fast_ms = medians.values()
     wins = sum(b < a for a, b in zip(*times.values(), strict=True))
-    print(f"transposed head: {plain_ms / fast_ms:.2f}x faster per step (faster in {wins}/{args.rounds} rounds); "
-          f"max |logit diff| {diff:.1e}, same argmax: {same}")
+    print(
+        f"transposed head: {plain_ms / fast_ms:.2f}x faster per step (faster in {wins}/{args.rounds} "
+        f"rounds); max |logit diff| {diff:.1e}, same argmax: {same}"
+    )
 
 
 if __name__ == "__main__":
