@@ -33,22 +33,21 @@ def backbone(model: Any) -> Any:
 
 def decoder_layers(model: Any) -> Sequence[torch.nn.Module]:
     """The transformer blocks, in order."""
-    decoder = backbone(model)
-    for name in ("layers", "h", "blocks"):
-        layers = getattr(decoder, name, None)
-        if isinstance(layers, torch.nn.ModuleList):
-            return layers
-    raise ValueError(f"cannot find the transformer blocks of {type(decoder).__name__}")
+    return _named_child(backbone(model), ("layers", "h", "blocks"), torch.nn.ModuleList, "transformer blocks")
 
 
 def final_norm(model: Any) -> torch.nn.Module:
     """The module whose output feeds the LM head (the final norm)."""
-    decoder = backbone(model)
-    for name in ("norm", "final_layernorm", "ln_f"):
+    return _named_child(backbone(model), ("norm", "final_layernorm", "ln_f"), torch.nn.Module, "final norm")
+
+
+def _named_child(decoder: Any, names: Sequence[str], kind: type, what: str) -> Any:
+    """The first attribute of ``decoder`` among ``names`` that is a ``kind``."""
+    for name in names:
         module = getattr(decoder, name, None)
-        if isinstance(module, torch.nn.Module):
+        if isinstance(module, kind):
             return module
-    raise ValueError(f"cannot find the final norm of {type(decoder).__name__}")
+    raise ValueError(f"cannot find the {what} of {type(decoder).__name__}")
 
 
 def lm_head(model: Any) -> torch.nn.Module:
