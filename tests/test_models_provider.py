@@ -259,14 +259,21 @@ def test_inspect_eval_end_to_end(tiny_model_dir: Path, tmp_path: Path) -> None:
         assert sample.output.stop_reason in ("stop", "max_tokens")
 
 
-def test_shared_prefix_matches_separate_prefill(tiny_model_dir: Path, tiny_adapter_dirs: list[Path]) -> None:
+@pytest.mark.parametrize("stream", [True, False], ids=["continuous", "batched"])
+def test_shared_prefix_matches_separate_prefill(
+    tiny_model_dir: Path, tiny_adapter_dirs: list[Path], stream: bool
+) -> None:
+    """Both decoding paths (continuous batching; batched generate, used with logprobs)."""
     from inspect_ai.model import ChatMessageSystem
 
     from inspect_misalign.models import _generate
+    from inspect_misalign.models._continuous import ContinuousDecoder
 
     system = "the quick brown fox jumps over the lazy dog. " * 3  # > 16 shared tokens
     calls: list[int] = []
-    original = _generate._prefix_cache
+    owner: Any = ContinuousDecoder if stream else _generate
+    attribute = "_prefix_states" if stream else "_prefix_cache"
+    original = getattr(owner, attribute)
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
@@ -274,12 +281,14 @@ def test_shared_prefix_matches_separate_prefill(tiny_model_dir: Path, tiny_adapt
 
     def run(share: bool, adapters: list[Path | None]) -> list[str]:
         apis = [
-            MisalignAPI(str(tiny_model_dir), share_prefix=share, adapter=str(a) if a else None)
+            MisalignAPI(
+                str(tiny_model_dir), share_prefix=share, continuous=stream, adapter=str(a) if a else None
+            )
             for a in adapters
         ]
 
         async def go() -> list[ModelOutput]:
-            cfg = GenerateConfig(max_tokens=8)
+            cfg = GenerateConfig(max_tokens=8, logprobs=not stream)
             return await asyncio.gather(
                 *(
                     api.generate(
@@ -297,7 +306,7 @@ def test_shared_prefix_matches_separate_prefill(tiny_model_dir: Path, tiny_adapt
         assert all(o.usage and o.usage.input_tokens > 20 for o in outputs)
         return [o.completion for o in outputs]
 
-    _generate._prefix_cache = counting
+    setattr(owner, attribute, counting)
     try:
         for adapters in ([None], [None, *tiny_adapter_dirs]):  # one model; mixed adapters
             calls.clear()
@@ -308,7 +317,7 @@ def test_shared_prefix_matches_separate_prefill(tiny_model_dir: Path, tiny_adapt
             assert not calls
             assert shared == separate
     finally:
-        _generate._prefix_cache = original
+        setattr(owner, attribute, original)
 
 
 def test_corrupted_default_cache_fails_at_construction(misalign_cache: Path) -> None:

@@ -13,6 +13,13 @@ a batch. The worker repeatedly picks a batch, runs one batched call, resolves th
 
 There is no fixed wait: a lone request runs after ``settle`` (20 ms by default), and
 ``settle=0`` disables all waiting (whatever is queued runs at once).
+
+With ``run_stream``, keys that ``can_stream`` accepts are decoded by continuous batching instead:
+the stream answers each request as soon as it is done and asks, between its steps, for more
+requests (``take(n, least)``: up to n, none if fewer than ``least`` wait) of the same key (and
+of the same group, when its first batch was of one group) to fill the rows that came free. It
+stops admitting once a request it would not take is waiting, so other keys and groups are
+served next.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+Take = Callable[[int, int], list["Request[Any]"]]
+Finish = Callable[["Request[Any]", Any], None]
 
 MAX_WAIT_SECONDS = 10.0
 
@@ -67,8 +77,12 @@ class Batcher(Generic[T]):
         settle: float = 0.02,
         max_wait_fraction: float = 0.5,
         name: str = "misalign-batcher",
+        run_stream: Callable[[list[Request[T]], Take, Finish], None] | None = None,
+        can_stream: Callable[[Hashable], bool] | None = None,
     ) -> None:
         self._run_batch = run_batch
+        self._run_stream = run_stream
+        self._can_stream = can_stream
         self.settle = settle
         self.max_wait_fraction = max_wait_fraction
         self._pending: list[Request[T]] = []
@@ -112,6 +126,9 @@ class Batcher(Generic[T]):
             if not live:
                 continue
             self.batch_sizes.append(len(live))
+            if self._streams(live[0].key):
+                self._stream(live)
+                continue
             started = time.monotonic()
             try:
                 results = self._run_batch(live)
@@ -125,6 +142,55 @@ class Batcher(Generic[T]):
             self._finished(live, time.monotonic() - started)
             for request, result in zip(live, results, strict=True):
                 request.future.set_result(result)
+
+    def _streams(self, key: Hashable) -> bool:
+        return self._run_stream is not None and self._can_stream is not None and self._can_stream(key)
+
+    def _stream(self, first: list[Request[T]]) -> None:
+        """Run one continuous-batching stream that starts with ``first``."""
+        assert self._run_stream is not None
+        key = first[0].key
+        groups = {request.group for request in first}
+        group = next(iter(groups)) if len(groups) == 1 else None
+        one_group = len(groups) == 1
+        seconds: list[float] = []
+        started: dict[int, float] = {id(request): time.monotonic() for request in first}
+
+        def fits(request: Request[T]) -> bool:
+            return request.key == key and (not one_group or request.group == group)
+
+        def take(n: int, least: int = 1) -> list[Request[Any]]:
+            if n <= 0:
+                return []
+            with self._cond:
+                if len(self._pending) < least or not all(fits(r) for r in self._pending):
+                    return []
+                taken, self._pending = self._pending[:n], self._pending[n:]
+            live = [r for r in taken if r.future.set_running_or_notify_cancel()]
+            now = time.monotonic()
+            started.update((id(r), now) for r in live)
+            if live:
+                self.batch_sizes.append(len(live))
+            return live
+
+        def finish(request: Request[Any], result: Any) -> None:
+            seconds.append(time.monotonic() - started.pop(id(request), time.monotonic()))
+            with self._cond:
+                self._returned[key] += 1
+                self._last_seconds[key] = sum(seconds) / len(seconds)
+            if request.future.done():
+                return
+            if isinstance(result, BaseException):
+                request.future.set_exception(result)
+            else:
+                request.future.set_result(result)
+
+        try:
+            self._run_stream(first, take, finish)
+        except BaseException as ex:  # noqa: BLE001 - a stream must not kill the worker
+            for request in first:
+                if not request.future.done():
+                    request.future.set_exception(ex)
 
     def _finished(self, batch: list[Request[T]], seconds: float) -> None:
         key = batch[0].key

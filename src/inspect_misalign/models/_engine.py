@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from inspect_misalign.models._batcher import Batcher, Request
+from inspect_misalign.models._continuous import ContinuousDecoder, streamable
 from inspect_misalign.models._default import ensure_default_model
 from inspect_misalign.models._generate import GenParams, GenResult, run_batch
 from inspect_misalign.models._loading import LoadedBase, get_base
@@ -46,6 +47,8 @@ def load_engine(
                 lambda requests: _run(base, requests),
                 settle=settle,
                 name=f"misalign-batcher-{base.path.name}",
+                run_stream=lambda first, take, finish: _stream(base, first, take, finish),
+                can_stream=lambda key: isinstance(key, GenParams) and streamable(base, key),
             )
     return base, adapter_name
 
@@ -56,6 +59,12 @@ def _run(base: LoadedBase, requests: list[Request[GenResult]]) -> list[GenResult
     prompts = [request.payload[0] for request in requests]
     adapters = [request.payload[1] for request in requests]
     return run_batch(base, params, prompts, adapters)
+
+
+def _stream(base: LoadedBase, first: list[Request[GenResult]], take: Any, finish: Any) -> None:
+    params = first[0].key
+    assert isinstance(params, GenParams)
+    ContinuousDecoder(base, params, first[0].batch_size, take, finish).run(first)
 
 
 def submit_key(base: LoadedBase, params: GenParams) -> GenParams:

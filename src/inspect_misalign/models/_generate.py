@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._loading import LoadedBase, inference_context
@@ -43,6 +43,7 @@ class GenParams:
     add_special_tokens: bool = False
     merge: bool = True
     share_prefix: bool = True
+    continuous: bool = False
 
 
 @dataclass
@@ -93,21 +94,62 @@ def _pad_left(
     )
 
 
-def _prefix_cache(base: LoadedBase, prefix: list[int], adapters: list[str | None], mixed: bool) -> Any:
-    """The KV cache of ``prefix``, computed once (per adapter) and repeated for every row."""
+PREFIX_CACHE_ENTRIES = 8
+"""Prefix KV caches kept per loaded base (the system prompts and chat headers seen most recently)."""
+
+
+def prefix_states(
+    base: LoadedBase, prefix: list[int], adapters: list[str | None], mixed: bool, merge: bool
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer (keys, values) of ``prefix``, one row per adapter in ``adapters`` (all distinct).
+
+    Computed once and kept on ``base`` (the last :data:`PREFIX_CACHE_ENTRIES`), keyed by the
+    prefix, the adapters and how they run (merged, unmerged or mixed), as each gives other floats.
+    The caller has activated the adapters (``base.activate``).
+    """
     import inspect as pyinspect
 
-    model = base.generator
-    unique = list(dict.fromkeys(adapters)) if mixed else [adapters[0]]
-    ids = torch.tensor([prefix] * len(unique), dtype=torch.long, device=base.model.device)
+    key = (tuple(prefix), tuple(adapters), mixed, merge)
+    store = base.prefix_kv
+    if key in store:
+        store[key] = store.pop(key)  # most recently used last
+        return store[key]
+    ids = torch.tensor([prefix] * len(adapters), dtype=torch.long, device=base.model.device)
     kwargs: dict[str, Any] = {"use_cache": True}
     if mixed:
-        kwargs["adapter_names"] = [name if name is not None else "__base__" for name in unique]
+        kwargs["adapter_names"] = [name if name is not None else "__base__" for name in adapters]
     if "logits_to_keep" in pyinspect.signature(base.model.forward).parameters:
         kwargs["logits_to_keep"] = 1
-    cache = model(input_ids=ids, **kwargs).past_key_values
-    rows = [unique.index(name) if mixed else 0 for name in adapters]
-    cache.batch_select_indices(torch.tensor(rows, device=ids.device))
+    cache = base.generator(input_ids=ids, past_key_values=DynamicCache(), **kwargs).past_key_values
+    store[key] = [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
+    while len(store) > PREFIX_CACHE_ENTRIES:
+        store.pop(next(iter(store)))
+    return store[key]
+
+
+def known_prefix(base: LoadedBase, token_rows: list[list[int]]) -> list[int]:
+    """The longest kept prefix (see :func:`prefix_states`) that every row starts with and goes
+    past, else []."""
+    shortest = min(len(row) for row in token_rows)
+    best: tuple[int, ...] = ()
+    for tokens, *_ in base.prefix_kv:
+        if len(best) < len(tokens) < shortest and all(
+            tuple(row[: len(tokens)]) == tokens for row in token_rows
+        ):
+            best = tokens
+    return list(best)
+
+
+def _prefix_cache(
+    base: LoadedBase, prefix: list[int], adapters: list[str | None], mixed: bool, merge: bool
+) -> Any:
+    """A KV cache holding ``prefix`` for every row (computed once per adapter, kept on ``base``)."""
+    unique = list(dict.fromkeys(adapters)) if mixed else [adapters[0]]
+    states = prefix_states(base, prefix, unique, mixed, merge)
+    rows = torch.tensor([unique.index(name) if mixed else 0 for name in adapters], device=base.model.device)
+    cache = DynamicCache()
+    for index, (keys, values) in enumerate(states):
+        cache.update(keys[rows], values[rows], index)
     return cache
 
 
@@ -155,9 +197,13 @@ def run_batch(
     token_rows: list[list[int]] = tokenizer(
         prompts, add_special_tokens=params.add_special_tokens, padding=False
     )["input_ids"]
-    shared = _shared_prefix_length(token_rows) if params.share_prefix else 0
-    if params.hidden_states or len(prompts) < 2 or shared < MIN_SHARED_PREFIX:
-        shared = 0
+    shared = 0
+    if params.share_prefix and not params.hidden_states:
+        shared = len(known_prefix(base, token_rows))
+        if not shared and len(prompts) > 1:
+            shared = _shared_prefix_length(token_rows)
+        if shared < MIN_SHARED_PREFIX:
+            shared = 0
     device = base.model.device
     input_ids, attention_mask = _pad_left(token_rows, shared, tokenizer.pad_token_id, device)
     prompt_len = input_ids.shape[1]
@@ -189,7 +235,7 @@ def run_batch(
         inference_context(),
     ):
         if shared:
-            extra["past_key_values"] = _prefix_cache(base, token_rows[0][:shared], rows, mixed)
+            extra["past_key_values"] = _prefix_cache(base, token_rows[0][:shared], rows, mixed, params.merge)
         output = base.generator.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,

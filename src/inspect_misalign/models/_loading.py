@@ -88,6 +88,8 @@ class LoadedBase:
     adapters: dict[str, str] = field(default_factory=dict)  # adapter dir -> adapter name
     lock: threading.RLock = field(default_factory=threading.RLock)
     batcher: Any = None
+    row_cache: bool | None = None  # continuous batching possible (set on first use)
+    prefix_kv: dict[Any, Any] = field(default_factory=dict)  # see _generate.prefix_states
     _peft: Any = None
     _merge_modules: dict[str, list[Any] | None] = field(default_factory=dict)
     _pristine: dict[int, torch.Tensor] = field(default_factory=dict)
