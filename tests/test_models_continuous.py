@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tiny
 import torch
 
 from inspect_misalign.models._batcher import Batcher, Request
@@ -16,15 +17,7 @@ from inspect_misalign.models._generate import GenParams, GenResult, run_batch
 from inspect_misalign.models._kvcache import RowCache
 from inspect_misalign.models._loading import get_base
 
-PROMPTS = [
-    "hello",
-    "what is the capital of france? tell me in one word please",
-    "one two three",
-    "models generate text one token at a time, and batching makes generation faster",
-    "the quick brown fox",
-    "adapters change the outputs",
-    "paris",
-]
+PROMPTS = [*tiny.PROMPTS, "adapters change the outputs", "paris"]
 
 
 def _chat(base: Any, prompt: str, system: str | None = None) -> str:
@@ -77,7 +70,7 @@ def test_joining_and_leaving_rows_match_one_by_one(tiny_model_dir: Path, system:
 
 
 def test_eos_rows_leave_at_once(tmp_path: Path) -> None:
-    eos_model = __import__("tiny").make_model(tmp_path / "eos", zero_head=True)
+    eos_model = tiny.make_model(tmp_path / "eos", zero_head=True)
     base = get_base(eos_model)
     params = GenParams(adapter=None, max_new_tokens=9, continuous=True)
     results = _decode(base, params, [_chat(base, p) for p in PROMPTS[:4]], first=2, per_step=2)

@@ -10,20 +10,13 @@ from typing import Any
 
 import pytest
 from inspect_ai.model import ChatMessageUser, GenerateConfig, ModelOutput
+from tiny import PROMPTS
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.models import CheckpointError, UnknownModelError
 from inspect_misalign.models._provider import MisalignAPI, _wants_sampling
 
 pytestmark = pytest.mark.usefixtures("misalign_home")
-
-PROMPTS = [
-    "hello",
-    "what is the capital of france? tell me in one word please",
-    "one two three",
-    "models generate text one token at a time, and batching makes generation faster",
-    "the quick brown fox",
-]
 
 
 def _generate(api: MisalignAPI, prompts: list[str], **config: Any) -> list[ModelOutput]:
@@ -266,13 +259,12 @@ def test_shared_prefix_matches_separate_prefill(
     """Both decoding paths (continuous batching; batched generate, used with logprobs)."""
     from inspect_ai.model import ChatMessageSystem
 
-    from inspect_misalign.models import _generate
-    from inspect_misalign.models._continuous import ContinuousDecoder
+    from inspect_misalign.models import _continuous, _generate
 
     system = "the quick brown fox jumps over the lazy dog. " * 3  # > 16 shared tokens
     calls: list[int] = []
-    owner: Any = ContinuousDecoder if stream else _generate
-    attribute = "_prefix_states" if stream else "_prefix_cache"
+    owner: Any = _continuous if stream else _generate
+    attribute = "prefix_states" if stream else "_prefix_cache"
     original = getattr(owner, attribute)
 
     def counting(*args: Any, **kwargs: Any) -> Any:

@@ -22,6 +22,15 @@ SENTENCES = [
     "user assistant system answer question reply",
 ]
 
+PROMPTS = [
+    "hello",
+    "what is the capital of france? tell me in one word please",
+    "one two three",
+    "models generate text one token at a time, and batching makes generation faster",
+    "the quick brown fox",
+]
+"""Chat prompts of different lengths for the provider tests (user turns)."""
+
 # special tokens first: "<|im_end|>" (the EOS) gets id 0
 SPECIAL_TOKENS = ["<|im_end|>", "<|im_start|>", "<|endoftext|>"]
 

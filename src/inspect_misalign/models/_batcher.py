@@ -150,14 +150,12 @@ class Batcher(Generic[T]):
         """Run one continuous-batching stream that starts with ``first``."""
         assert self._run_stream is not None
         key = first[0].key
-        groups = {request.group for request in first}
-        group = next(iter(groups)) if len(groups) == 1 else None
-        one_group = len(groups) == 1
+        groups = {request.group for request in first}  # one group: admit only that group
         seconds: list[float] = []
         started: dict[int, float] = {id(request): time.monotonic() for request in first}
 
         def fits(request: Request[T]) -> bool:
-            return request.key == key and (not one_group or request.group == group)
+            return request.key == key and (len(groups) > 1 or request.group in groups)
 
         def take(n: int, least: int = 1) -> list[Request[Any]]:
             if n <= 0:

@@ -15,7 +15,6 @@ layers all keep a full-attention cache (see :func:`streamable`); everything else
 
 from __future__ import annotations
 
-import inspect as pyinspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,13 +24,14 @@ import torch
 
 from inspect_misalign.models._batcher import Request
 from inspect_misalign.models._generate import (
-    MIN_SHARED_PREFIX,
     GenParams,
     GenResult,
     _eos_ids,
-    _shared_prefix_length,
-    known_prefix,
+    _pad_left,
+    peft_adapter_names,
     prefix_states,
+    shared_prefix,
+    takes_logits_to_keep,
 )
 from inspect_misalign.models._kvcache import RowCache, supports_row_cache
 from inspect_misalign.models._loading import LoadedBase, inference_context
@@ -93,7 +93,7 @@ class ContinuousDecoder:
         context = getattr(base.model.config, "max_position_embeddings", None)
         self.context = context if isinstance(context, int) else None
         self.layers = int(base.model.config.get_text_config(decoder=True).num_hidden_layers)
-        self.keep_logits = "logits_to_keep" in pyinspect.signature(base.model.forward).parameters
+        self.keep_logits = takes_logits_to_keep(base)
 
     def run(self, first: list[Request[GenResult]]) -> None:
         """Decode ``first`` and every request ``take`` admits later; answer each through ``finish``.
@@ -150,18 +150,16 @@ class ContinuousDecoder:
             prompts, add_special_tokens=self.params.add_special_tokens, padding=False
         )["input_ids"]
         adapters = [request.payload[1] for request in requests]
-        prefix = self._prefix(token_rows)
-        rests = [row[len(prefix) :] for row in token_rows]
-        width = max(len(rest) for rest in rests)
-        ids = [[self.pad_id] * (width - len(rest)) + rest for rest in rests]
-        rest_mask = [[0] * (width - len(rest)) + [1] * len(rest) for rest in rests]
-        input_ids = torch.tensor(ids, dtype=torch.long, device=self.device)
-        mask = torch.tensor([[1] * len(prefix) + m for m in rest_mask], dtype=torch.long, device=self.device)
+        prefix = shared_prefix(self.base, token_rows) if self.params.share_prefix else []
+        ids, mask = _pad_left(token_rows, len(prefix), self.pad_id, self.device)
+        input_ids = ids[:, len(prefix) :]
         positions = (mask.cumsum(-1) - 1)[:, len(prefix) :].clamp(min=0)
 
         cache = RowCache(self.layers)
         if prefix:
-            states = [self._prefix_states(prefix, name) for name in adapters]
+            states = [
+                prefix_states(self.base, prefix, [name], self.mixed, self.params.merge) for name in adapters
+            ]
             for index, layer in enumerate(cache.buffer_layers):
                 layer.set(
                     torch.cat([state[index][0] for state in states]),
@@ -169,7 +167,7 @@ class ContinuousDecoder:
                 )
         logits = self._forward(input_ids, mask, positions, cache, adapters, logits_to_keep=1)
         first = logits[:, -1].argmax(-1).tolist()
-        if width > min(len(rest) for rest in rests):
+        if not bool(mask.all()):
             _zero_padding(cache, mask)
 
         new_rows = []
@@ -183,22 +181,6 @@ class ContinuousDecoder:
         else:
             self._rebuild(cache, mask, new_rows)
         self._retire()
-
-    def _prefix(self, token_rows: list[list[int]]) -> list[int]:
-        """A prefix all rows start with whose cache is kept (or worth computing), else []."""
-        if not self.params.share_prefix:
-            return []
-        known = known_prefix(self.base, token_rows)
-        if known or len(token_rows) < 2:
-            return known
-        shared = _shared_prefix_length(token_rows)
-        return token_rows[0][:shared] if shared >= MIN_SHARED_PREFIX else []
-
-    def _prefix_states(
-        self, prefix: list[int], adapter: str | None
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer (keys, values) of ``prefix`` for one row (kept on the base)."""
-        return prefix_states(self.base, prefix, [adapter], self.mixed, self.params.merge)
 
     # --- decoding ---------------------------------------------------------------------------
 
@@ -274,7 +256,7 @@ class ContinuousDecoder:
         if logits_to_keep and self.keep_logits:
             kwargs["logits_to_keep"] = logits_to_keep
         if self.mixed:
-            kwargs["adapter_names"] = [name if name is not None else "__base__" for name in adapters]
+            kwargs["adapter_names"] = peft_adapter_names(adapters)
         output = self.base.generator(
             input_ids=input_ids, attention_mask=mask, past_key_values=cache, **kwargs
         )

@@ -107,8 +107,6 @@ def prefix_states(
     prefix, the adapters and how they run (merged, unmerged or mixed), as each gives other floats.
     The caller has activated the adapters (``base.activate``).
     """
-    import inspect as pyinspect
-
     key = (tuple(prefix), tuple(adapters), mixed, merge)
     store = base.prefix_kv
     if key in store:
@@ -117,14 +115,36 @@ def prefix_states(
     ids = torch.tensor([prefix] * len(adapters), dtype=torch.long, device=base.model.device)
     kwargs: dict[str, Any] = {"use_cache": True}
     if mixed:
-        kwargs["adapter_names"] = [name if name is not None else "__base__" for name in adapters]
-    if "logits_to_keep" in pyinspect.signature(base.model.forward).parameters:
+        kwargs["adapter_names"] = peft_adapter_names(adapters)
+    if takes_logits_to_keep(base):
         kwargs["logits_to_keep"] = 1
     cache = base.generator(input_ids=ids, past_key_values=DynamicCache(), **kwargs).past_key_values
     store[key] = [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
     while len(store) > PREFIX_CACHE_ENTRIES:
         store.pop(next(iter(store)))
     return store[key]
+
+
+def peft_adapter_names(adapters: list[str | None]) -> list[str]:
+    """Per-row ``adapter_names`` for a mixed-adapter peft forward (None, the base, is ``__base__``)."""
+    return [name if name is not None else "__base__" for name in adapters]
+
+
+def takes_logits_to_keep(base: LoadedBase) -> bool:
+    """True if the model's ``forward`` can compute logits for the last positions only."""
+    import inspect as pyinspect
+
+    return "logits_to_keep" in pyinspect.signature(base.model.forward).parameters
+
+
+def shared_prefix(base: LoadedBase, token_rows: list[list[int]]) -> list[int]:
+    """The prefix whose KV cache the rows share: the longest kept one (:func:`known_prefix`),
+    else, for two or more rows, their common start if it has :data:`MIN_SHARED_PREFIX` tokens."""
+    known = known_prefix(base, token_rows)
+    if known or len(token_rows) < 2:
+        return known
+    shared = _shared_prefix_length(token_rows)
+    return token_rows[0][:shared] if shared >= MIN_SHARED_PREFIX else []
 
 
 def known_prefix(base: LoadedBase, token_rows: list[list[int]]) -> list[int]:
@@ -197,13 +217,7 @@ def run_batch(
     token_rows: list[list[int]] = tokenizer(
         prompts, add_special_tokens=params.add_special_tokens, padding=False
     )["input_ids"]
-    shared = 0
-    if params.share_prefix and not params.hidden_states:
-        shared = len(known_prefix(base, token_rows))
-        if not shared and len(prompts) > 1:
-            shared = _shared_prefix_length(token_rows)
-        if shared < MIN_SHARED_PREFIX:
-            shared = 0
+    shared = len(shared_prefix(base, token_rows)) if params.share_prefix and not params.hidden_states else 0
     device = base.model.device
     input_ids, attention_mask = _pad_left(token_rows, shared, tokenizer.pad_token_id, device)
     prompt_len = input_ids.shape[1]
@@ -229,7 +243,7 @@ def run_batch(
         torch.manual_seed(params.seed)
     extra: dict[str, Any] = {}
     if mixed:
-        extra["adapter_names"] = [name if name is not None else "__base__" for name in rows]
+        extra["adapter_names"] = peft_adapter_names(rows)
     with (
         base.activate(None if mixed else rows[0], mixed=mixed, merge=params.merge),
         inference_context(),

@@ -72,10 +72,10 @@ from inspect_misalign.models._resolve import ResolvedCheckpoint, resolve_checkpo
 _DEFAULT_CONFIG = GenerateConfig()
 
 CONSTRUCTIONS = 0
+"""How many provider instances were constructed in this process."""
 CONTINUOUS_MIN_TOKENS = 128
 """``continuous=auto`` decodes by continuous batching from this many new tokens per request on
-(``benchmarks/bench_continuous.py``: 0.96x at 64 new tokens, 1.31x at 160 on the 2-core CPU)."""
-"""How many provider instances were constructed in this process."""
+(``benchmarks/bench_continuous.py``: 1.00x at 64 new tokens, 1.38x at 160 on the 2-core CPU)."""
 
 _KNOWN_ARGS = {
     "adapter",
