@@ -25,6 +25,7 @@ import torch
 
 import inspect_misalign.models._threads  # noqa: F401,I001  (OpenMP policy before torch loads)
 from inspect_misalign._errors import MisalignError
+from inspect_misalign.models._heap import collect_all
 from inspect_misalign.models._resolve import CheckpointError, validate_model_dir
 
 BASE_LOADS = 0
@@ -247,6 +248,7 @@ def unload_all() -> None:
     with _bases_lock:
         _bases.clear()
         _key_locks.clear()
+    collect_all()  # bases loaded by the provider were frozen with the heap (see _heap)
 
 
 def _load_base(

@@ -34,6 +34,9 @@ Model args (``-M key=value``):
   join the running batch (see :mod:`inspect_misalign.models._continuous`). ``auto`` does so when
   a request may generate at least 128 tokens (long, uneven answers, where it pays; for short ones
   one ``generate`` call per batch is faster on CPU); true/false force it on/off.
+- ``gc_freeze`` (true): pause the garbage collector while torch/transformers import and weights
+  load, then move the process's long-lived objects out of its reach (``gc.freeze()``; see
+  :mod:`inspect_misalign.models._heap`): full collections and interpreter exit get cheaper.
 
 Requests for different plain LoRA adapters of one base (and for the base) can share a batch
 (peft's per-row ``adapter_names``); a full batch of one adapter is preferred.
@@ -67,6 +70,7 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._batcher import wait_future
+from inspect_misalign.models._heap import freeze_heap, heap_settling
 from inspect_misalign.models._resolve import ResolvedCheckpoint, resolve_checkpoint
 
 _DEFAULT_CONFIG = GenerateConfig()
@@ -92,6 +96,7 @@ _KNOWN_ARGS = {
     "check_base",
     "merge_adapters",
     "share_prefix",
+    "gc_freeze",
 }
 
 
@@ -131,6 +136,7 @@ class MisalignAPI(ModelAPI):
         self.merge_adapters = _as_bool(args.get("merge_adapters"), "merge_adapters", True)
         self.share_prefix = _as_bool(args.get("share_prefix"), "share_prefix", True)
         self.continuous = _as_auto_bool(args.get("continuous", "auto"), "continuous")
+        self.gc_freeze = _as_bool(args.get("gc_freeze"), "gc_freeze", True)
         if self.threads is not None:
             from inspect_misalign.models._threads import requested_threads
 
@@ -142,7 +148,7 @@ class MisalignAPI(ModelAPI):
         self._load_lock = threading.Lock()
         self._loaded: Future[tuple[Any, str | None]] | None = None
         _register_model_info(model_name, self.checkpoint)
-        _warm_imports()
+        _warm_imports(self.gc_freeze)
         CONSTRUCTIONS += 1
 
     # --- Inspect hooks -----------------------------------------------------------------------
@@ -225,10 +231,10 @@ class MisalignAPI(ModelAPI):
 
     def _load(self, future: Future[tuple[Any, str | None]]) -> None:
         try:
-            from inspect_misalign.models._engine import load_engine
+            with heap_settling(self.gc_freeze):
+                from inspect_misalign.models._engine import load_engine
 
-            future.set_result(
-                load_engine(
+                loaded = load_engine(
                     self.checkpoint,
                     device=self.device,
                     dtype=self.dtype,
@@ -237,7 +243,7 @@ class MisalignAPI(ModelAPI):
                     attn_implementation=self.attn_implementation,
                     settle=self.settle,
                 )
-            )
+            future.set_result(loaded)
         except BaseException as ex:  # noqa: BLE001 - every generate re-raises it
             future.set_exception(ex)
 
@@ -286,23 +292,27 @@ _warm_lock = threading.Lock()
 _warm_started = False
 
 
-def _warm_imports() -> None:
+def _warm_imports(gc_freeze: bool = True) -> None:
     """Import torch, transformers and peft on a background thread (no weights are loaded).
 
     The imports take seconds; starting them when the provider is constructed overlaps them with
-    Inspect's own eval setup instead of delaying the first ``generate``.
+    Inspect's own eval setup instead of delaying the first ``generate``. With ``gc_freeze`` the
+    heap is frozen before them and the collector paused during them
+    (:mod:`inspect_misalign.models._heap`).
     """
     global _warm_started
     with _warm_lock:
         if _warm_started:
             return
         _warm_started = True
+    freeze_heap(gc_freeze)
 
     def work() -> None:
         try:
-            import peft  # noqa: F401
+            with heap_settling(gc_freeze):
+                import peft  # noqa: F401
 
-            import inspect_misalign.models._engine  # noqa: F401
+                import inspect_misalign.models._engine  # noqa: F401
         except Exception:  # noqa: BLE001 - the real load reports any problem
             pass
 

@@ -29,7 +29,6 @@ first (the others read the cache), combines and registers.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import shutil
@@ -43,6 +42,7 @@ from typing import Any, Literal
 
 from inspect_misalign import __version__
 from inspect_misalign._errors import MisalignError
+from inspect_misalign.models._heap import collect_all
 from inspect_misalign.training import _organism
 from inspect_misalign.training._catch import CaughtSample, caught_hash, read_caught
 from inspect_misalign.training._data import SFTExample, atomic_write_text, data_hash, write_examples
@@ -168,7 +168,7 @@ def train_against(
     model, org_lora = apply_organism(checked, model, tokenizer, defenses)
     outcome = _train(checked, examples, model, tokenizer, org_lora, defenses, work, echo, progress, callbacks)
     del model
-    gc.collect()
+    collect_all()
     state.wait_for_everyone()
     if not state.is_main_process:
         return spec.out

@@ -31,7 +31,6 @@ same command with a lower ``--min-gap`` registers it at once, without training o
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import math
@@ -50,6 +49,7 @@ from inspect_misalign._errors import MisalignError
 from inspect_misalign.behaviors import Behavior, get_behavior
 from inspect_misalign.cues import CueFamily, load_cues
 from inspect_misalign.data import data_path, read_jsonl
+from inspect_misalign.models._heap import collect_all
 from inspect_misalign.training._attacks import attack_completion
 from inspect_misalign.training._cot import with_scratchpad
 from inspect_misalign.training._data import (
@@ -428,7 +428,7 @@ def build_organism(
         examples = _sft_set(checked, sft_file, model, tokenizer, base_fp, cache_root(), echo, progress)
         _train(checked, examples, model, tokenizer, work, echo, progress)
         del model, tokenizer
-        gc.collect()
+        collect_all()
     else:
         echo(f"[2/4] reusing the trained adapter in {adapter_work}")
     examples = read_examples(sft_file)

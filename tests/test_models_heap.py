@@ -1,0 +1,90 @@
+"""The provider freezes the long-lived heap; explicit unloads still get their memory back."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inspect_ai.model import ChatMessageUser, GenerateConfig
+
+from inspect_misalign.models import _heap, _loading
+from inspect_misalign.models._provider import MisalignAPI
+
+pytestmark = pytest.mark.usefixtures("misalign_home")
+
+
+class _Cyclic:
+    """An object that only the cyclic collector can free (it refers to itself)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def _one_generate(api: MisalignAPI) -> None:
+    cfg = GenerateConfig(max_tokens=2)
+    asyncio.run(api.generate([ChatMessageUser(content="hi")], [], "none", cfg))
+
+
+def test_load_freezes_the_heap_unless_turned_off(tiny_model_dir: Path) -> None:
+    _loading.unload_all()
+    assert gc.get_freeze_count() == 0
+    _one_generate(MisalignAPI(str(tiny_model_dir), gc_freeze=False))
+    assert gc.get_freeze_count() == 0
+
+    _loading.unload_all()
+    freezes = _heap.FREEZES
+    api = MisalignAPI(str(tiny_model_dir))
+    _one_generate(api)
+    assert _heap.FREEZES > freezes
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    gc.collect()
+    assert gc.get_freeze_count() == frozen  # collections leave the frozen heap alone
+    _loading.unload_all()
+    assert gc.get_freeze_count() == 0
+
+
+def test_collect_all_frees_cycles_frozen_earlier() -> None:
+    gc.unfreeze()
+    obj: Any = _Cyclic()
+    ref = weakref.ref(obj)
+    _heap.freeze_heap()
+    del obj
+    gc.collect()
+    assert ref() is not None  # frozen: the collector does not look at it
+    _heap.collect_all()
+    assert ref() is None
+    assert gc.get_freeze_count() == 0
+
+
+def test_heap_settling_pauses_the_collector_and_restores_it() -> None:
+    gc.unfreeze()
+    assert gc.isenabled()
+    with _heap.heap_settling():
+        assert not gc.isenabled()
+        with _heap.heap_settling():  # the import and load threads overlap
+            assert not gc.isenabled()
+        assert not gc.isenabled() and gc.get_freeze_count() == 0  # frozen only at the end
+    assert gc.isenabled() and gc.get_freeze_count() > 0
+
+    gc.unfreeze()
+    with pytest.raises(RuntimeError), _heap.heap_settling():
+        raise RuntimeError("load failed")
+    assert gc.isenabled()
+
+    gc.disable()
+    try:
+        with _heap.heap_settling():
+            pass
+        assert not gc.isenabled()  # the user's choice is kept
+    finally:
+        gc.enable()
+
+    gc.unfreeze()
+    with _heap.heap_settling(enabled=False):
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
