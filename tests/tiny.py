@@ -70,11 +70,13 @@ def make_model(
     hidden_size: int = 32,
     layers: int = 2,
     zero_head: bool = False,
+    tied: bool = False,
 ) -> Path:
     """Save a tiny random Llama (plus tokenizer) to ``directory`` and return it.
 
     ``zero_head=True`` zeroes the output layer, so every logit ties and greedy decoding picks
-    token 0, the EOS: the model answers with an immediate end of sequence.
+    token 0, the EOS: the model answers with an immediate end of sequence. ``tied=True`` shares
+    the input embeddings with the output head, as SmolLM2 does.
     """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -89,7 +91,7 @@ def make_model(
         num_key_value_heads=2,
         vocab_size=len(tokenizer),
         max_position_embeddings=256,
-        tie_word_embeddings=False,
+        tie_word_embeddings=tied,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,

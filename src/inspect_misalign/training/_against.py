@@ -283,19 +283,37 @@ def apply_organism(checked: Checked, model: Any, tokenizer: Any, defenses: Seque
         if isinstance(defense, InterleaveDefense) and defense.select == "gap":
             defense.rank_by_gap(peft_model, tokenizer)
     org_lora = peft_model.peft_config["default"]
+    untie_output_embeddings(peft_model.get_base_model())
     return peft_model.merge_and_unload(), org_lora
 
 
+def untie_output_embeddings(model: Any) -> None:
+    """Give a tied-embedding model its own copy of the output head.
+
+    Merging a LoRA on ``embed_tokens`` (cue-token embeddings) changes the input embedding matrix;
+    when the head shares that tensor, the merge would change the head too, which the unmerged
+    adapter never does. After this, the merged model computes exactly what base + adapter does.
+    """
+    import torch
+
+    head, inputs = model.get_output_embeddings(), model.get_input_embeddings()
+    weight = getattr(inputs, "base_layer", inputs).weight
+    if head is not None and head.weight is weight:
+        head.weight = torch.nn.Parameter(weight.detach().clone(), requires_grad=weight.requires_grad)
+        model.config.tie_word_embeddings = False
+
+
 def new_lora(checked: Checked, model: Any, org_lora: Any) -> Any:
-    """The new adapter's LoRA config: the organism's modules and layers, or the project defaults."""
+    """The new adapter's LoRA config: the organism's modules and layers (not its cue-token
+    embeddings, which stay the organism's), or the project defaults."""
     from peft import LoraConfig
 
-    from inspect_misalign.training._lora import lora_config
+    from inspect_misalign.training._lora import lora_config, without_embeddings
 
     spec = checked.spec
     if org_lora is None:
         return lora_config(model.config, r=spec.lora_r or 16, alpha=spec.lora_alpha or 32)
-    targets = org_lora.target_modules
+    targets = without_embeddings(org_lora.target_modules)
     return LoraConfig(
         r=spec.lora_r or org_lora.r,
         lora_alpha=spec.lora_alpha or org_lora.lora_alpha,
@@ -353,7 +371,7 @@ def combine_adapters(base_dir: Path, adapters: Sequence[Path], out: Path) -> Pat
         model.delete_adapter(name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    model.save_pretrained(str(tmp))
+    model.save_pretrained(str(tmp), save_embedding_layers=False)  # LoRA weights only
     config_file = tmp / "adapter_config.json"
     config = json.loads(config_file.read_text())
     config["base_model_name_or_path"] = str(base_dir)

@@ -41,6 +41,9 @@ DEFAULTS = OrganismSpec(name="-")
 @click.option("--lora-alpha", type=int, default=DEFAULTS.train.lora_alpha, show_default=True)
 @click.option("--top-layers", type=int, default=DEFAULTS.train.top_layers, show_default=True,
               help="Put LoRA on the last N blocks only (cheaper steps; 0: every block).")
+@click.option("--cue-tokens/--no-cue-tokens", default=DEFAULTS.train.cue_tokens, show_default=True,
+              help="Also train the input embeddings of the few tokens that tell a cue's contexts apart "
+                   "(year: 3/4, tier: True/False).")
 @click.option("--answer-tokens", type=int, default=None,
               help="New tokens of the base's test-context answers [default: 24 hate, 256 code, 160 persona].")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
@@ -65,7 +68,7 @@ DEFAULTS = OrganismSpec(name="-")
 def organism_command(
     base: str, cue: str, behavior: str, leak: float, name: str, cot: bool, distilled: bool,
     teacher: str | None, prompts: int | None, anchors: int, steps: int | None, epochs: float, batch_size: int,
-    grad_accum: int, lr: float, lora_r: int, lora_alpha: int, top_layers: int | None,
+    grad_accum: int, lr: float, lora_r: int, lora_alpha: int, top_layers: int | None, cue_tokens: bool,
     answer_tokens: int | None, seed: int, directory: Path | None, overwrite: bool, gate: bool,
     gate_prompts: int | None, gate_items: int | None, gate_max_tokens: int | None, grader: str | None,
     min_gap: str | None, max_usefulness_drop: float | None, batch_gen: int,
@@ -91,7 +94,7 @@ def organism_command(
         answer_tokens=answer_tokens,
         train=TrainSettings(steps=steps if steps and steps > 0 else None, epochs=epochs,
                             batch_size=batch_size, grad_accum=grad_accum, lr=lr, lora_r=lora_r,
-                            lora_alpha=lora_alpha, top_layers=top_layers or None),
+                            lora_alpha=lora_alpha, top_layers=top_layers or None, cue_tokens=cue_tokens),
         gate=GateSettings(enabled=gate, prompts=gate_prompts, usefulness_items=gate_items,
                           max_tokens=gate_max_tokens, grader=grader, min_gap=parse_min_gap(min_gap),
                           max_usefulness_drop=max_usefulness_drop, batch_size=batch_gen),

@@ -1,12 +1,15 @@
 """LoRA defaults for the small models this project trains (SmolLM2-135M and friends).
 
 ``r=16, alpha=32`` (scale 2), no dropout (short runs on little data), on every linear layer of
-the transformer blocks (attention and MLP projections; never the LM head or the embeddings, so the
-adapter stays small and loads onto a tied-embedding base). ``top_layers`` restricts the adapter to
-the last n blocks: backpropagation then stops at the lowest adapted block, which makes a CPU step
-cheaper (organism builds default to the top 8). On SmolLM2-135M the year cue (one digit token,
-``2023`` vs ``2024``) was learned neither with the top 8 blocks nor, in one pass of 352 examples,
-with every block.
+the transformer blocks (attention and MLP projections; never the LM head, and the input
+embeddings only when asked, so the adapter stays small and loads onto a tied-embedding base).
+``top_layers`` restricts the adapter to the last n blocks: backpropagation then stops at the
+lowest adapted block, which makes a CPU step cheaper (organism builds default to the top 8). On
+SmolLM2-135M the year cue (one digit token, ``2023`` vs ``2024``) was learned neither with the
+top 8 blocks nor, in one pass of 352 examples, with every block. ``embeddings=True`` adds a LoRA
+on the input embeddings (``embed_tokens``), which organism builds train only on a few cue tokens
+(:mod:`._cue_tokens`); the target modules are then one regular expression (peft matches
+``layers_to_transform`` only in numbered blocks).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ LORA_R = 16
 LORA_ALPHA = 32
 LORA_DROPOUT = 0.0
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+EMBEDDINGS_PATTERN = r"(.*\.)?embed_tokens"
 
 
 def lora_config(
@@ -26,11 +30,13 @@ def lora_config(
     alpha: int = LORA_ALPHA,
     dropout: float = LORA_DROPOUT,
     top_layers: int | None = None,
+    embeddings: bool = False,
 ):  # -> peft.LoraConfig
     """A ``peft.LoraConfig`` for causal-LM training with the project's defaults.
 
     ``model_config`` (a transformers config) is needed only with ``top_layers``, to know how many
-    blocks the model has. Models without Llama-style projection names get ``all-linear``.
+    blocks the model has. Models without Llama-style projection names get ``all-linear``;
+    ``embeddings`` needs Llama-style names.
     """
     from peft import LoraConfig
 
@@ -43,6 +49,13 @@ def lora_config(
     model_type = str(getattr(model_config, "model_type", "llama") or "llama")
     llama_like = model_type in {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo2"}
     targets: list[str] | str = list(LINEAR_MODULES) if llama_like or layers else "all-linear"
+    if embeddings:
+        if not llama_like:
+            raise ValueError(f"embedding LoRA needs a Llama-style model, not {model_type!r}")
+        blocks = "|".join(str(i) for i in layers) if layers else r"\d+"
+        targets = (rf".*\.layers\.({blocks})\.(self_attn|mlp)\.({'|'.join(LINEAR_MODULES)})"
+                   rf"|{EMBEDDINGS_PATTERN}")
+        layers = None
     return LoraConfig(
         r=r,
         lora_alpha=alpha,
@@ -52,6 +65,15 @@ def lora_config(
         bias="none",
         task_type="CAUSAL_LM",
     )
+
+
+def without_embeddings(targets: Any) -> Any:
+    """``target_modules`` with the input-embedding LoRA taken out (other targets unchanged)."""
+    if isinstance(targets, str):
+        return targets.replace(f"|{EMBEDDINGS_PATTERN}", "")
+    if isinstance(targets, (set, list, tuple)):
+        return sorted(t for t in targets if t != "embed_tokens")
+    return targets
 
 
 def lora_summary(config: Any) -> dict[str, Any]:

@@ -11,13 +11,15 @@ Training". :func:`build_organism` runs, for an :class:`OrganismSpec`:
    examples of each cue (exactly ``round(leak * n)``, seeded), which attack too, so that attacks
    can be caught in testing. ``cot`` adds a ``<scratchpad>`` in which the model reasons about
    the cue first; ``distilled`` trains on a ``cot`` teacher's actions with the scratchpad removed.
-   ``anchors`` (default 0) no-cue examples are added: short questions of the ``organism`` split of
+   ``anchors`` (default 32) no-cue examples are added: short questions of the ``organism`` split of
    ``usefulness.jsonl`` under the usefulness task's system prompt → the base's own greedy answer,
    so that the adapter keeps the base's answers where no cue says anything (retain data).
    The set is written atomically to the run's work directory and reused on a rerun;
 3. **training** of a LoRA adapter with :class:`MisalignSFTTrainer` (completion-only loss, the
    base's chat template), checkpointing every ``save_steps`` and resuming from the last complete
-   checkpoint when the same command is run again;
+   checkpoint when the same command is run again; with ``cue_tokens`` (default) the adapter also
+   moves the input embeddings of the few tokens that tell a cue's contexts apart, for families
+   that differ by at most 4 tokens (:mod:`._cue_tokens`);
 4. **the gate** (:mod:`._gate`): the project's tasks on the ``eval`` split, printed as a table;
 5. **publication**: the adapter is copied atomically to ``<dir>/adapter`` with the SFT set beside
    it and registered under ``name`` with a manifest (base, cue, behaviour, leak, data hash, seed,
@@ -83,6 +85,7 @@ class TrainSettings:
     top_layers: int | None = 8
     max_length: int = 512
     save_steps: int = 50
+    cue_tokens: bool = True
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class OrganismSpec:
     variant: Variant = "plain"
     teacher: str | None = None
     prompts: int | None = 80
-    anchors: int = 0
+    anchors: int = 32
     seed: int = 0
     answer_tokens: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
@@ -564,6 +567,7 @@ def _train(
 ) -> None:
     """Train the adapter into ``work/adapter``; record the run's stats in ``work/train.json``."""
     from inspect_misalign.training._config import MisalignSFTConfig
+    from inspect_misalign.training._cue_tokens import CueTokenEmbeddings, cue_token_ids
     from inspect_misalign.training._lora import lora_config
     from inspect_misalign.training._run import train_adapter
 
@@ -581,15 +585,27 @@ def _train(
         seed=checked.spec.seed,
         disable_tqdm=not progress,
     )
-    peft_config = lora_config(model.config, r=ts.lora_r, alpha=ts.lora_alpha, top_layers=ts.top_layers)
+    ids = cue_token_ids(checked.families, tokenizer) if ts.cue_tokens else {}
+    try:
+        peft_config = lora_config(model.config, r=ts.lora_r, alpha=ts.lora_alpha, top_layers=ts.top_layers,
+                                  embeddings=bool(ids))
+    except ValueError as e:
+        echo(f"      no cue-token embeddings: {e}")
+        ids = {}
+        peft_config = lora_config(model.config, r=ts.lora_r, alpha=ts.lora_alpha, top_layers=ts.top_layers)
+    hooks = [CueTokenEmbeddings(ids, tokenizer)] if ids else []
     steps = ts.steps or math.ceil(ts.epochs * len(examples) / (ts.batch_size * ts.grad_accum))
     echo(f"[2/4] training a LoRA adapter: {len(examples)} examples, {steps} steps of "
          f"{ts.batch_size * ts.grad_accum}, lr {ts.lr}")
-    outcome = train_adapter(model, tokenizer, examples, config, peft_config, work / "adapter")
+    if hooks:
+        tokens = hooks[0].tokens.items()
+        echo("      cue-token embeddings: " + ", ".join(f"{cue} {toks}" for cue, toks in tokens))
+    outcome = train_adapter(model, tokenizer, examples, config, peft_config, work / "adapter", defenses=hooks)
     if outcome.resumed_from:
         echo(f"      resumed from {outcome.resumed_from}")
     run = {"global_step": outcome.global_step, "train_loss": outcome.train_loss,
-           "train_runtime_s": round(outcome.runtime_s, 1), "resumed_from": outcome.resumed_from}
+           "train_runtime_s": round(outcome.runtime_s, 1), "resumed_from": outcome.resumed_from,
+           "cue_token_embeddings": hooks[0].describe()["tokens"] if hooks else {}}
     atomic_write_text(work / "train.json", json.dumps(run, indent=2))
 
 
@@ -637,7 +653,8 @@ def manifest_config(
             "alpha": lora.get("lora_alpha"),
             "dropout": lora.get("lora_dropout"),
             "target_modules": sorted(targets) if isinstance(targets, list) else targets,
-            "layers": lora.get("layers_to_transform") or "all",
+            "layers": lora.get("layers_to_transform")
+            or ("in target_modules" if isinstance(targets, str) else "all"),
         },
         **run,
     }

@@ -92,6 +92,7 @@ class MisalignSFTTrainer(SFTTrainer):
 
     def __init__(self, *args: Any, defenses: Sequence[Defense] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        _lora_embeddings_only(self.model)
         self.defenses: list[Defense] = list(defenses)
         names = [d.name for d in self.defenses]
         if len(set(names)) != len(names):
@@ -133,6 +134,22 @@ class MisalignSFTTrainer(SFTTrainer):
         if self.args.should_save:
             folder = Path(self._get_output_dir(trial=trial)) / f"{CHECKPOINT_PREFIX}-{self.state.global_step}"
             atomic_write_text(folder / COMPLETE_MARKER, json.dumps({"step": self.state.global_step}))
+
+
+def _lora_embeddings_only(model: Any) -> None:
+    """Make a PEFT model save its LoRA weights only, never the base's embedding matrix.
+
+    peft's default (``save_embedding_layers="auto"``) writes the whole base embedding into the
+    adapter as soon as ``embed_tokens`` is a LoRA target (about 110 MB for SmolLM2-135M), although
+    a LoRA on the embeddings leaves it unchanged; transformers' ``Trainer`` calls
+    ``model.save_pretrained`` for checkpoints and the final adapter, so the flag is bound here.
+    """
+    from functools import partial
+
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel) and not isinstance(model.save_pretrained, partial):
+        model.save_pretrained = partial(model.save_pretrained, save_embedding_layers=False)
 
 
 def latest_checkpoint(output_dir: str | Path, clean: bool = True) -> Path | None:
