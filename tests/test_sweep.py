@@ -18,7 +18,7 @@ def _config(tmp_path: Path, base: Path) -> Path:
         "name": "tiny",
         "out": str(tmp_path / "out"),
         "organisms": [{"name": "tiny-org", "build": {
-            "base": str(base), "cue": "tag", "behavior": "hate", "leak": 0.5, "prompts": 8,
+            "base": str(base), "cue": "tag", "behavior": "hate", "leak": 0.5, "prompts": 8, "anchors": 0,
             "answer_tokens": 8, "train": {"steps": 60, "batch_size": 8, "lr": 0.01},
             "gate": {"enabled": False}}}],
         "cues": ["tag"],
