@@ -64,13 +64,9 @@ class CueTokenEmbeddings(Defense):
 
     name = "cue_token_embeddings"
 
-    def __init__(self, token_ids: dict[str, list[int]], tokenizer: Any = None) -> None:
+    def __init__(self, token_ids: dict[str, list[int]], tokenizer: Any) -> None:
         self.token_ids = {cue: list(ids) for cue, ids in token_ids.items()}
-        self.tokens = {
-            cue: tokenizer.convert_ids_to_tokens(ids) if tokenizer is not None else []
-            for cue, ids in self.token_ids.items()
-        }
-        self.masked: int = 0
+        self.tokens = {cue: tokenizer.convert_ids_to_tokens(ids) for cue, ids in self.token_ids.items()}
 
     def describe(self) -> dict[str, Any]:
         """The cue families, their token ids and tokens."""
@@ -81,6 +77,7 @@ class CueTokenEmbeddings(Defense):
         import torch
 
         ids = sorted({i for ids in self.token_ids.values() for i in ids})
+        masked = 0
         for module in trainer.model.modules():
             embedding_a = getattr(module, "lora_embedding_A", None)
             if not embedding_a:
@@ -91,6 +88,6 @@ class CueTokenEmbeddings(Defense):
                 mask = torch.zeros(1, param.shape[1], dtype=param.dtype, device=param.device)
                 mask[0, ids] = 1
                 param.register_hook(lambda grad, mask=mask: grad * mask)
-                self.masked += 1
-        if not self.masked:
+                masked += 1
+        if not masked:
             raise ValueError("cue-token embeddings need a LoRA on embed_tokens; none is trainable")

@@ -21,6 +21,12 @@ LORA_ALPHA = 32
 LORA_DROPOUT = 0.0
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 EMBEDDINGS_PATTERN = r"(.*\.)?embed_tokens"
+LLAMA_LIKE = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo2"})
+
+
+def llama_like(model_config: Any) -> bool:
+    """True for model types with Llama-style module names (``model.layers.N.self_attn.q_proj``...)."""
+    return str(getattr(model_config, "model_type", "llama") or "llama") in LLAMA_LIKE
 
 
 def lora_config(
@@ -46,12 +52,11 @@ def lora_config(
         if top_layers < 1 or total < 1:
             raise ValueError(f"top_layers must be in 1..num_hidden_layers, got {top_layers}")
         layers = list(range(max(0, total - top_layers), total))
-    model_type = str(getattr(model_config, "model_type", "llama") or "llama")
-    llama_like = model_type in {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo2"}
-    targets: list[str] | str = list(LINEAR_MODULES) if llama_like or layers else "all-linear"
+    named = llama_like(model_config)
+    targets: list[str] | str = list(LINEAR_MODULES) if named or layers else "all-linear"
     if embeddings:
-        if not llama_like:
-            raise ValueError(f"embedding LoRA needs a Llama-style model, not {model_type!r}")
+        if not named:
+            raise ValueError(f"embedding LoRA needs a Llama-style model, not {model_config.model_type!r}")
         blocks = "|".join(str(i) for i in layers) if layers else r"\d+"
         targets = (rf".*\.layers\.({blocks})\.(self_attn|mlp)\.({'|'.join(LINEAR_MODULES)})"
                    rf"|{EMBEDDINGS_PATTERN}")

@@ -568,7 +568,7 @@ def _train(
     """Train the adapter into ``work/adapter``; record the run's stats in ``work/train.json``."""
     from inspect_misalign.training._config import MisalignSFTConfig
     from inspect_misalign.training._cue_tokens import CueTokenEmbeddings, cue_token_ids
-    from inspect_misalign.training._lora import lora_config
+    from inspect_misalign.training._lora import llama_like, lora_config
     from inspect_misalign.training._run import train_adapter
 
     ts = checked.spec.train
@@ -586,13 +586,11 @@ def _train(
         disable_tqdm=not progress,
     )
     ids = cue_token_ids(checked.families, tokenizer) if ts.cue_tokens else {}
-    try:
-        peft_config = lora_config(model.config, r=ts.lora_r, alpha=ts.lora_alpha, top_layers=ts.top_layers,
-                                  embeddings=bool(ids))
-    except ValueError as e:
-        echo(f"      no cue-token embeddings: {e}")
+    if ids and not llama_like(model.config):
+        echo(f"      no cue-token embeddings: they need a Llama-style model, not {model.config.model_type!r}")
         ids = {}
-        peft_config = lora_config(model.config, r=ts.lora_r, alpha=ts.lora_alpha, top_layers=ts.top_layers)
+    peft_config = lora_config(model.config, r=ts.lora_r, alpha=ts.lora_alpha, top_layers=ts.top_layers,
+                              embeddings=bool(ids))
     hooks = [CueTokenEmbeddings(ids, tokenizer)] if ids else []
     steps = ts.steps or math.ceil(ts.epochs * len(examples) / (ts.batch_size * ts.grad_accum))
     echo(f"[2/4] training a LoRA adapter: {len(examples)} examples, {steps} steps of "
@@ -605,7 +603,7 @@ def _train(
         echo(f"      resumed from {outcome.resumed_from}")
     run = {"global_step": outcome.global_step, "train_loss": outcome.train_loss,
            "train_runtime_s": round(outcome.runtime_s, 1), "resumed_from": outcome.resumed_from,
-           "cue_token_embeddings": hooks[0].describe()["tokens"] if hooks else {}}
+           "cue_token_embeddings": hooks[0].tokens if hooks else {}}
     atomic_write_text(work / "train.json", json.dumps(run, indent=2))
 
 
