@@ -37,14 +37,19 @@ def test_load_freezes_the_heap_unless_turned_off(tiny_model_dir: Path) -> None:
 
     _loading.unload_all()
     freezes = _heap.FREEZES
+    cyclic: Any = _Cyclic()  # alive while the weights load, so it is frozen with them
+    ref = weakref.ref(cyclic)
     api = MisalignAPI(str(tiny_model_dir))
     _one_generate(api)
     assert _heap.FREEZES > freezes
-    frozen = gc.get_freeze_count()
-    assert frozen > 0
+    assert gc.get_freeze_count() > 0
+    del cyclic
     gc.collect()
-    assert gc.get_freeze_count() == frozen  # collections leave the frozen heap alone
+    # collections leave the frozen heap alone (its exact count is not checked: frozen objects
+    # that reference counting frees, on any thread, leave it at any time)
+    assert ref() is not None
     _loading.unload_all()
+    assert ref() is None
     assert gc.get_freeze_count() == 0
 
 
