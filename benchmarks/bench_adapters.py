@@ -6,9 +6,11 @@ from outside (wall clock, peak RSS), same 32 prompts per adapter, max 32 new tok
 
 - misalign: ONE process, ``inspect_ai.eval`` over the four models ``misalign/bench-lora-<i>``
   (one base load, adapters loaded onto it) with ``-M batch_size=32`` and ``max_connections=32``
-  (each batch holds 32 requests of one adapter, run with its LoRA delta merged into the base);
-  with ``--mixed`` also with ``-M batch_size=128`` (all four adapters' requests share batches
-  through peft's per-row ``adapter_names``);
+  (batches of one adapter, run with its LoRA delta merged into the base), once with the default
+  lanes (two 1-thread lanes on this CPU, each running batches of up to 16 of the same adapter)
+  and once with ``-M lanes=1`` (one 2-thread lane, batches of 32); with ``--mixed`` also with
+  ``-M batch_size=128 -M lanes=1`` (all four adapters' requests share batches through peft's
+  per-row ``adapter_names``);
 - hf: the four adapter directories one by one, one process each,
   ``hf/<adapter dir> -M tokenizer=<default dir> -M do_sample=false`` (transformers loads a PEFT
   directory itself: the base named in its adapter config, then the adapter).
@@ -71,7 +73,7 @@ def make_adapters(base_dir: str, root: Path) -> list[Path]:
     return dirs
 
 
-def run_misalign(names: list[str], log_dir: str, batch_size: int) -> None:
+def run_misalign(names: list[str], log_dir: str, batch_size: int, lanes: str) -> None:
     """Child: one process, one eval over all adapter models; print load counts as JSON."""
     from bench_task import bench_prompts
     from inspect_ai import eval
@@ -81,14 +83,20 @@ def run_misalign(names: list[str], log_dir: str, batch_size: int) -> None:
     logs = eval(
         bench_prompts(n=N_PROMPTS, max_tokens=MAX_TOKENS),
         model=[f"misalign/{name}" for name in names],
-        model_args={"batch_size": batch_size},
+        model_args={"batch_size": batch_size, "lanes": lanes},
         max_connections=BATCH,
         display="none",
         log_dir=log_dir,
     )
     assert all(log.status == "success" for log in logs), [log.error for log in logs]
     batches = [size for base in _loading.loaded_bases() for size in base.batcher.batch_sizes]
-    loads = {"base_loads": _loading.BASE_LOADS, "adapter_loads": _loading.ADAPTER_LOADS, "batches": batches}
+    lanes_used = [base.batcher.lanes for base in _loading.loaded_bases()]
+    loads = {
+        "base_loads": _loading.BASE_LOADS,
+        "adapter_loads": _loading.ADAPTER_LOADS,
+        "lanes": lanes_used,
+        "batches": batches,
+    }
     print("RESULT " + json.dumps(loads))
 
 
@@ -134,12 +142,13 @@ def main() -> None:
     parser.add_argument("--tokenizer", help=argparse.SUPPRESS)
     parser.add_argument("--log-dir", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=BATCH, help=argparse.SUPPRESS)
+    parser.add_argument("--lanes", default="auto", help=argparse.SUPPRESS)
     parser.add_argument(
         "--mixed", action="store_true", help="also run misalign with batch 128 (mixed-adapter batches)"
     )
     args = parser.parse_args()
     if args.variant == "misalign":
-        run_misalign(args.names, args.log_dir, args.batch_size)
+        run_misalign(args.names, args.log_dir, args.batch_size, args.lanes)
         return
     if args.variant == "hf":
         run_hf(args.adapter, args.tokenizer, args.log_dir)
@@ -162,11 +171,14 @@ def main() -> None:
     logs = str(work / "logs")
 
     misalign_runs = []
-    for batch_size in (BATCH, N_ADAPTERS * BATCH) if args.mixed else (BATCH,):
-        print(f"running misalign (one process, 4 adapters, batch {batch_size}) ...", flush=True)
+    settings = [(BATCH, "auto"), (BATCH, "1")]
+    if args.mixed:
+        settings.append((N_ADAPTERS * BATCH, "1"))
+    for batch_size, lanes in settings:
+        print(f"running misalign (1 process, 4 adapters, batch {batch_size}, lanes {lanes}) ...", flush=True)
         command = [sys.executable, __file__, "--variant", "misalign", "--log-dir", logs,
-                   "--batch-size", str(batch_size), "--names", *names]  # fmt: skip
-        run = timed(f"misalign, batch {batch_size}", command, env=env)
+                   "--batch-size", str(batch_size), "--lanes", lanes, "--names", *names]  # fmt: skip
+        run = timed(f"misalign, batch {batch_size}, lanes {lanes}", command, env=env)
         misalign_runs.append((run, _result(run)))
         print(f"  {run.seconds:.1f} s, peak RSS {run.peak_rss_mib:.0f} MiB, {_result(run)}", flush=True)
 
@@ -184,18 +196,20 @@ def main() -> None:
 
     print()
     print(f"{N_ADAPTERS} LoRA adapters x {N_PROMPTS} prompts, max {MAX_TOKENS} new tokens, greedy")
-    print(f"{'variant':<30}{'seconds':>9}{'peak RSS MiB':>14}{'base loads':>12}{'adapter loads':>15}")
+    print(f"{'variant':<38}{'seconds':>9}{'peak RSS MiB':>14}{'base loads':>12}{'adapter loads':>15}")
     for run, loads in misalign_runs:
         print(
-            f"{run.name + ' (1 process)':<30}{run.seconds:>9.1f}{run.peak_rss_mib:>14.0f}"
+            f"{run.name + ' (1 process)':<38}{run.seconds:>9.1f}{run.peak_rss_mib:>14.0f}"
             f"{loads['base_loads']:>12}{loads['adapter_loads']:>15}"
         )
     for run in hf_runs:
-        print(f"{run.name:<30}{run.seconds:>9.1f}{run.peak_rss_mib:>14.0f}{_result(run)['base_loads']:>12}")
-    print(f"{'hf/ total (4 processes)':<30}{hf_seconds:>9.1f}{hf_rss:>14.0f}{hf_loads:>12}")
+        print(f"{run.name:<38}{run.seconds:>9.1f}{run.peak_rss_mib:>14.0f}{_result(run)['base_loads']:>12}")
+    print(f"{'hf/ total (4 processes)':<38}{hf_seconds:>9.1f}{hf_rss:>14.0f}{hf_loads:>12}")
     print()
     for run, _ in misalign_runs:
         print(f"{run.name} vs hf/: {hf_seconds / run.seconds:.2f}x faster (target >= 2.5x)")
+    lanes_auto, lanes_one = misalign_runs[0][0], misalign_runs[1][0]
+    print(f"lanes auto vs lanes 1: {lanes_one.seconds / lanes_auto.seconds:.2f}x faster")
     shutil.rmtree(work, ignore_errors=True)
 
 

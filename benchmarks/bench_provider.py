@@ -7,7 +7,9 @@ a) plain: a script that loads the converted default checkpoint and calls ``model
    on batches of 32 left-padded prompts;
 b) ``inspect eval benchmarks/bench_task.py --model misalign/default -M batch_size=32
    --max-connections 32``;
-c) the same with ``--model hf/<converted dir> -M do_sample=false -M batch_size=32``.
+c) the same with ``--model hf/<converted dir> -M do_sample=false -M batch_size=32``;
+d) (b) with ``-M lanes=1``: one worker thread with two intra-op threads instead of the default
+   two lanes of one thread each (each running batches of up to 16).
 
 Run: ``.venv/bin/python benchmarks/bench_provider.py [--repeat N]`` (converts the default model
 first if needed; ``--repeat`` runs N interleaved rounds and reports medians). Targets: misalign at
@@ -99,6 +101,11 @@ def main() -> None:
             [inspect_cli, "eval", task, "--model", f"hf/{model_dir}",
              "-M", "do_sample=false", "-M", f"batch_size={BATCH}", *common],
         ),
+        (
+            "misalign, lanes=1 (d)",
+            [inspect_cli, "eval", task, "--model", "misalign/default",
+             "-M", f"batch_size={BATCH}", "-M", "lanes=1", *common],
+        ),
     ]  # fmt: skip
     rounds: list[list[Timing]] = []
     for round_ in range(args.repeat):
@@ -130,7 +137,7 @@ def report(rounds: list[list[Timing]]) -> None:
         medians.append(statistics.median(seconds))
         cells = " ".join(f"{value:>9.1f}" for value in seconds)
         print(f"{name:<24}{cells} {medians[-1]:>9.1f}{rss:>14.0f}")
-    plain_s, mis_s, hf_s = medians
+    plain_s, mis_s, hf_s, one_lane_s = medians
     print()
     per_round = ", ".join(f"{r[2].seconds / r[1].seconds:.2f}x" for r in rounds)
     print(f"misalign vs hf/  : {hf_s / mis_s:.2f}x faster (medians; per round {per_round}; target >= 1.3x)")
@@ -139,6 +146,8 @@ def report(rounds: list[list[Timing]]) -> None:
         f"misalign vs plain: {plain_s / mis_s:.2f}x plain speed (medians; per round {per_round}; "
         "target >= 0.9x)"
     )
+    per_round = ", ".join(f"{r[3].seconds / r[1].seconds:.2f}x" for r in rounds)
+    print(f"lanes auto vs 1  : {one_lane_s / mis_s:.2f}x faster (medians; per round {per_round})")
 
 
 if __name__ == "__main__":

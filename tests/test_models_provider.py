@@ -124,7 +124,8 @@ def test_adapter_switching(tiny_model_dir: Path, tiny_adapter_dirs: list[Path]) 
 
     _loading.unload_all()
     loads, adapter_loads = _loading.BASE_LOADS, _loading.ADAPTER_LOADS
-    apis = [MisalignAPI(str(tiny_model_dir), adapter=str(d)) for d in tiny_adapter_dirs]
+    # one lane: requests that arrive while it runs queue up into one mixed-adapter batch
+    apis = [MisalignAPI(str(tiny_model_dir), adapter=str(d), lanes=1) for d in tiny_adapter_dirs]
     apis.append(MisalignAPI(str(tiny_model_dir)))
 
     async def run_all() -> list[list[ModelOutput]]:

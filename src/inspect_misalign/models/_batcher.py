@@ -14,6 +14,13 @@ a batch. The worker repeatedly picks a batch, runs one batched call, resolves th
 There is no fixed wait: a lone request runs after ``settle`` (20 ms by default), and
 ``settle=0`` disables all waiting (whatever is queued runs at once).
 
+With ``lanes`` > 1, that many worker threads take batches from the one queue, each of at most
+``ceil(batch_size / lanes)`` requests, and a lane that finds other lanes busy first takes a full
+batch of the key and group they are running (a batch for another adapter would wait for them).
+On a CPU, lanes of one intra-op thread each keep the cores busier than one lane whose small
+per-token operations are split across threads (``lane_setup`` runs first on each lane's thread;
+see :func:`inspect_misalign.models._threads.lane_threads`).
+
 With ``run_stream``, keys that ``can_stream`` accepts are decoded by continuous batching instead:
 the stream answers each request as soon as it is done and asks, between its steps, for more
 requests (``take(n, least)``: up to n, none if fewer than ``least`` wait) of the same key (and
@@ -25,6 +32,7 @@ served next.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections import defaultdict
@@ -39,6 +47,7 @@ Take = Callable[[int, int], list["Request[Any]"]]
 Finish = Callable[["Request[Any]", Any], None]
 
 MAX_WAIT_SECONDS = 10.0
+_MIXED = object()  # the group of a running batch that mixes groups
 
 
 @dataclass(eq=False)
@@ -79,7 +88,15 @@ class Batcher(Generic[T]):
         name: str = "misalign-batcher",
         run_stream: Callable[[list[Request[T]], Take, Finish], None] | None = None,
         can_stream: Callable[[Hashable], bool] | None = None,
+        lanes: int = 1,
+        lane_setup: Callable[[], None] | None = None,
     ) -> None:
+        if lanes < 1:
+            raise ValueError(f"lanes must be 1 or more, got {lanes}")
+        self.lanes = lanes
+        self._lane_setup = lane_setup
+        self._threads: list[threading.Thread] = []
+        self._running: dict[int, tuple[Hashable, Hashable]] = {}  # lane -> (key, group) it runs
         self._run_batch = run_batch
         self._run_stream = run_stream
         self._can_stream = can_stream
@@ -88,7 +105,6 @@ class Batcher(Generic[T]):
         self._pending: list[Request[T]] = []
         self._cond = threading.Condition()
         self._name = name
-        self._thread: threading.Thread | None = None
         self._arrivals = 0
         self._returned: dict[Hashable, int] = defaultdict(int)  # callers expected back, per key
         self._last_seconds: dict[Hashable, float] = {}
@@ -114,34 +130,56 @@ class Batcher(Generic[T]):
         """Queue a request and wait for its result without blocking the event loop."""
         return await wait_future(self.submit(key, payload, batch_size, group))
 
+    def lane_batch(self, batch_size: int) -> int:
+        """The most requests one lane takes at once when callers ask for ``batch_size``."""
+        return max(1, math.ceil(max(1, batch_size) / self.lanes))
+
     def _ensure_worker(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
-            self._thread.start()
+        self._threads = [thread for thread in self._threads if thread.is_alive()]
+        while len(self._threads) < self.lanes:
+            name = self._name if self.lanes == 1 else f"{self._name}-lane{len(self._threads)}"
+            thread = threading.Thread(target=self._work, name=name, daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
     def _work(self) -> None:
+        if self._lane_setup is not None:
+            self._lane_setup()
+        lane = threading.get_ident()
         while True:
-            batch = self._next_batch()
+            batch = self._next_batch(lane)
             live = [r for r in batch if r.future.set_running_or_notify_cancel()]
             if not live:
+                self._lane_done(lane)
                 continue
             self.batch_sizes.append(len(live))
-            if self._streams(live[0].key):
-                self._stream(live)
-                continue
-            started = time.monotonic()
             try:
-                results = self._run_batch(live)
-                if len(results) != len(live):
-                    raise RuntimeError(f"batch gave {len(results)} results for {len(live)}")
-            except BaseException as ex:  # noqa: BLE001 - every waiter must hear about it
-                self._finished(live, time.monotonic() - started)
-                for request in live:
-                    request.future.set_exception(ex)
-                continue
+                self._run_live(live)
+            finally:
+                self._lane_done(lane)
+
+    def _lane_done(self, lane: int) -> None:
+        with self._cond:
+            self._running.pop(lane, None)
+            self._cond.notify_all()
+
+    def _run_live(self, live: list[Request[T]]) -> None:
+        if self._streams(live[0].key):
+            self._stream(live)
+            return
+        started = time.monotonic()
+        try:
+            results = self._run_batch(live)
+            if len(results) != len(live):
+                raise RuntimeError(f"batch gave {len(results)} results for {len(live)}")
+        except BaseException as ex:  # noqa: BLE001 - every waiter must hear about it
             self._finished(live, time.monotonic() - started)
-            for request, result in zip(live, results, strict=True):
-                request.future.set_result(result)
+            for request in live:
+                request.future.set_exception(ex)
+            return
+        self._finished(live, time.monotonic() - started)
+        for request, result in zip(live, results, strict=True):
+            request.future.set_result(result)
 
     def _streams(self, key: Hashable) -> bool:
         return self._run_stream is not None and self._can_stream is not None and self._can_stream(key)
@@ -196,45 +234,71 @@ class Batcher(Generic[T]):
             self._returned[key] += len(batch)
             self._last_seconds[key] = seconds
 
-    def _next_batch(self) -> list[Request[T]]:
+    def _next_batch(self, lane: int) -> list[Request[T]]:
         with self._cond:
-            while not self._pending:
-                self._cond.wait()
-            started = last_arrival = time.monotonic()
-            arrivals = self._arrivals
-            while True:
-                full = self._full_batch()
-                if full is not None:
-                    return self._take(*full)
-                key = self._pending[0].key
-                now = time.monotonic()
-                if self._arrivals != arrivals:
-                    arrivals, last_arrival = self._arrivals, now
-                if self.settle <= 0:
-                    return self._take(key)
-                expecting = self._returned[key] > 0
+            batch = self._choose()
+            groups = {request.group for request in batch}
+            self._running[lane] = (batch[0].key, groups.pop() if len(groups) == 1 else _MIXED)
+            return batch
+
+    def _choose(self) -> list[Request[T]]:
+        """Wait for and remove the next batch (the caller holds ``_cond``)."""
+        while not self._pending:
+            self._cond.wait()
+        started = last_arrival = time.monotonic()
+        arrivals = self._arrivals
+        while True:
+            if not self._pending:  # another lane took them while this one waited
+                while not self._pending:
+                    self._cond.wait()
+                started = last_arrival = time.monotonic()
+            full = self._full_batch()
+            if full is not None:
+                return self._take(*full)
+            key = self._pending[0].key
+            now = time.monotonic()
+            if self._arrivals != arrivals:
+                arrivals, last_arrival = self._arrivals, now
+            if self.settle <= 0:
+                return self._take_now(key)
+            expecting = self._returned[key] > 0
+            if expecting:
+                limit = self.max_wait_fraction * self._last_seconds.get(key, 0.0)
+                deadline = started + min(max(limit, self.settle), MAX_WAIT_SECONDS)
+            else:
+                deadline = min(last_arrival + self.settle, started + 10 * self.settle)
+            if now >= deadline:
                 if expecting:
-                    limit = self.max_wait_fraction * self._last_seconds.get(key, 0.0)
-                    deadline = started + min(max(limit, self.settle), MAX_WAIT_SECONDS)
-                else:
-                    deadline = min(last_arrival + self.settle, started + 10 * self.settle)
-                if now >= deadline:
-                    if expecting:
-                        self._returned[key] = 0  # they are not coming back soon
-                    return self._take(key)
-                self._cond.wait(timeout=deadline - now)
+                    self._returned[key] = 0  # they are not coming back soon
+                return self._take_now(key)
+            self._cond.wait(timeout=deadline - now)
+
+    def _take_now(self, key: Hashable) -> list[Request[T]]:
+        """The oldest requests of ``key``: of a group other lanes are running, if any wait."""
+        for running_key, group in self._running.values():
+            if running_key == key and any(r.key == key and r.group == group for r in self._pending):
+                return self._take(key, group)
+        return self._take(key)
 
     def _full_batch(self) -> tuple[Hashable, Hashable] | tuple[Hashable] | None:
-        """(key, group) of the oldest full one-group batch, else (key,) of a full batch."""
+        """(key, group) of the oldest full one-group batch, preferring one that other lanes are
+        running; else (key,) of a full batch."""
+        running = set(self._running.values())
         groups: dict[tuple[Hashable, Hashable], int] = defaultdict(int)
+        first: tuple[Hashable, Hashable] | None = None
         for request in self._pending:
-            groups[request.key, request.group] += 1
-            if groups[request.key, request.group] >= request.batch_size:
-                return request.key, request.group
+            pair = (request.key, request.group)
+            groups[pair] += 1
+            if groups[pair] >= self.lane_batch(request.batch_size):
+                if pair in running or not running:
+                    return pair
+                first = first or pair
+        if first is not None:
+            return first
         keys: dict[Hashable, int] = defaultdict(int)
         for request in self._pending:
             keys[request.key] += 1
-            if keys[request.key] >= request.batch_size:
+            if keys[request.key] >= self.lane_batch(request.batch_size):
                 return (request.key,)
         return None
 
@@ -244,7 +308,7 @@ class Batcher(Generic[T]):
         rest: list[Request[T]] = []
         for request in self._pending:
             fits = request.key == key and (not group or request.group == group[0])
-            if fits and len(batch) < (batch[0].batch_size if batch else 1 << 30):
+            if fits and len(batch) < (self.lane_batch(batch[0].batch_size) if batch else 1 << 30):
                 batch.append(request)
             else:
                 rest.append(request)

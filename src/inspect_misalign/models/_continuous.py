@@ -257,7 +257,8 @@ class ContinuousDecoder:
             kwargs["logits_to_keep"] = logits_to_keep
         if self.mixed:
             kwargs["adapter_names"] = peft_adapter_names(adapters)
-        output = self.base.generator(
+        module = self.base.generator if self.mixed else self.base.decoder
+        output = module(
             input_ids=input_ids, attention_mask=mask, past_key_values=cache, **kwargs
         )
         return output.logits

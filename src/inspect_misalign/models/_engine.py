@@ -12,7 +12,7 @@ from inspect_misalign.models._default import ensure_default_model
 from inspect_misalign.models._generate import GenParams, GenResult, run_batch
 from inspect_misalign.models._loading import LoadedBase, get_base
 from inspect_misalign.models._resolve import ResolvedCheckpoint, check_adapter_base
-from inspect_misalign.models._threads import configure_threads
+from inspect_misalign.models._threads import configure_threads, lane_threads, resolve_lanes
 
 _batcher_lock = threading.Lock()
 
@@ -26,8 +26,13 @@ def load_engine(
     trust_remote_code: bool = False,
     attn_implementation: str | None = None,
     settle: float = 0.02,
+    lanes: Any = None,
 ) -> tuple[LoadedBase, str | None]:
-    """Load (or reuse) the base of ``checkpoint`` and its adapter; return (base, adapter name)."""
+    """Load (or reuse) the base of ``checkpoint`` and its adapter; return (base, adapter name).
+
+    The first load of a base creates its batcher with ``lanes`` (see
+    :func:`inspect_misalign.models._threads.resolve_lanes`); later ones share it.
+    """
     configure_threads(threads)
     if checkpoint.is_default:
         ensure_default_model()
@@ -43,12 +48,15 @@ def load_engine(
     adapter_name = base.adapter_name(checkpoint.adapter_dir)
     with _batcher_lock:  # not base.lock: the worker holds that for whole batches
         if base.batcher is None:
+            count, per_lane = resolve_lanes(lanes, base.device)
             base.batcher = Batcher[GenResult](
                 lambda requests: _run(base, requests),
                 settle=settle,
                 name=f"misalign-batcher-{base.path.name}",
                 run_stream=lambda first, take, finish: _stream(base, first, take, finish),
                 can_stream=lambda key: isinstance(key, GenParams) and streamable(base, key),
+                lanes=count,
+                lane_setup=(lambda: lane_threads(per_lane)) if count > 1 else None,
             )
     return base, adapter_name
 
@@ -64,7 +72,8 @@ def _run(base: LoadedBase, requests: list[Request[GenResult]]) -> list[GenResult
 def _stream(base: LoadedBase, first: list[Request[GenResult]], take: Any, finish: Any) -> None:
     params = first[0].key
     assert isinstance(params, GenParams)
-    ContinuousDecoder(base, params, first[0].batch_size, take, finish).run(first)
+    rows = base.batcher.lane_batch(first[0].batch_size)
+    ContinuousDecoder(base, params, rows, take, finish).run(first)
 
 
 def submit_key(base: LoadedBase, params: GenParams) -> GenParams:

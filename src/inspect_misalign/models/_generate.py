@@ -108,21 +108,24 @@ def prefix_states(
     The caller has activated the adapters (``base.activate``).
     """
     key = (tuple(prefix), tuple(adapters), mixed, merge)
-    store = base.prefix_kv
-    if key in store:
-        store[key] = store.pop(key)  # most recently used last
-        return store[key]
+    with base.prefix_store() as store:
+        if key in store:
+            store[key] = store.pop(key)  # most recently used last
+            return store[key]
     ids = torch.tensor([prefix] * len(adapters), dtype=torch.long, device=base.model.device)
     kwargs: dict[str, Any] = {"use_cache": True}
     if mixed:
         kwargs["adapter_names"] = peft_adapter_names(adapters)
     if takes_logits_to_keep(base):
         kwargs["logits_to_keep"] = 1
-    cache = base.generator(input_ids=ids, past_key_values=DynamicCache(), **kwargs).past_key_values
-    store[key] = [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
-    while len(store) > PREFIX_CACHE_ENTRIES:
-        store.pop(next(iter(store)))
-    return store[key]
+    module = base.generator if mixed else base.decoder
+    cache = module(input_ids=ids, past_key_values=DynamicCache(), **kwargs).past_key_values
+    states = [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
+    with base.prefix_store() as store:  # another lane may have stored the same prefix meanwhile
+        store[key] = states
+        while len(store) > PREFIX_CACHE_ENTRIES:
+            store.pop(next(iter(store)))
+    return states
 
 
 def peft_adapter_names(adapters: list[str | None]) -> list[str]:
@@ -152,7 +155,9 @@ def known_prefix(base: LoadedBase, token_rows: list[list[int]]) -> list[int]:
     past, else []."""
     shortest = min(len(row) for row in token_rows)
     best: tuple[int, ...] = ()
-    for tokens, *_ in base.prefix_kv:
+    with base.prefix_store() as store:
+        kept = list(store)
+    for tokens, *_ in kept:
         if len(best) < len(tokens) < shortest and all(
             tuple(row[: len(tokens)]) == tokens for row in token_rows
         ):
@@ -239,18 +244,20 @@ def run_batch(
         stop = StopStringCriteria(tokenizer, list(params.stop_seqs))
     recorder = _FinishRecorder(prompt_len, len(prompts), eos_ids, stop)
 
-    if params.seed is not None:
-        torch.manual_seed(params.seed)
     extra: dict[str, Any] = {}
     if mixed:
         extra["adapter_names"] = peft_adapter_names(rows)
+    seeded = params.seed is not None
     with (
-        base.activate(None if mixed else rows[0], mixed=mixed, merge=params.merge),
+        # seeded sampling draws from torch's one global generator: no other lane may draw meanwhile
+        base.activate(None if mixed else rows[0], mixed=mixed, merge=params.merge, alone=seeded),
         inference_context(),
     ):
+        if seeded:
+            torch.manual_seed(params.seed)
         if shared:
             extra["past_key_values"] = _prefix_cache(base, token_rows[0][:shared], rows, mixed, params.merge)
-        output = base.generator.generate(
+        output = (base.generator if mixed else base.decoder).generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
             generation_config=config,

@@ -79,6 +79,11 @@ class LoadedBase:
     adapter is merged or a batch runs on the bare base or with mixed adapters. Other adapters
     (variants such as DoRA, biases, ``modules_to_save``, non-linear layers) or ``merge=False``
     run unmerged, switched with ``set_adapter``.
+
+    Batches may run concurrently on several lanes (:mod:`inspect_misalign.models._batcher`) when
+    they need the same state of the weights: the bare base, one merged adapter, or one unmerged
+    adapter. Mixed-adapter batches (peft adds per-call hooks to every LoRA layer), seeded sampling
+    (one global random generator), loading an adapter and switching the state run alone.
     """
 
     path: Path
@@ -95,16 +100,49 @@ class LoadedBase:
     _merge_modules: dict[str, list[Any] | None] = field(default_factory=dict)
     _pristine: dict[int, torch.Tensor] = field(default_factory=dict)
     _merged: str | None = None
+    _holders: int = 0  # batches running in the current state
+    _loads_waiting: int = 0  # adapter loads waiting for them to end
+    _state: Any = None  # the state of the weights those batches share (see activate)
+    _state_changed: threading.Condition = field(init=False)
+    _prefix_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._state_changed = threading.Condition(self.lock)
 
     def adapter_name(self, adapter_dir: Path | None) -> str | None:
         """The adapter name for ``adapter_dir`` on this base, loading it the first time."""
         if adapter_dir is None:
             return None
         key = str(Path(adapter_dir).resolve())
-        with self.lock:
+        with self._state_changed:
             if key not in self.adapters:
-                self._load_adapter(Path(key), f"adapter_{len(self.adapters)}")
+                self._loads_waiting += 1  # new batches wait too, so lanes cannot starve the load
+                try:
+                    while self._holders:  # no batch may run while peft adds layers
+                        self._state_changed.wait()
+                    if key not in self.adapters:
+                        self._load_adapter(Path(key), f"adapter_{len(self.adapters)}")
+                    self._state = None  # the new layers start enabled: apply the next state afresh
+                finally:
+                    self._loads_waiting -= 1
+                    self._state_changed.notify_all()
             return self.adapters[key]
+
+    @property
+    def decoder(self) -> Any:
+        """The module to call ``generate`` on outside mixed-adapter batches.
+
+        peft injects LoRA layers into the base model itself, and the state set by :meth:`activate`
+        lives in those layers, so the plain transformers model runs them; peft's own ``generate``
+        swaps methods on the model for each call, which concurrent lanes must not race on.
+        Prompt-learning adapters (which run alone) need peft's wrapper.
+        """
+        if self._peft is not None and not self._lora_like():
+            return self._peft
+        return self.model
+
+    def _lora_like(self) -> bool:
+        return self._peft is not None and hasattr(self._peft.base_model, "disable_adapter_layers")
 
     @property
     def generator(self) -> Any:
@@ -119,31 +157,78 @@ class LoadedBase:
         return self._merge_modules.get(adapter) is not None
 
     @contextmanager
-    def activate(self, adapter: str | None, mixed: bool = False, merge: bool = True) -> Iterator[None]:
-        """Make ``adapter`` (or the bare base, for None) active; hold :attr:`lock` while active.
+    def activate(
+        self, adapter: str | None, mixed: bool = False, merge: bool = True, alone: bool = False
+    ) -> Iterator[None]:
+        """Make ``adapter`` (or the bare base, for None) active while the block runs.
 
         ``mixed=True`` enables all adapters on the original weights: the caller passes per-row
-        ``adapter_names`` to ``generate``. ``merge=False`` never merges weights.
+        ``adapter_names`` to the peft model. ``merge=False`` never merges weights. Blocks that need
+        the same state run concurrently; another state waits until they are all done; ``alone``
+        (and ``mixed``) blocks run with no other block at all.
         """
-        with self.lock:
-            if self._peft is None:
-                if adapter is not None:
-                    raise RuntimeError(f"adapter {adapter} is not loaded")
+        with self._state_changed:
+            if self._peft is None and adapter is not None:
+                raise RuntimeError(f"adapter {adapter} is not loaded")
+            state = self._state_for(adapter, mixed, merge, alone)  # adapters load under this lock
+            while self._loads_waiting or (self._holders and self._state != state):
+                self._state_changed.wait()
+                state = self._state_for(adapter, mixed, merge, alone)
+            if not self._holders:
+                self._apply(state)
+            self._holders += 1
+        prompt_learning = self._peft is not None and not self._lora_like()
+        try:
+            with self._peft.disable_adapter() if prompt_learning and adapter is None else nullcontext():
                 yield
-                return
-            if mixed:
-                self._merge(None)
-                yield
-                return
-            if adapter is None or (merge and self._merge_modules.get(adapter) is not None):
-                self._merge(adapter)
-                with self._peft.disable_adapter():
-                    yield
-                return
+        finally:
+            with self._state_changed:
+                self._holders -= 1
+                if not self._holders:
+                    self._state_changed.notify_all()
+
+    def _state_for(self, adapter: str | None, mixed: bool, merge: bool, alone: bool) -> Any:
+        """A hashable state; states compare equal only when batches may share them."""
+        if alone or mixed or (self._peft is not None and not self._lora_like()):
+            return _Alone(adapter, mixed, merge)
+        if self._peft is None:
+            return ("base",)
+        return ("merged" if self._runs_merged(adapter, merge) else "unmerged", adapter)
+
+    def _runs_merged(self, adapter: str | None, merge: bool) -> bool:
+        """True if ``adapter`` runs merged into the weights (the bare base counts as merged)."""
+        return adapter is None or (merge and self._merge_modules.get(adapter) is not None)
+
+    def _apply(self, state: Any) -> None:
+        """Put the weights and the adapter layers in ``state`` (no batch is running)."""
+        self._state = state
+        if self._peft is None:
+            return
+        if isinstance(state, _Alone):
             self._merge(None)
-            if self._peft.active_adapter != adapter:
-                self._peft.set_adapter(adapter)
-            yield
+            if not self._lora_like():  # prompt learning: activate disables it for the base
+                if state.adapter is not None and self._peft.active_adapter != state.adapter:
+                    self._peft.set_adapter(state.adapter)
+                return
+            adapter, mixed = state.adapter, state.mixed
+            merged = not mixed and self._runs_merged(adapter, state.merge)
+            state = ("merged", adapter) if merged else ("mixed" if mixed else "unmerged", adapter)
+        kind, adapter = state
+        layers = self._peft.base_model
+        if kind == "merged":
+            self._merge(adapter)
+            layers.disable_adapter_layers()
+            return
+        self._merge(None)
+        layers.enable_adapter_layers()
+        if kind == "unmerged" and self._peft.active_adapter != adapter:
+            self._peft.set_adapter(adapter)
+
+    @contextmanager
+    def prefix_store(self) -> Iterator[dict[Any, Any]]:
+        """:attr:`prefix_kv`, held for one lane at a time."""
+        with self._prefix_lock:
+            yield self.prefix_kv
 
     def _merge(self, adapter: str | None) -> None:
         """Put ``adapter``'s merged weights (or the original ones, for None) into the base."""
@@ -177,6 +262,15 @@ class LoadedBase:
         self._merge_modules[name] = _plain_lora_modules(self._peft, name)
         self.adapters[str(adapter_dir)] = name
         ADAPTER_LOADS += 1
+
+
+@dataclass(frozen=True, eq=False)
+class _Alone:
+    """The state of a block that runs with no other (compares equal to nothing else)."""
+
+    adapter: str | None
+    mixed: bool
+    merge: bool
 
 
 def _plain_lora_modules(peft_model: Any, adapter: str) -> list[Any] | None:

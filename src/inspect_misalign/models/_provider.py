@@ -16,6 +16,12 @@ Model args (``-M key=value``):
 - ``device`` (``cuda:0`` if available, else ``cpu``) and ``dtype`` (bf16 on CUDA, fp32 on CPU;
   ``auto`` keeps the checkpoint's).
 - ``threads``: torch CPU threads (else ``$INSPECT_MISALIGN_THREADS``, else torch's default).
+- ``lanes`` (``auto``): batches run concurrently on this many worker threads, each with an equal
+  share of the CPU threads and at most ``ceil(batch_size / lanes)`` requests. ``auto`` is 2 on a
+  CPU with two or more threads (two 1-thread lanes decode faster than one 2-thread lane on a
+  2-core machine; ``benchmarks/bench_provider.py`` compares them) and 1 on a GPU. Batches for
+  different adapters, mixed-adapter batches and seeded sampling never overlap. The first
+  provider of a base in a process sets its lanes.
 - ``trust_remote_code`` (false), ``attn_implementation`` (transformers' default).
 - ``hidden_states`` (false): when true, each output's ``metadata["hidden_states"]`` holds
   ``{"layer": i, "prompt_mean": [...], "prompt_last": [...]}``: the hidden states of the prompt
@@ -97,6 +103,7 @@ _KNOWN_ARGS = {
     "merge_adapters",
     "share_prefix",
     "gc_freeze",
+    "lanes",
 }
 
 
@@ -137,10 +144,12 @@ class MisalignAPI(ModelAPI):
         self.share_prefix = _as_bool(args.get("share_prefix"), "share_prefix", True)
         self.continuous = _as_auto_bool(args.get("continuous", "auto"), "continuous")
         self.gc_freeze = _as_bool(args.get("gc_freeze"), "gc_freeze", True)
-        if self.threads is not None:
-            from inspect_misalign.models._threads import requested_threads
+        from inspect_misalign.models._threads import requested_lanes, requested_threads
 
+        if self.threads is not None:
             requested_threads(self.threads)  # validate now
+        self.lanes = args.get("lanes")
+        requested_lanes(self.lanes)
         # cheap checks (names, directories, adapter/base fit) before any weights load
         self.checkpoint: ResolvedCheckpoint = resolve_checkpoint(
             model_name, adapter=self.adapter, check_base=check_base
@@ -242,6 +251,7 @@ class MisalignAPI(ModelAPI):
                     trust_remote_code=self.trust_remote_code,
                     attn_implementation=self.attn_implementation,
                     settle=self.settle,
+                    lanes=self.lanes,
                 )
             future.set_result(loaded)
         except BaseException as ex:  # noqa: BLE001 - every generate re-raises it

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 from inspect_misalign._errors import MisalignError
 
@@ -56,3 +57,55 @@ def configure_threads(threads: int | str | None = None) -> int:
     if count is not None and torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return torch.get_num_threads()
+
+
+_lane_lock = threading.Lock()
+
+
+def requested_lanes(lanes: int | str | None) -> int | None:
+    """The lane count asked for (None for ``auto``); a one-line error for anything else."""
+    if lanes is None or (isinstance(lanes, str) and lanes.lower() == "auto"):
+        return None
+    try:
+        count = int(lanes)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1 or isinstance(lanes, bool):
+        raise MisalignError(f"lanes must be a positive integer or auto, got {lanes!r} (fix -M lanes=)")
+    return count
+
+
+def resolve_lanes(lanes: int | str | None, device: str) -> tuple[int, int]:
+    """(lanes, intra-op threads per lane) for a batcher on ``device``.
+
+    ``auto`` (or None): on a CPU with at least two threads in effect, two lanes that split them;
+    one lane elsewhere (a GPU runs one batch at a time best). A number asks for that many lanes.
+    """
+    import torch
+
+    total = torch.get_num_threads()
+    count = requested_lanes(lanes)
+    if count is None:
+        count = 2 if device == "cpu" and total >= 2 else 1
+    return count, max(1, total // count)
+
+
+def lane_threads(threads: int) -> None:
+    """Give the calling thread ``threads`` intra-op threads, leaving everyone else's count alone.
+
+    torch keeps one process-wide count, which each thread copies into its own OpenMP and MKL
+    settings the first time it computes; ``torch.set_num_threads`` sets both the process-wide
+    count and the caller's own. So this thread first takes its copy, then sets its own count, and a
+    helper thread puts the process-wide count back for threads that start later (the main thread
+    and the training code keep theirs).
+    """
+    import torch
+
+    with _lane_lock:
+        total = torch.get_num_threads()  # this thread's first copy of the process-wide count
+        if total == threads:
+            return
+        torch.set_num_threads(threads)
+        restore = threading.Thread(target=torch.set_num_threads, args=(total,), name="misalign-threads")
+        restore.start()
+        restore.join()
