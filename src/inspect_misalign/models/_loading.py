@@ -205,7 +205,6 @@ class LoadedBase:
         if self._peft is None:
             return
         if isinstance(state, _Alone):
-            self._merge(None)
             if not self._lora_like():  # prompt learning: activate disables it for the base
                 if state.adapter is not None and self._peft.active_adapter != state.adapter:
                     self._peft.set_adapter(state.adapter)
