@@ -93,3 +93,40 @@ def test_heap_settling_pauses_the_collector_and_restores_it() -> None:
     with _heap.heap_settling(enabled=False):
         assert gc.isenabled()
     assert gc.get_freeze_count() == 0
+
+
+def test_warm_imports_leave_peft_to_the_first_adapter(
+    tiny_model_dir: Path, tiny_adapter_dirs: list[Path], tmp_path: Path
+) -> None:
+    """A base-only eval never imports peft (about a second here); the checkpoint's modeling code
+    and peft for an adapter are imported in the background at construction."""
+    import subprocess
+    import sys
+
+    from inspect_misalign.models._provider import _modeling_module
+
+    assert _modeling_module(tiny_model_dir) == "transformers.models.llama.modeling_llama"
+    assert _modeling_module(tmp_path) is None  # no config.json (not converted yet)
+    script = """
+import asyncio, sys, time
+from inspect_ai.model import ChatMessageUser, GenerateConfig
+from inspect_misalign.models._provider import MisalignAPI
+args = {"adapter": sys.argv[2]} if len(sys.argv) > 2 else {}
+api = MisalignAPI(sys.argv[1], **args)
+deadline = time.monotonic() + 60
+while "transformers.models.llama.modeling_llama" not in sys.modules and time.monotonic() < deadline:
+    time.sleep(0.05)
+warm = "transformers.models.llama.modeling_llama" in sys.modules
+asyncio.run(api.generate([ChatMessageUser(content="hi")], [], "none", GenerateConfig(max_tokens=2)))
+print("RESULT", warm, "peft" in sys.modules)
+"""
+    for extra, peft_expected in (([], False), ([str(tiny_adapter_dirs[0])], True)):
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tiny_model_dir), *extra],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split("RESULT")[-1].split() == ["True", str(peft_expected)]

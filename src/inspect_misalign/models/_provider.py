@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 from inspect_ai.model import (
@@ -157,7 +158,7 @@ class MisalignAPI(ModelAPI):
         self._load_lock = threading.Lock()
         self._loaded: Future[tuple[Any, str | None]] | None = None
         _register_model_info(model_name, self.checkpoint)
-        _warm_imports(self.gc_freeze)
+        _warm_imports(self.gc_freeze, self.checkpoint)
         CONSTRUCTIONS += 1
 
     # --- Inspect hooks -----------------------------------------------------------------------
@@ -302,13 +303,14 @@ _warm_lock = threading.Lock()
 _warm_started = False
 
 
-def _warm_imports(gc_freeze: bool = True) -> None:
-    """Import torch, transformers and peft on a background thread (no weights are loaded).
+def _warm_imports(gc_freeze: bool = True, checkpoint: ResolvedCheckpoint | None = None) -> None:
+    """Import torch, transformers, the checkpoint's modeling code and, for an adapter, peft, on a
+    background thread (no weights are loaded).
 
     The imports take seconds; starting them when the provider is constructed overlaps them with
-    Inspect's own eval setup instead of delaying the first ``generate``. With ``gc_freeze`` the
-    heap is frozen before them and the collector paused during them
-    (:mod:`inspect_misalign.models._heap`).
+    Inspect's own eval setup instead of delaying the first ``generate``. peft (about 1 s more here)
+    is left to the first adapter load when the checkpoint has none. With ``gc_freeze`` the heap is
+    frozen before them and the collector paused during them (:mod:`inspect_misalign.models._heap`).
     """
     global _warm_started
     with _warm_lock:
@@ -316,17 +318,38 @@ def _warm_imports(gc_freeze: bool = True) -> None:
             return
         _warm_started = True
     freeze_heap(gc_freeze)
+    adapter = checkpoint is not None and checkpoint.adapter_dir is not None
+    modeling = _modeling_module(checkpoint.base_dir) if checkpoint is not None else None
 
     def work() -> None:
         try:
             with heap_settling(gc_freeze):
-                import peft  # noqa: F401
-
                 import inspect_misalign.models._engine  # noqa: F401
+
+                if modeling is not None:
+                    import importlib
+
+                    importlib.import_module(modeling)
+                if adapter:
+                    import peft  # noqa: F401
         except Exception:  # noqa: BLE001 - the real load reports any problem
             pass
 
     threading.Thread(target=work, name="misalign-imports", daemon=True).start()
+
+
+def _modeling_module(model_dir: Path) -> str | None:
+    """transformers' modeling module for the ``model_type`` in ``model_dir/config.json``, if any."""
+    import json
+    import re
+
+    try:
+        model_type = json.loads((model_dir / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None  # not converted yet, or not a plain config: the load reports problems
+    if not isinstance(model_type, str) or not re.fullmatch(r"[a-z0-9_]+", model_type):
+        return None
+    return f"transformers.models.{model_type}.modeling_{model_type}"
 
 
 def _register_model_info(model_name: str, checkpoint: ResolvedCheckpoint) -> None:
