@@ -126,7 +126,7 @@ def test_adapter_switching(tiny_model_dir: Path, tiny_adapter_dirs: list[Path]) 
     loads, adapter_loads = _loading.BASE_LOADS, _loading.ADAPTER_LOADS
     # one lane: requests that arrive while it runs queue up into one mixed-adapter batch
     apis = [MisalignAPI(str(tiny_model_dir), adapter=str(d), lanes=1) for d in tiny_adapter_dirs]
-    apis.append(MisalignAPI(str(tiny_model_dir)))
+    apis.append(MisalignAPI(str(tiny_model_dir), lanes=1))  # whichever loads first sets the lanes
 
     async def run_all() -> list[list[ModelOutput]]:
         cfg = GenerateConfig(max_tokens=10)
