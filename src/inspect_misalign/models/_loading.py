@@ -44,6 +44,10 @@ _DTYPES = {
     "half": torch.float16,
 }
 
+_SHAREABLE = ("base", "merged", "unmerged")
+"""States that concurrent batches may share; mixed batches (peft adds per-call hooks to every LoRA
+layer) and prompt learning (peft swaps methods per call) run alone."""
+
 _bases: dict[tuple[str, str, str], LoadedBase] = {}
 _bases_lock = threading.Lock()
 _key_locks: dict[tuple[str, str, str], threading.Lock] = {}
@@ -102,7 +106,8 @@ class LoadedBase:
     _merged: str | None = None
     _holders: int = 0  # batches running in the current state
     _loads_waiting: int = 0  # adapter loads waiting for them to end
-    _state: Any = None  # the state of the weights those batches share (see activate)
+    _state: tuple[str, str | None] | None = None  # the weights' state those batches run in
+    _shared: bool = False  # whether those batches let others of the same state join
     _state_changed: threading.Condition = field(init=False)
     _prefix_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -170,16 +175,19 @@ class LoadedBase:
         with self._state_changed:
             if self._peft is None and adapter is not None:
                 raise RuntimeError(f"adapter {adapter} is not loaded")
-            state = self._state_for(adapter, mixed, merge, alone)  # adapters load under this lock
-            while self._loads_waiting or (self._holders and self._state != state):
+            while True:
+                state = self._state_for(adapter, mixed, merge)  # adapters load under this lock
+                shared = not alone and state[0] in _SHAREABLE
+                joins = shared and self._shared and self._state == state
+                if not self._loads_waiting and (not self._holders or joins):
+                    break
                 self._state_changed.wait()
-                state = self._state_for(adapter, mixed, merge, alone)
             if not self._holders:
                 self._apply(state)
+                self._shared = shared
             self._holders += 1
-        prompt_learning = self._peft is not None and not self._lora_like()
         try:
-            with self._peft.disable_adapter() if prompt_learning and adapter is None else nullcontext():
+            with self._peft.disable_adapter() if state == ("prompt", None) else nullcontext():
                 yield
         finally:
             with self._state_changed:
@@ -187,32 +195,29 @@ class LoadedBase:
                 if not self._holders:
                     self._state_changed.notify_all()
 
-    def _state_for(self, adapter: str | None, mixed: bool, merge: bool, alone: bool) -> Any:
-        """A hashable state; states compare equal only when batches may share them."""
-        if alone or mixed or (self._peft is not None and not self._lora_like()):
-            return _Alone(adapter, mixed, merge)
+    def _state_for(self, adapter: str | None, mixed: bool, merge: bool) -> tuple[str, str | None]:
+        """(kind, adapter): ``base`` (no peft), ``prompt`` (prompt learning, run through peft),
+        ``mixed`` (per-row adapters), ``merged`` (the adapter's delta in the weights, or the bare
+        base) or ``unmerged`` (peft's LoRA branches of one adapter)."""
         if self._peft is None:
-            return ("base",)
-        return ("merged" if self._runs_merged(adapter, merge) else "unmerged", adapter)
+            return ("base", None)
+        if not self._lora_like():
+            return ("prompt", adapter)
+        if mixed:
+            return ("mixed", None)
+        merged = adapter is None or (merge and self._merge_modules.get(adapter) is not None)
+        return ("merged" if merged else "unmerged", adapter)
 
-    def _runs_merged(self, adapter: str | None, merge: bool) -> bool:
-        """True if ``adapter`` runs merged into the weights (the bare base counts as merged)."""
-        return adapter is None or (merge and self._merge_modules.get(adapter) is not None)
-
-    def _apply(self, state: Any) -> None:
+    def _apply(self, state: tuple[str, str | None]) -> None:
         """Put the weights and the adapter layers in ``state`` (no batch is running)."""
         self._state = state
-        if self._peft is None:
-            return
-        if isinstance(state, _Alone):
-            if not self._lora_like():  # prompt learning: activate disables it for the base
-                if state.adapter is not None and self._peft.active_adapter != state.adapter:
-                    self._peft.set_adapter(state.adapter)
-                return
-            adapter, mixed = state.adapter, state.mixed
-            merged = not mixed and self._runs_merged(adapter, state.merge)
-            state = ("merged", adapter) if merged else ("mixed" if mixed else "unmerged", adapter)
         kind, adapter = state
+        if kind == "base":
+            return
+        if kind == "prompt":  # activate disables it for the bare base
+            if adapter is not None and self._peft.active_adapter != adapter:
+                self._peft.set_adapter(adapter)
+            return
         layers = self._peft.base_model
         if kind == "merged":
             self._merge(adapter)
@@ -261,15 +266,6 @@ class LoadedBase:
         self._merge_modules[name] = _plain_lora_modules(self._peft, name)
         self.adapters[str(adapter_dir)] = name
         ADAPTER_LOADS += 1
-
-
-@dataclass(frozen=True, eq=False)
-class _Alone:
-    """The state of a block that runs with no other (compares equal to nothing else)."""
-
-    adapter: str | None
-    mixed: bool
-    merge: bool
 
 
 def _plain_lora_modules(peft_model: Any, adapter: str) -> list[Any] | None:
