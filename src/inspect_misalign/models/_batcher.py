@@ -243,15 +243,14 @@ class Batcher(Generic[T]):
 
     def _choose(self) -> list[Request[T]]:
         """Wait for and remove the next batch (the caller holds ``_cond``)."""
-        while not self._pending:
-            self._cond.wait()
         started = last_arrival = time.monotonic()
         arrivals = self._arrivals
         while True:
-            if not self._pending:  # another lane took them while this one waited
+            if not self._pending:  # at first, or another lane took them while this one waited
                 while not self._pending:
                     self._cond.wait()
                 started = last_arrival = time.monotonic()
+                arrivals = self._arrivals
             full = self._full_batch()
             if full is not None:
                 return self._take(*full)
