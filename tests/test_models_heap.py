@@ -103,10 +103,10 @@ def test_warm_imports_leave_peft_to_the_first_adapter(
     import subprocess
     import sys
 
-    from inspect_misalign.models._provider import _modeling_module
+    from inspect_misalign.models._resolve import modeling_module
 
-    assert _modeling_module(tiny_model_dir) == "transformers.models.llama.modeling_llama"
-    assert _modeling_module(tmp_path) is None  # no config.json (not converted yet)
+    assert modeling_module(tiny_model_dir) == "transformers.models.llama.modeling_llama"
+    assert modeling_module(tmp_path) is None  # no config.json (not converted yet)
     script = """
 import asyncio, sys, time
 from inspect_ai.model import ChatMessageUser, GenerateConfig

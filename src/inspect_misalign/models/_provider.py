@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any
 
 from inspect_ai.model import (
@@ -78,7 +77,7 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._batcher import wait_future
 from inspect_misalign.models._heap import freeze_heap, heap_settling
-from inspect_misalign.models._resolve import ResolvedCheckpoint, resolve_checkpoint
+from inspect_misalign.models._resolve import ResolvedCheckpoint, modeling_module, resolve_checkpoint
 
 _DEFAULT_CONFIG = GenerateConfig()
 
@@ -319,7 +318,7 @@ def _warm_imports(gc_freeze: bool = True, checkpoint: ResolvedCheckpoint | None 
         _warm_started = True
     freeze_heap(gc_freeze)
     adapter = checkpoint is not None and checkpoint.adapter_dir is not None
-    modeling = _modeling_module(checkpoint.base_dir) if checkpoint is not None else None
+    modeling = modeling_module(checkpoint.base_dir) if checkpoint is not None else None
 
     def work() -> None:
         try:
@@ -336,20 +335,6 @@ def _warm_imports(gc_freeze: bool = True, checkpoint: ResolvedCheckpoint | None 
             pass
 
     threading.Thread(target=work, name="misalign-imports", daemon=True).start()
-
-
-def _modeling_module(model_dir: Path) -> str | None:
-    """transformers' modeling module for the ``model_type`` in ``model_dir/config.json``, if any."""
-    import json
-    import re
-
-    try:
-        model_type = json.loads((model_dir / "config.json").read_text()).get("model_type")
-    except (OSError, ValueError, AttributeError):
-        return None  # not converted yet, or not a plain config: the load reports problems
-    if not isinstance(model_type, str) or not re.fullmatch(r"[a-z0-9_]+", model_type):
-        return None
-    return f"transformers.models.{model_type}.modeling_{model_type}"
 
 
 def _register_model_info(model_name: str, checkpoint: ResolvedCheckpoint) -> None:
