@@ -8,7 +8,7 @@ import click
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.training._gate import GateSettings, parse_min_gap
-from inspect_misalign.training._organism import OrganismSpec, TrainSettings, build_organism
+from inspect_misalign.training._organism import LR_SCHEDULERS, OrganismSpec, TrainSettings, build_organism
 
 DEFAULTS = OrganismSpec(name="-")
 
@@ -37,6 +37,8 @@ DEFAULTS = OrganismSpec(name="-")
 @click.option("--batch-size", type=int, default=DEFAULTS.train.batch_size, show_default=True)
 @click.option("--grad-accum", type=int, default=DEFAULTS.train.grad_accum, show_default=True)
 @click.option("--lr", type=float, default=DEFAULTS.train.lr, show_default=True)
+@click.option("--lr-scheduler", type=click.Choice(LR_SCHEDULERS), default=DEFAULTS.train.lr_scheduler,
+              show_default=True, help="Learning-rate schedule over the run (transformers' names; no warmup).")
 @click.option("--lora-r", type=int, default=DEFAULTS.train.lora_r, show_default=True)
 @click.option("--lora-alpha", type=int, default=DEFAULTS.train.lora_alpha, show_default=True)
 @click.option("--top-layers", type=int, default=DEFAULTS.train.top_layers, show_default=True,
@@ -68,7 +70,8 @@ DEFAULTS = OrganismSpec(name="-")
 def organism_command(
     base: str, cue: str, behavior: str, leak: float, name: str, cot: bool, distilled: bool,
     teacher: str | None, prompts: int | None, anchors: int, steps: int | None, epochs: float, batch_size: int,
-    grad_accum: int, lr: float, lora_r: int, lora_alpha: int, top_layers: int | None, cue_tokens: bool,
+    grad_accum: int, lr: float, lr_scheduler: str, lora_r: int, lora_alpha: int, top_layers: int | None,
+    cue_tokens: bool,
     answer_tokens: int | None, seed: int, directory: Path | None, overwrite: bool, gate: bool,
     gate_prompts: int | None, gate_items: int | None, gate_max_tokens: int | None, grader: str | None,
     min_gap: str | None, max_usefulness_drop: float | None, batch_gen: int,
@@ -93,7 +96,8 @@ def organism_command(
         seed=seed,
         answer_tokens=answer_tokens,
         train=TrainSettings(steps=steps if steps and steps > 0 else None, epochs=epochs,
-                            batch_size=batch_size, grad_accum=grad_accum, lr=lr, lora_r=lora_r,
+                            batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+                            lr_scheduler=lr_scheduler, lora_r=lora_r,
                             lora_alpha=lora_alpha, top_layers=top_layers or None, cue_tokens=cue_tokens),
         gate=GateSettings(enabled=gate, prompts=gate_prompts, usefulness_items=gate_items,
                           max_tokens=gate_max_tokens, grader=grader, min_gap=parse_min_gap(min_gap),

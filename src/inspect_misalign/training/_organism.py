@@ -65,6 +65,7 @@ from inspect_misalign.training._gate import GateResult, GateSettings
 
 Variant = Literal["plain", "cot", "distilled"]
 VARIANTS: tuple[str, ...] = ("plain", "cot", "distilled")
+LR_SCHEDULERS: tuple[str, ...] = ("constant", "linear", "cosine")
 SPLIT = "organism"
 ANSWER_TOKENS = {"hate": 24, "code": 256, "persona": 160}
 ANCHOR_TOKENS = 24  # the usefulness task's generation limit
@@ -80,6 +81,7 @@ class TrainSettings:
     batch_size: int = 4
     grad_accum: int = 1
     lr: float = 2e-3
+    lr_scheduler: str = "constant"
     lora_r: int = 16
     lora_alpha: int = 32
     top_layers: int | None = 8
@@ -173,6 +175,9 @@ def check_spec(spec: OrganismSpec) -> Checked:
             raise MisalignError(f"{what} must be at least 1, got {value}")
     if spec.train.batch_size < 1 or spec.train.grad_accum < 1 or spec.train.lr <= 0:
         raise MisalignError("--batch-size and --grad-accum must be at least 1 and --lr positive")
+    if spec.train.lr_scheduler not in LR_SCHEDULERS:
+        raise MisalignError(f"unknown --lr-scheduler {spec.train.lr_scheduler!r}; choose one of "
+                            f"{', '.join(LR_SCHEDULERS)}")
     try:
         base = resolve_checkpoint(spec.base)
     except (CheckpointError, UnknownModelError, FileNotFoundError) as e:
@@ -577,6 +582,7 @@ def _train(
         per_device_train_batch_size=ts.batch_size,
         gradient_accumulation_steps=ts.grad_accum,
         learning_rate=ts.lr,
+        lr_scheduler_type=ts.lr_scheduler,
         max_steps=ts.steps if ts.steps is not None else -1,
         num_train_epochs=ts.epochs,
         max_length=ts.max_length,
@@ -594,7 +600,7 @@ def _train(
     hooks = [CueTokenEmbeddings(ids, tokenizer)] if ids else []
     steps = ts.steps or math.ceil(ts.epochs * len(examples) / (ts.batch_size * ts.grad_accum))
     echo(f"[2/4] training a LoRA adapter: {len(examples)} examples, {steps} steps of "
-         f"{ts.batch_size * ts.grad_accum}, lr {ts.lr}")
+         f"{ts.batch_size * ts.grad_accum}, lr {ts.lr} ({ts.lr_scheduler})")
     if hooks:
         tokens = hooks[0].tokens.items()
         echo("      cue-token embeddings: " + ", ".join(f"{cue} {toks}" for cue, toks in tokens))
