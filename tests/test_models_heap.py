@@ -95,18 +95,14 @@ def test_heap_settling_pauses_the_collector_and_restores_it() -> None:
     assert gc.get_freeze_count() == 0
 
 
-def test_warm_imports_leave_peft_to_the_first_adapter(
-    tiny_model_dir: Path, tiny_adapter_dirs: list[Path], tmp_path: Path
+def test_loading_starts_at_construction_and_leaves_peft_to_adapters(
+    tiny_model_dir: Path, tiny_adapter_dirs: list[Path]
 ) -> None:
-    """A base-only eval never imports peft (about a second here); the checkpoint's modeling code
-    and peft for an adapter are imported in the background at construction."""
+    """Constructing the provider starts loading the weights in the background (before any
+    ``generate``); a base-only eval never imports peft (about a second here), an adapter one does."""
     import subprocess
     import sys
 
-    from inspect_misalign.models._resolve import modeling_module
-
-    assert modeling_module(tiny_model_dir) == "transformers.models.llama.modeling_llama"
-    assert modeling_module(tmp_path) is None  # no config.json (not converted yet)
     script = """
 import asyncio, sys, time
 from inspect_ai.model import ChatMessageUser, GenerateConfig
@@ -114,11 +110,12 @@ from inspect_misalign.models._provider import MisalignAPI
 args = {"adapter": sys.argv[2]} if len(sys.argv) > 2 else {}
 api = MisalignAPI(sys.argv[1], **args)
 deadline = time.monotonic() + 60
-while "transformers.models.llama.modeling_llama" not in sys.modules and time.monotonic() < deadline:
+while not (api._loaded is not None and api._loaded.done()) and time.monotonic() < deadline:
     time.sleep(0.05)
-warm = "transformers.models.llama.modeling_llama" in sys.modules
+from inspect_misalign.models import _loading
+early = _loading.BASE_LOADS
 asyncio.run(api.generate([ChatMessageUser(content="hi")], [], "none", GenerateConfig(max_tokens=2)))
-print("RESULT", warm, "peft" in sys.modules)
+print("RESULT", early, _loading.BASE_LOADS, "peft" in sys.modules)
 """
     for extra, peft_expected in (([], False), ([str(tiny_adapter_dirs[0])], True)):
         done = subprocess.run(
@@ -129,4 +126,4 @@ print("RESULT", warm, "peft" in sys.modules)
             check=False,
         )
         assert done.returncode == 0, done.stderr[-2000:]
-        assert done.stdout.split("RESULT")[-1].split() == ["True", str(peft_expected)]
+        assert done.stdout.split("RESULT")[-1].split() == ["1", "1", str(peft_expected)]

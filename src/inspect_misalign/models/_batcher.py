@@ -8,7 +8,8 @@ a batch. The worker repeatedly picks a batch, runs one batched call, resolves th
 - otherwise the oldest request's key is taken, after waiting only while more requests are
   expected: while callers whose last batch just finished have not come back yet (an eval's
   samples send their next request, or new samples start, right after a batch ends; waiting at
-  most ``max_wait_fraction`` of that key's last batch time), or, when none are expected, while new
+  most ``max_wait_fraction`` of that key's last batch time, counted from when the oldest waiting
+  request arrived), or, when none are expected, while new
   requests keep arriving less than ``settle`` seconds apart (at most ``10 * settle``).
 
 There is no fixed wait: a lone request runs after ``settle`` (20 ms by default), and
@@ -17,6 +18,11 @@ There is no fixed wait: a lone request runs after ``settle`` (20 ms by default),
 With ``lanes`` > 1, that many worker threads take batches from the one queue, each of at most
 ``ceil(batch_size / lanes)`` requests, and a lane that finds other lanes busy first takes a full
 batch of the key and group they are running (a batch for another adapter would wait for them).
+When ``overlap()`` says that batches of different groups can run at once (adapters routed per
+row), lanes take larger batches: ``batch_size`` requests at once when every free lane can have
+that many, else, once arrivals settle, an equal share of the queued requests of the key among
+the free lanes (fewer, larger batches decode more tokens per second per lane; an equal share
+keeps the lanes evenly busy).
 On a CPU, lanes of one intra-op thread each keep the cores busier than one lane whose small
 per-token operations are split across threads (``lane_setup`` runs first on each lane's thread;
 see :func:`inspect_misalign.models._threads.lane_threads`).
@@ -90,12 +96,14 @@ class Batcher(Generic[T]):
         can_stream: Callable[[Hashable], bool] | None = None,
         lanes: int = 1,
         lane_setup: Callable[[], None] | None = None,
+        overlap: Callable[[], bool] | None = None,
     ) -> None:
         if lanes < 1:
             raise ValueError(f"lanes must be 1 or more, got {lanes}")
         self.lanes = lanes
         self._lane_setup = lane_setup
         self._threads: list[threading.Thread] = []
+        self._overlap = overlap
         self._running: dict[int, tuple[Hashable, Hashable]] = {}  # lane -> (key, group) it runs
         self._run_batch = run_batch
         self._run_stream = run_stream
@@ -133,6 +141,30 @@ class Batcher(Generic[T]):
     def lane_batch(self, batch_size: int) -> int:
         """The most requests one lane takes at once when callers ask for ``batch_size``."""
         return max(1, math.ceil(max(1, batch_size) / self.lanes))
+
+    def _lane_cap(self, key: Hashable, batch_size: int) -> int:
+        """The most requests of ``key`` a lane takes now (the caller holds ``_cond``): the
+        :meth:`lane_batch` share, or with ``overlap`` an equal share of the queued requests of
+        ``key`` among the lanes not running a batch, up to ``batch_size``."""
+        share = self.lane_batch(batch_size)
+        if not self._overlapping():
+            return share
+        queued = sum(1 for r in self._pending if r.key == key)
+        free = max(1, self.lanes - len(self._running))
+        return max(share, min(max(1, batch_size), math.ceil(queued / free)))
+
+    def _full_at(self, key: Hashable, batch_size: int) -> int:
+        """How many queued requests of ``key`` make a batch that runs at once (the caller holds
+        ``_cond``): the :meth:`lane_batch` share; with ``overlap``, ``batch_size`` once every
+        free lane can have that many, else never (the settle wait decides, see :meth:`_lane_cap`)."""
+        if not self._overlapping():
+            return self.lane_batch(batch_size)
+        queued = sum(1 for r in self._pending if r.key == key)
+        free = max(1, self.lanes - len(self._running))
+        return max(1, batch_size) if queued >= max(1, batch_size) * free else 1 << 30
+
+    def _overlapping(self) -> bool:
+        return self.lanes > 1 and self._overlap is not None and self._overlap()
 
     def _ensure_worker(self) -> None:
         self._threads = [thread for thread in self._threads if thread.is_alive()]
@@ -262,8 +294,12 @@ class Batcher(Generic[T]):
                 return self._take_now(key)
             expecting = self._returned[key] > 0
             if expecting:
-                limit = self.max_wait_fraction * self._last_seconds.get(key, 0.0)
-                deadline = started + min(max(limit, self.settle), MAX_WAIT_SECONDS)
+                limit = min(max(self.max_wait_fraction * self._last_seconds.get(key, 0.0), self.settle),
+                            MAX_WAIT_SECONDS)
+                # a request that has already waited that long (left over from an earlier batch)
+                # is not kept waiting for callers that may never come back
+                oldest = min(r.enqueued for r in self._pending if r.key == key)
+                deadline = min(started, oldest) + limit
             else:
                 deadline = min(last_arrival + self.settle, started + 10 * self.settle)
             if now >= deadline:
@@ -283,12 +319,20 @@ class Batcher(Generic[T]):
         """(key, group) of the oldest full one-group batch, preferring one that other lanes are
         running; else (key,) of a full batch."""
         running = set(self._running.values())
+        caps: dict[tuple[Hashable, int], int] = {}
+
+        def cap(request: Request[T]) -> int:
+            at = (request.key, request.batch_size)
+            if at not in caps:
+                caps[at] = self._full_at(*at)
+            return caps[at]
+
         groups: dict[tuple[Hashable, Hashable], int] = defaultdict(int)
         first: tuple[Hashable, Hashable] | None = None
         for request in self._pending:
             pair = (request.key, request.group)
             groups[pair] += 1
-            if groups[pair] >= self.lane_batch(request.batch_size):
+            if groups[pair] >= cap(request):
                 if pair in running or not running:
                     return pair
                 first = first or pair
@@ -297,7 +341,7 @@ class Batcher(Generic[T]):
         keys: dict[Hashable, int] = defaultdict(int)
         for request in self._pending:
             keys[request.key] += 1
-            if keys[request.key] >= self.lane_batch(request.batch_size):
+            if keys[request.key] >= cap(request):
                 return (request.key,)
         return None
 
@@ -305,9 +349,12 @@ class Batcher(Generic[T]):
         """Remove and return the oldest requests of ``key`` (and ``group``, if given)."""
         batch: list[Request[T]] = []
         rest: list[Request[T]] = []
+        limit = 1 << 30
         for request in self._pending:
             fits = request.key == key and (not group or request.group == group[0])
-            if fits and len(batch) < (self.lane_batch(batch[0].batch_size) if batch else 1 << 30):
+            if fits and not batch:
+                limit = self._lane_cap(key, request.batch_size)
+            if fits and len(batch) < limit:
                 batch.append(request)
             else:
                 rest.append(request)

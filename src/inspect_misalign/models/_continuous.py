@@ -28,7 +28,6 @@ from inspect_misalign.models._generate import (
     GenResult,
     _eos_ids,
     _pad_left,
-    peft_adapter_names,
     prefix_states,
     shared_prefix,
     takes_logits_to_keep,
@@ -101,7 +100,7 @@ class ContinuousDecoder:
         ``take(n, least)`` returns up to ``n`` waiting requests, or none if fewer than ``least`` wait.
         """
         adapters = {request.payload[1] for request in first}
-        self.mixed = len(adapters) > 1
+        self.mixed = len(adapters) > 1 or self.base.routing(adapters)
         adapter = None if self.mixed else next(iter(adapters))
         waiting = list(first)
         try:
@@ -255,12 +254,10 @@ class ContinuousDecoder:
             kwargs["position_ids"] = positions
         if logits_to_keep and self.keep_logits:
             kwargs["logits_to_keep"] = logits_to_keep
-        if self.mixed:
-            kwargs["adapter_names"] = peft_adapter_names(adapters)
-        module = self.base.generator if self.mixed else self.base.decoder
-        output = module(
-            input_ids=input_ids, attention_mask=mask, past_key_values=cache, **kwargs
-        )
+        with self.base.route(adapters if self.mixed else None):
+            output = self.base.decoder(
+                input_ids=input_ids, attention_mask=mask, past_key_values=cache, **kwargs
+            )
         return output.logits
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,11 +28,15 @@ def load_engine(
     attn_implementation: str | None = None,
     settle: float = 0.02,
     lanes: Any = None,
+    also: Sequence[ResolvedCheckpoint] = (),
 ) -> tuple[LoadedBase, str | None]:
     """Load (or reuse) the base of ``checkpoint`` and its adapter; return (base, adapter name).
 
     The first load of a base creates its batcher with ``lanes`` (see
-    :func:`inspect_misalign.models._threads.resolve_lanes`); later ones share it.
+    :func:`inspect_misalign.models._threads.resolve_lanes`); later ones share it. The adapters of
+    ``also`` (other models of the same base in this eval) are loaded first, so that the first
+    batches already see every adapter (and may route them, see ``LoadedBase.routing``); one that
+    fails to load is left to its own model to report.
     """
     configure_threads(threads)
     if checkpoint.is_default:
@@ -45,6 +50,15 @@ def load_engine(
         trust_remote_code=trust_remote_code,
         attn_implementation=attn_implementation,
     )
+    for other in also:
+        if other.adapter_dir is None or other.base_dir != checkpoint.base_dir:
+            continue
+        try:
+            if other.is_default:
+                check_adapter_base(other, check_declared=False)
+            base.adapter_name(other.adapter_dir)
+        except Exception:  # noqa: BLE001 - that model's own load raises it
+            pass
     adapter_name = base.adapter_name(checkpoint.adapter_dir)
     with _batcher_lock:  # not base.lock: the worker holds that for whole batches
         if base.batcher is None:
@@ -57,6 +71,7 @@ def load_engine(
                 can_stream=lambda key: isinstance(key, GenParams) and streamable(base, key),
                 lanes=count,
                 lane_setup=(lambda: lane_threads(per_lane)) if count > 1 else None,
+                overlap=lambda: base.routing(()),
             )
     return base, adapter_name
 

@@ -114,23 +114,16 @@ def prefix_states(
             return store[key]
     ids = torch.tensor([prefix] * len(adapters), dtype=torch.long, device=base.model.device)
     kwargs: dict[str, Any] = {"use_cache": True}
-    if mixed:
-        kwargs["adapter_names"] = peft_adapter_names(adapters)
     if takes_logits_to_keep(base):
         kwargs["logits_to_keep"] = 1
-    module = base.generator if mixed else base.decoder
-    cache = module(input_ids=ids, past_key_values=DynamicCache(), **kwargs).past_key_values
+    with base.route(adapters if mixed else None):
+        cache = base.decoder(input_ids=ids, past_key_values=DynamicCache(), **kwargs).past_key_values
     states = [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
     with base.prefix_store() as store:  # another lane may have stored the same prefix meanwhile
         store[key] = states
         while len(store) > PREFIX_CACHE_ENTRIES:
             store.pop(next(iter(store)))
     return states
-
-
-def peft_adapter_names(adapters: list[str | None]) -> list[str]:
-    """Per-row ``adapter_names`` for a mixed-adapter peft forward (None, the base, is ``__base__``)."""
-    return [name if name is not None else "__base__" for name in adapters]
 
 
 def takes_logits_to_keep(base: LoadedBase) -> bool:
@@ -213,11 +206,12 @@ def run_batch(
     """Generate completions for ``prompts`` with one batched ``generate`` call.
 
     ``adapters`` (one per prompt, None for the base) overrides ``params.adapter``; when they
-    differ, the batch runs with peft's per-row ``adapter_names`` (LoRA adapters only).
+    differ (or :meth:`LoadedBase.routing` says so), each row is routed to its own adapter
+    (:meth:`LoadedBase.route`; plain LoRA adapters only).
     """
     start = time.monotonic()
     rows = adapters if adapters is not None else [params.adapter] * len(prompts)
-    mixed = len(set(rows)) > 1
+    mixed = len(set(rows)) > 1 or base.routing(rows)
     tokenizer = base.tokenizer
     token_rows: list[list[int]] = tokenizer(
         prompts, add_special_tokens=params.add_special_tokens, padding=False
@@ -245,8 +239,6 @@ def run_batch(
     recorder = _FinishRecorder(prompt_len, len(prompts), eos_ids, stop)
 
     extra: dict[str, Any] = {}
-    if mixed:
-        extra["adapter_names"] = peft_adapter_names(rows)
     seeded = params.seed is not None
     with (
         # seeded sampling draws from torch's one global generator: no other lane may draw meanwhile
@@ -257,13 +249,14 @@ def run_batch(
             torch.manual_seed(params.seed)
         if shared:
             extra["past_key_values"] = _prefix_cache(base, token_rows[0][:shared], rows, mixed, params.merge)
-        output = (base.generator if mixed else base.decoder).generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            generation_config=config,
-            stopping_criteria=StoppingCriteriaList([recorder]),
-            **extra,
-        )
+        with base.route(rows if mixed else None):
+            output = base.decoder.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                generation_config=config,
+                stopping_criteria=StoppingCriteriaList([recorder]),
+                **extra,
+            )
     generated = output.sequences[:, prompt_len:].tolist()
 
     logprobs = _logprobs(output.logits, generated, tokenizer, params) if params.logprobs else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +44,9 @@ _DTYPES = {
     "half": torch.float16,
 }
 
-_SHAREABLE = ("base", "merged", "unmerged")
-"""States that concurrent batches may share; mixed batches (peft adds per-call hooks to every LoRA
-layer) and prompt learning (peft swaps methods per call) run alone."""
+_SHAREABLE = ("base", "merged", "unmerged", "mixed")
+"""States that concurrent batches may share; prompt learning (peft swaps methods per call) runs
+alone. Mixed batches share theirs: each lane routes its own rows (:meth:`LoadedBase.route`)."""
 
 _bases: dict[tuple[str, str, str], LoadedBase] = {}
 _bases_lock = threading.Lock()
@@ -85,9 +85,13 @@ class LoadedBase:
     run unmerged, switched with ``set_adapter``.
 
     Batches may run concurrently on several lanes (:mod:`inspect_misalign.models._batcher`) when
-    they need the same state of the weights: the bare base, one merged adapter, or one unmerged
-    adapter. Mixed-adapter batches (peft adds per-call hooks to every LoRA layer), seeded sampling
-    (one global random generator), loading an adapter and switching the state run alone.
+    they need the same state of the weights: the bare base, one merged adapter, one unmerged
+    adapter, or all plain LoRA adapters on the original weights with each row routed to its own
+    (``mixed``: every LoRA layer reads the rows' ``adapter_names`` of the calling thread, see
+    :meth:`route`). With several lanes and plain LoRA adapters loaded, even batches of one
+    adapter run routed (:meth:`routing`), so lanes can run different adapters at once instead of
+    waiting for each other to switch the merged weights. Seeded sampling (one global random
+    generator), loading an adapter and switching the state run alone.
     """
 
     path: Path
@@ -110,6 +114,8 @@ class LoadedBase:
     _shared: bool = False  # whether those batches let others of the same state join
     _state_changed: threading.Condition = field(init=False)
     _prefix_lock: threading.Lock = field(default_factory=threading.Lock)
+    _routes: threading.local = field(default_factory=threading.local)  # .names: this thread's rows
+    _routed_layers: set[int] = field(default_factory=set)  # ids of LoRA layers with the route hook
 
     def __post_init__(self) -> None:
         self._state_changed = threading.Condition(self.lock)
@@ -154,6 +160,42 @@ class LoadedBase:
         """The module to call ``generate`` on (the PEFT wrapper once adapters are loaded)."""
         return self._peft if self._peft is not None else self.model
 
+    def routing(self, adapters: Iterable[str | None]) -> bool:
+        """True if a batch of ``adapters`` (rows' adapter names, None for the base) runs routed
+        even when all its rows use one adapter: with two or more lanes, a plain LoRA adapter
+        loaded, and only plain LoRA adapters (or the base) in the batch. Lanes can then run
+        batches of different adapters at once."""
+        if self._peft is None or self.batcher is None or self.batcher.lanes < 2:
+            return False
+        if not any(modules is not None for modules in self._merge_modules.values()):
+            return False
+        return all(self.mixable(adapter) for adapter in adapters)
+
+    @contextmanager
+    def route(self, adapters: Sequence[str | None] | None) -> Iterator[None]:
+        """While the block runs, this thread's forwards route row ``i`` to ``adapters[i]`` (None:
+        the base) through the LoRA layers' per-row ``adapter_names``; ``None`` routes nothing.
+
+        The names live in a thread-local read by a hook on every LoRA layer, so lanes can run
+        batches with different rows at once (peft's own ``adapter_names`` argument adds hooks to
+        the shared layers for each call instead). The weights must be in the ``mixed`` state.
+        """
+        if adapters is None:
+            yield
+            return
+        previous = getattr(self._routes, "names", None)
+        self._routes.names = [name if name is not None else "__base__" for name in adapters]
+        try:
+            yield
+        finally:
+            self._routes.names = previous
+
+    def _route_hook(self, module: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        names = getattr(self._routes, "names", None)
+        if names is None:
+            return None
+        return args, {**kwargs, "adapter_names": names}
+
     def mixable(self, adapter: str | None) -> bool:
         """True if requests for ``adapter`` may share a batch with other adapters (plain LoRA)."""
         if adapter is None:
@@ -167,8 +209,8 @@ class LoadedBase:
     ) -> Iterator[None]:
         """Make ``adapter`` (or the bare base, for None) active while the block runs.
 
-        ``mixed=True`` enables all adapters on the original weights: the caller passes per-row
-        ``adapter_names`` to the peft model. ``merge=False`` never merges weights. Blocks that need
+        ``mixed=True`` enables all adapters on the original weights: the caller routes each row
+        to its adapter with :meth:`route`. ``merge=False`` never merges weights. Blocks that need
         the same state run concurrently; another state waits until they are all done; ``alone``
         (and ``mixed``) blocks run with no other block at all.
         """
@@ -263,9 +305,21 @@ class LoadedBase:
         else:
             self._peft.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
         self._peft.eval()
+        self._hook_routes()
         self._merge_modules[name] = _plain_lora_modules(self._peft, name)
         self.adapters[str(adapter_dir)] = name
         ADAPTER_LOADS += 1
+
+
+    def _hook_routes(self) -> None:
+        """Give every LoRA linear and embedding layer (new ones too, after each load) the hook
+        :meth:`route` feeds (peft mixes adapters per row in those layer types)."""
+        from peft.tuners.lora.layer import Embedding, Linear
+
+        for module in self._peft.modules():
+            if isinstance(module, (Linear, Embedding)) and id(module) not in self._routed_layers:
+                module.register_forward_pre_hook(self._route_hook, with_kwargs=True)
+                self._routed_layers.add(id(module))
 
 
 def _plain_lora_modules(peft_model: Any, adapter: str) -> list[Any] | None:

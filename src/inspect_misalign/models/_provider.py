@@ -20,8 +20,9 @@ Model args (``-M key=value``):
   share of the CPU threads and at most ``ceil(batch_size / lanes)`` requests. ``auto`` is 2 on a
   CPU with two or more threads (two 1-thread lanes decode faster than one 2-thread lane on a
   2-core machine; ``benchmarks/bench_provider.py`` compares them) and 1 on a GPU. Batches for
-  different adapters, mixed-adapter batches and seeded sampling never overlap. The first
-  provider of a base in a process sets its lanes.
+  different adapters overlap when they are plain LoRA adapters (rows are then routed to their
+  adapters per lane, and a lane takes up to ``batch_size`` requests when many wait); seeded
+  sampling never overlaps. The first provider of a base in a process sets its lanes.
 - ``trust_remote_code`` (false), ``attn_implementation`` (transformers' default).
 - ``hidden_states`` (false): when true, each output's ``metadata["hidden_states"]`` holds
   ``{"layer": i, "prompt_mean": [...], "prompt_last": [...]}``: the hidden states of the prompt
@@ -50,8 +51,9 @@ Requests for different plain LoRA adapters of one base (and for the base) can sh
 Decoding is greedy unless the generate config asks for sampling (``temperature > 0``, or
 ``top_p``/``top_k`` without a temperature). Each output reports unpadded token counts, a stop
 reason (``stop`` or ``max_tokens``) and, when ``logprobs``/``top_logprobs`` are asked for, log
-probabilities. Tools are not supported. Weights load lazily on the first ``generate``, once per
-process per base; adapters of one base share its weights and its batch queue.
+probabilities. Tools are not supported. Weights load once per process per base, on a background
+thread that starts when the provider is constructed (so imports and loading overlap Inspect's
+eval setup); adapters of one base share its weights and its batch queue.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._batcher import wait_future
 from inspect_misalign.models._heap import freeze_heap, heap_settling
-from inspect_misalign.models._resolve import ResolvedCheckpoint, modeling_module, resolve_checkpoint
+from inspect_misalign.models._resolve import ResolvedCheckpoint, resolve_checkpoint
 
 _DEFAULT_CONFIG = GenerateConfig()
 
@@ -157,7 +159,13 @@ class MisalignAPI(ModelAPI):
         self._load_lock = threading.Lock()
         self._loaded: Future[tuple[Any, str | None]] | None = None
         _register_model_info(model_name, self.checkpoint)
-        _warm_imports(self.gc_freeze, self.checkpoint)
+        self._announcement = (self.checkpoint, self.device, self.dtype)
+        if self.checkpoint.adapter_dir is not None:
+            with _announced_lock:
+                _announced.append(self._announcement)
+        _freeze_once(self.gc_freeze)
+        # start loading now: torch/transformers imports and the weights overlap Inspect's eval setup
+        self._ensure_loaded()
         CONSTRUCTIONS += 1
 
     # --- Inspect hooks -----------------------------------------------------------------------
@@ -252,10 +260,15 @@ class MisalignAPI(ModelAPI):
                     attn_implementation=self.attn_implementation,
                     settle=self.settle,
                     lanes=self.lanes,
+                    also=_announced_like(self.checkpoint, self.device, self.dtype),
                 )
             future.set_result(loaded)
         except BaseException as ex:  # noqa: BLE001 - every generate re-raises it
             future.set_exception(ex)
+        finally:
+            with _announced_lock:
+                if self._announcement in _announced:
+                    _announced.remove(self._announcement)
 
     def _output(self, result: Any) -> ModelOutput:
         logprobs = None
@@ -298,43 +311,34 @@ class MisalignAPI(ModelAPI):
         )
 
 
-_warm_lock = threading.Lock()
-_warm_started = False
+_frozen_lock = threading.Lock()
+_frozen = False
+_announced: list[tuple[ResolvedCheckpoint, str | None, str | None]] = []
+"""(adapter checkpoint, device, dtype) of the providers whose weights are still loading."""
+_announced_lock = threading.Lock()
 
 
-def _warm_imports(gc_freeze: bool = True, checkpoint: ResolvedCheckpoint | None = None) -> None:
-    """Import torch, transformers, the checkpoint's modeling code and, for an adapter, peft, on a
-    background thread (no weights are loaded).
+def _announced_like(
+    checkpoint: ResolvedCheckpoint, device: str | None, dtype: str | None
+) -> list[ResolvedCheckpoint]:
+    """Adapter checkpoints of the providers constructed so far on the same base, device and dtype."""
+    with _announced_lock:
+        return [
+            other
+            for other, other_device, other_dtype in _announced
+            if other.base_dir == checkpoint.base_dir and (other_device, other_dtype) == (device, dtype)
+        ]
 
-    The imports take seconds; starting them when the provider is constructed overlaps them with
-    Inspect's own eval setup instead of delaying the first ``generate``. peft (about 1 s more here)
-    is left to the first adapter load when the checkpoint has none. With ``gc_freeze`` the heap is
-    frozen before them and the collector paused during them (:mod:`inspect_misalign.models._heap`).
-    """
-    global _warm_started
-    with _warm_lock:
-        if _warm_started:
+
+def _freeze_once(gc_freeze: bool = True) -> None:
+    """Freeze the heap before the first provider's background load (once per process; see
+    :mod:`inspect_misalign.models._heap`): its imports and weights then start from a small heap."""
+    global _frozen
+    with _frozen_lock:
+        if _frozen:
             return
-        _warm_started = True
+        _frozen = True
     freeze_heap(gc_freeze)
-    adapter = checkpoint is not None and checkpoint.adapter_dir is not None
-    modeling = modeling_module(checkpoint.base_dir) if checkpoint is not None else None
-
-    def work() -> None:
-        try:
-            with heap_settling(gc_freeze):
-                import inspect_misalign.models._engine  # noqa: F401
-
-                if modeling is not None:
-                    import importlib
-
-                    importlib.import_module(modeling)
-                if adapter:
-                    import peft  # noqa: F401
-        except Exception:  # noqa: BLE001 - the real load reports any problem
-            pass
-
-    threading.Thread(target=work, name="misalign-imports", daemon=True).start()
 
 
 def _register_model_info(model_name: str, checkpoint: ResolvedCheckpoint) -> None:

@@ -7,7 +7,6 @@ weights load, so a bad name or directory fails the eval at once with a one-line 
 from __future__ import annotations
 
 import json
-import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,15 +353,6 @@ def _require_safetensors(path: Path, what: str) -> None:
 
 def _looks_like_name(spec: str) -> bool:
     return "/" not in spec and "\\" not in spec and not spec.startswith((".", "~"))
-
-
-def modeling_module(model_dir: Path) -> str | None:
-    """transformers' modeling module for the ``model_type`` in ``model_dir/config.json``, if any
-    (None before the default model is converted, or for a config without a plain model type)."""
-    model_type = _read_json(model_dir / "config.json").get("model_type")
-    if not isinstance(model_type, str) or not re.fullmatch(r"[a-z0-9_]+", model_type):
-        return None
-    return f"transformers.models.{model_type}.modeling_{model_type}"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
