@@ -5,10 +5,11 @@ dir and registered under a temp registry. Then, each side as separate whole proc
 from outside (wall clock, peak RSS), same 32 prompts per adapter, max 32 new tokens, greedy:
 
 - misalign: ONE process, ``inspect_ai.eval`` over the four models ``misalign/bench-lora-<i>``
-  (one base load, adapters loaded onto it) with ``-M batch_size=32`` and ``max_connections=32``
-  (batches of one adapter, run with its LoRA delta merged into the base), once with the default
-  lanes (two 1-thread lanes on this CPU, each running batches of up to 16 of the same adapter)
-  and once with ``-M lanes=1`` (one 2-thread lane, batches of 32); with ``--mixed`` also with
+  (one base load, adapters loaded onto it) with ``-M batch_size=32`` and ``max_connections=32``,
+  once with the default lanes (two 1-thread lanes on this CPU, each running batches of up to 32
+  with every row routed to its adapter, so the lanes run different adapters at once) and once
+  with ``-M lanes=1`` (one 2-thread lane, batches of 32 of one adapter with its LoRA delta merged
+  into the base); with ``--mixed`` also with
   ``-M batch_size=128 -M lanes=1`` (all four adapters' requests share batches through peft's
   per-row ``adapter_names``);
 - hf: the four adapter directories one by one, one process each,
