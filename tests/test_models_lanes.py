@@ -234,7 +234,7 @@ def test_one_load_brings_the_adapters_of_the_other_models_of_its_base(
     broken = resolve_checkpoint(str(tiny_model_dir), adapter=str(gone))
     shutil.rmtree(gone)
     loads = _loading.ADAPTER_LOADS
-    base, name = load_engine(first, lanes=2, also=[broken, second, first])
+    base, name = load_engine(first, lanes=2, also=lambda: [broken, second, first])
     assert set(base.adapters) == {str(d.resolve()) for d in tiny_adapter_dirs}
     assert _loading.ADAPTER_LOADS == loads + 2 and name == base.adapters[str(tiny_adapter_dirs[0].resolve())]
     assert base.routing([None, *base.adapters.values()])

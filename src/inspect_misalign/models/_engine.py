@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -28,15 +28,15 @@ def load_engine(
     attn_implementation: str | None = None,
     settle: float = 0.02,
     lanes: Any = None,
-    also: Sequence[ResolvedCheckpoint] = (),
+    also: Callable[[], Sequence[ResolvedCheckpoint]] | None = None,
 ) -> tuple[LoadedBase, str | None]:
     """Load (or reuse) the base of ``checkpoint`` and its adapter; return (base, adapter name).
 
     The first load of a base creates its batcher with ``lanes`` (see
-    :func:`inspect_misalign.models._threads.resolve_lanes`); later ones share it. The adapters of
-    ``also`` (other models of the same base in this eval) are loaded first, so that the first
-    batches already see every adapter (and may route them, see ``LoadedBase.routing``); one that
-    fails to load is left to its own model to report.
+    :func:`inspect_misalign.models._threads.resolve_lanes`); later ones share it. The adapters that
+    ``also()`` returns once the base is loaded (other models of the same base in this eval) are
+    loaded first, so that the first batches already see every adapter (and may route them, see
+    ``LoadedBase.routing``); one that fails to load is left to its own model to report.
     """
     configure_threads(threads)
     if checkpoint.is_default:
@@ -50,7 +50,7 @@ def load_engine(
         trust_remote_code=trust_remote_code,
         attn_implementation=attn_implementation,
     )
-    for other in also:
+    for other in also() if also is not None else ():
         if other.adapter_dir is None or other.base_dir != checkpoint.base_dir:
             continue
         try:

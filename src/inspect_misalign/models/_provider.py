@@ -260,7 +260,7 @@ class MisalignAPI(ModelAPI):
                     attn_implementation=self.attn_implementation,
                     settle=self.settle,
                     lanes=self.lanes,
-                    also=_announced_like(self.checkpoint, self.device, self.dtype),
+                    also=lambda: _announced_like(self.checkpoint, self.device, self.dtype),
                 )
             future.set_result(loaded)
         except BaseException as ex:  # noqa: BLE001 - every generate re-raises it
