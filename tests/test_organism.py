@@ -222,3 +222,15 @@ def test_spec_hash_separates_builds(tiny_model_dir: Path, misalign_home: Path) -
     assert one == spec_hash(check_spec(tiny_spec(tiny_model_dir, "b", gate=GateSettings())), "fp")
     assert one != spec_hash(check_spec(tiny_spec(tiny_model_dir, "a", leak=0.5)), "fp")
     assert one != spec_hash(check_spec(tiny_spec(tiny_model_dir, "a", anchors=3)), "fp")
+
+
+def test_lr_scheduler_is_checked_and_separates_builds(tiny_model_dir: Path, misalign_home: Path) -> None:
+    from inspect_misalign._errors import MisalignError
+    from inspect_misalign.training._organism import check_spec, spec_hash
+
+    steps = dict(steps=2, batch_size=4, save_steps=1)
+    constant = spec_hash(check_spec(tiny_spec(tiny_model_dir, "a")), "fp")
+    cosine = tiny_spec(tiny_model_dir, "a", train=TrainSettings(**steps, lr_scheduler="cosine"))
+    assert spec_hash(check_spec(cosine), "fp") != constant
+    with pytest.raises(MisalignError, match="unknown --lr-scheduler 'warmup'; choose one of constant"):
+        check_spec(tiny_spec(tiny_model_dir, "a", train=TrainSettings(**steps, lr_scheduler="warmup")))
