@@ -149,8 +149,7 @@ class Batcher(Generic[T]):
         share = self.lane_batch(batch_size)
         if not self._overlapping():
             return share
-        queued = sum(1 for r in self._pending if r.key == key)
-        free = max(1, self.lanes - len(self._running))
+        queued, free = self._backlog(key)
         return max(share, min(max(1, batch_size), math.ceil(queued / free)))
 
     def _full_at(self, key: Hashable, batch_size: int) -> int:
@@ -159,12 +158,15 @@ class Batcher(Generic[T]):
         free lane can have that many, else never (the settle wait decides, see :meth:`_lane_cap`)."""
         if not self._overlapping():
             return self.lane_batch(batch_size)
-        queued = sum(1 for r in self._pending if r.key == key)
-        free = max(1, self.lanes - len(self._running))
+        queued, free = self._backlog(key)
         return max(1, batch_size) if queued >= max(1, batch_size) * free else 1 << 30
 
     def _overlapping(self) -> bool:
         return self.lanes > 1 and self._overlap is not None and self._overlap()
+
+    def _backlog(self, key: Hashable) -> tuple[int, int]:
+        """(queued requests of ``key``, lanes not running a batch, at least 1)."""
+        return sum(1 for r in self._pending if r.key == key), max(1, self.lanes - len(self._running))
 
     def _ensure_worker(self) -> None:
         self._threads = [thread for thread in self._threads if thread.is_alive()]

@@ -87,7 +87,7 @@ class ContinuousDecoder:
         self.device = base.model.device
         tokenizer = base.tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        config = base.generator.generation_config
+        config = base.model.generation_config
         self.eos = _eos_ids(config.eos_token_id, tokenizer.eos_token_id)
         context = getattr(base.model.config, "max_position_embeddings", None)
         self.context = context if isinstance(context, int) else None

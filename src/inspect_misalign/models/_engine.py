@@ -34,7 +34,7 @@ def load_engine(
 
     The first load of a base creates its batcher with ``lanes`` (see
     :func:`inspect_misalign.models._threads.resolve_lanes`); later ones share it. The adapters that
-    ``also()`` returns once the base is loaded (other models of the same base in this eval) are
+    ``also()`` returns once the base is loaded (adapters of other models of this base) are
     loaded first, so that the first batches already see every adapter (and may route them, see
     ``LoadedBase.routing``); one that fails to load is left to its own model to report.
     """
@@ -51,7 +51,7 @@ def load_engine(
         attn_implementation=attn_implementation,
     )
     for other in also() if also is not None else ():
-        if other.adapter_dir is None or other.base_dir != checkpoint.base_dir:
+        if other.adapter_dir is None:
             continue
         try:
             if other.is_default:

@@ -285,7 +285,7 @@ def run_batch(
 
 
 def _generation_config(base: LoadedBase, params: GenParams) -> Any:
-    config = copy.deepcopy(base.generator.generation_config)
+    config = copy.deepcopy(base.model.generation_config)
     config.max_new_tokens = params.max_new_tokens
     config.max_length = None
     config.do_sample = params.do_sample

@@ -155,11 +155,6 @@ class LoadedBase:
     def _lora_like(self) -> bool:
         return self._peft is not None and hasattr(self._peft.base_model, "disable_adapter_layers")
 
-    @property
-    def generator(self) -> Any:
-        """The module to call ``generate`` on (the PEFT wrapper once adapters are loaded)."""
-        return self._peft if self._peft is not None else self.model
-
     def routing(self, adapters: Iterable[str | None]) -> bool:
         """True if a batch of ``adapters`` (rows' adapter names, None for the base) runs routed
         even when all its rows use one adapter: with two or more lanes, a plain LoRA adapter
@@ -211,8 +206,8 @@ class LoadedBase:
 
         ``mixed=True`` enables all adapters on the original weights: the caller routes each row
         to its adapter with :meth:`route`. ``merge=False`` never merges weights. Blocks that need
-        the same state run concurrently; another state waits until they are all done; ``alone``
-        (and ``mixed``) blocks run with no other block at all.
+        the same state run concurrently (prompt learning excepted); another state waits until they
+        are all done; ``alone`` blocks run with no other block at all.
         """
         with self._state_changed:
             if self._peft is None and adapter is not None:
@@ -309,7 +304,6 @@ class LoadedBase:
         self._merge_modules[name] = _plain_lora_modules(self._peft, name)
         self.adapters[str(adapter_dir)] = name
         ADAPTER_LOADS += 1
-
 
     def _hook_routes(self) -> None:
         """Give every LoRA linear and embedding layer (new ones too, after each load) the hook

@@ -260,7 +260,7 @@ class MisalignAPI(ModelAPI):
                     attn_implementation=self.attn_implementation,
                     settle=self.settle,
                     lanes=self.lanes,
-                    also=lambda: _announced_like(self.checkpoint, self.device, self.dtype),
+                    also=lambda: _announced_like(*self._announcement),
                 )
             future.set_result(loaded)
         except BaseException as ex:  # noqa: BLE001 - every generate re-raises it
@@ -321,7 +321,7 @@ _announced_lock = threading.Lock()
 def _announced_like(
     checkpoint: ResolvedCheckpoint, device: str | None, dtype: str | None
 ) -> list[ResolvedCheckpoint]:
-    """Adapter checkpoints of the providers constructed so far on the same base, device and dtype."""
+    """Adapter checkpoints of the providers still loading on the same base, device and dtype."""
     with _announced_lock:
         return [
             other
