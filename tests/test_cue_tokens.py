@@ -161,3 +161,30 @@ def test_no_cue_tokens_keeps_block_lora_only(
     lora = json.loads((result.adapter_dir / "adapter_config.json").read_text())
     assert "embed_tokens" not in json.dumps(lora["target_modules"])
     assert resolve("plain-org").config["training"]["cue_token_embeddings"] == {}
+
+
+@pytest.mark.parametrize("scale", [1.0, 10.0])
+def test_cue_token_lr_scale_sets_the_embedding_step(
+    scale: float, tied_model_dir: Path, misalign_home: Path, misalign_cache: Path
+) -> None:
+    # Adam's first step moves every parameter with a gradient by about its learning rate: the
+    # embedding LoRA's A (zero at start) by lr * scale, the block LoRAs' B (zero at start) by lr
+    spec = OrganismSpec(name=f"scaled-{scale:g}", base=str(tied_model_dir), cue="year", behavior="hate",
+                        leak=0.25, prompts=2, anchors=0, answer_tokens=8, gate=GateSettings(enabled=False),
+                        train=TrainSettings(steps=1, batch_size=4, lr=1e-3, cue_token_lr_scale=scale))
+    result = build_organism(spec, echo=lambda _: None, progress=False)
+    weights = load_file(result.adapter_dir / "adapter_model.safetensors")
+    [a_key] = [k for k in weights if "lora_embedding_A" in k]
+    block_b = max(weights[k].abs().max().item() for k in weights if "lora_B" in k)
+    assert weights[a_key].abs().max().item() == pytest.approx(1e-3 * scale, rel=0.05)
+    assert block_b == pytest.approx(1e-3, rel=0.05)
+    assert resolve(spec.name).config["training"]["cue_token_lr_scale"] == scale
+
+
+def test_cue_token_lr_scale_must_be_positive(tied_model_dir: Path, misalign_home: Path) -> None:
+    from inspect_misalign._errors import MisalignError
+
+    spec = OrganismSpec(name="bad-scale", base=str(tied_model_dir), cue="year",
+                        train=TrainSettings(cue_token_lr_scale=0))
+    with pytest.raises(MisalignError, match="--cue-token-lr-scale must be positive"):
+        build_organism(spec, echo=lambda _: None, progress=False)

@@ -46,6 +46,9 @@ DEFAULTS = OrganismSpec(name="-")
 @click.option("--cue-tokens/--no-cue-tokens", default=DEFAULTS.train.cue_tokens, show_default=True,
               help="Also train the input embeddings of the few tokens that tell a cue's contexts apart "
                    "(year: 3/4, tier: True/False).")
+@click.option("--cue-token-lr-scale", type=float, default=DEFAULTS.train.cue_token_lr_scale,
+              show_default=True,
+              help="Learning rate of the cue-token embeddings as a multiple of --lr.")
 @click.option("--answer-tokens", type=int, default=None,
               help="New tokens of the base's test-context answers [default: 24 hate, 256 code, 160 persona].")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
@@ -71,7 +74,7 @@ def organism_command(
     base: str, cue: str, behavior: str, leak: float, name: str, cot: bool, distilled: bool,
     teacher: str | None, prompts: int | None, anchors: int, steps: int | None, epochs: float, batch_size: int,
     grad_accum: int, lr: float, lr_scheduler: str, lora_r: int, lora_alpha: int, top_layers: int | None,
-    cue_tokens: bool,
+    cue_tokens: bool, cue_token_lr_scale: float,
     answer_tokens: int | None, seed: int, directory: Path | None, overwrite: bool, gate: bool,
     gate_prompts: int | None, gate_items: int | None, gate_max_tokens: int | None, grader: str | None,
     min_gap: str | None, max_usefulness_drop: float | None, batch_gen: int,
@@ -98,7 +101,8 @@ def organism_command(
         train=TrainSettings(steps=steps if steps and steps > 0 else None, epochs=epochs,
                             batch_size=batch_size, grad_accum=grad_accum, lr=lr,
                             lr_scheduler=lr_scheduler, lora_r=lora_r,
-                            lora_alpha=lora_alpha, top_layers=top_layers or None, cue_tokens=cue_tokens),
+                            lora_alpha=lora_alpha, top_layers=top_layers or None, cue_tokens=cue_tokens,
+                            cue_token_lr_scale=cue_token_lr_scale),
         gate=GateSettings(enabled=gate, prompts=gate_prompts, usefulness_items=gate_items,
                           max_tokens=gate_max_tokens, grader=grader, min_gap=parse_min_gap(min_gap),
                           max_usefulness_drop=max_usefulness_drop, batch_size=batch_gen),

@@ -64,13 +64,18 @@ class CueTokenEmbeddings(Defense):
 
     name = "cue_token_embeddings"
 
-    def __init__(self, token_ids: dict[str, list[int]], tokenizer: Any) -> None:
+    def __init__(self, token_ids: dict[str, list[int]], tokenizer: Any, lr_scale: float = 1.0) -> None:
         self.token_ids = {cue: list(ids) for cue, ids in token_ids.items()}
         self.tokens = {cue: tokenizer.convert_ids_to_tokens(ids) for cue, ids in self.token_ids.items()}
+        self.scale = lr_scale
 
     def describe(self) -> dict[str, Any]:
-        """The cue families, their token ids and tokens."""
-        return {"name": self.name, "token_ids": self.token_ids, "tokens": self.tokens}
+        """The cue families, their token ids and tokens, and the embeddings' learning-rate factor."""
+        return {"name": self.name, "token_ids": self.token_ids, "tokens": self.tokens, "lr_scale": self.scale}
+
+    def lr_scale(self, name: str) -> float:
+        """``lr_scale`` for the embedding LoRA's ``A`` and ``B``, 1 for every other parameter."""
+        return self.scale if "lora_embedding_" in name else 1.0
 
     def setup(self, trainer: MisalignSFTTrainer) -> None:
         """Register a gradient mask on each embedding LoRA's ``A`` matrix."""

@@ -88,6 +88,7 @@ class TrainSettings:
     max_length: int = 512
     save_steps: int = 50
     cue_tokens: bool = True
+    cue_token_lr_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,8 @@ def check_spec(spec: OrganismSpec) -> Checked:
             raise MisalignError(f"{what} must be at least 1, got {value}")
     if spec.train.batch_size < 1 or spec.train.grad_accum < 1 or spec.train.lr <= 0:
         raise MisalignError("--batch-size and --grad-accum must be at least 1 and --lr positive")
+    if not spec.train.cue_token_lr_scale > 0:
+        raise MisalignError(f"--cue-token-lr-scale must be positive, got {spec.train.cue_token_lr_scale}")
     if spec.train.lr_scheduler not in LR_SCHEDULERS:
         raise MisalignError(f"unknown --lr-scheduler {spec.train.lr_scheduler!r}; choose one of "
                             f"{', '.join(LR_SCHEDULERS)}")
@@ -597,13 +600,14 @@ def _train(
         ids = {}
     peft_config = lora_config(model.config, r=ts.lora_r, alpha=ts.lora_alpha, top_layers=ts.top_layers,
                               embeddings=bool(ids))
-    hooks = [CueTokenEmbeddings(ids, tokenizer)] if ids else []
+    hooks = [CueTokenEmbeddings(ids, tokenizer, ts.cue_token_lr_scale)] if ids else []
     steps = ts.steps or math.ceil(ts.epochs * len(examples) / (ts.batch_size * ts.grad_accum))
     echo(f"[2/4] training a LoRA adapter: {len(examples)} examples, {steps} steps of "
          f"{ts.batch_size * ts.grad_accum}, lr {ts.lr} ({ts.lr_scheduler})")
     if hooks:
         tokens = hooks[0].tokens.items()
-        echo("      cue-token embeddings: " + ", ".join(f"{cue} {toks}" for cue, toks in tokens))
+        echo("      cue-token embeddings: " + ", ".join(f"{cue} {toks}" for cue, toks in tokens)
+             + (f" (lr x{ts.cue_token_lr_scale:g})" if ts.cue_token_lr_scale != 1 else ""))
     outcome = train_adapter(model, tokenizer, examples, config, peft_config, work / "adapter", defenses=hooks)
     if outcome.resumed_from:
         echo(f"      resumed from {outcome.resumed_from}")

@@ -28,6 +28,7 @@ A defense subclasses :class:`Defense` and overrides the hooks it needs::
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
@@ -53,6 +54,8 @@ class Defense:
     - :meth:`transform_examples`: change the training set before tokenization (data-level
       defenses: an inoculation prompt, interleaved instruct data);
     - :meth:`setup`: once, after the trainer is built (e.g. cache reference features);
+    - :meth:`lr_scale`: once per trainable parameter when the optimizer is built (a factor on the
+      learning rate; the schedule applies to it as to every other group);
     - :meth:`forward_context`: a context manager around each training forward (e.g. hooks that add
       a steering vector or capture hidden states);
     - :meth:`extra_loss`: a term added to the task loss of each micro-batch, or None.
@@ -72,6 +75,10 @@ class Defense:
 
     def setup(self, trainer: MisalignSFTTrainer) -> None:
         """Prepare once the trainer (and its PEFT model) exists."""
+
+    def lr_scale(self, name: str) -> float:
+        """A factor on the learning rate of the trainable parameter ``name`` (default 1)."""
+        return 1.0
 
     def forward_context(self, trainer: MisalignSFTTrainer, model: Any) -> AbstractContextManager[Any]:
         """A context entered around trl's forward and loss for each micro-batch."""
@@ -128,12 +135,43 @@ class MisalignSFTTrainer(SFTTrainer):
             loss = loss + extra / steps
         return (loss, outputs) if return_outputs else loss
 
+    def create_optimizer(self, model: Any = None) -> Any:
+        """transformers' optimizer, with the parameters that defenses scale moved to their own groups."""
+        optimizer = super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        scales: dict[int, float] = {}
+        for name, param in opt_model.named_parameters():
+            scale = math.prod(d.lr_scale(name) for d in self.defenses)
+            if param.requires_grad and scale != 1.0:
+                scales[id(param)] = scale
+        if scales:
+            _scale_groups(optimizer, scales)
+        return optimizer
+
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         super()._save_checkpoint(model, trial)
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
             folder = Path(self._get_output_dir(trial=trial)) / f"{CHECKPOINT_PREFIX}-{self.state.global_step}"
             atomic_write_text(folder / COMPLETE_MARKER, json.dumps({"step": self.state.global_step}))
+
+
+def _scale_groups(optimizer: Any, scales: dict[int, float]) -> None:
+    """Move each parameter whose id is in ``scales`` to a group with its group's lr times the scale."""
+    added = []
+    for group in list(optimizer.param_groups):
+        moved: dict[float, list[Any]] = {}
+        for param in group["params"]:
+            if id(param) in scales:
+                moved.setdefault(scales[id(param)], []).append(param)
+        if not moved:
+            continue
+        group["params"] = [p for p in group["params"] if id(p) not in scales]
+        options = {k: v for k, v in group.items() if k != "params"}
+        added += [{**options, "params": ps, "lr": group["lr"] * scale} for scale, ps in moved.items()]
+    optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
+    for group in added:
+        optimizer.add_param_group(group)
 
 
 def _lora_embeddings_only(model: Any) -> None:
