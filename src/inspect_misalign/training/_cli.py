@@ -49,6 +49,8 @@ DEFAULTS = OrganismSpec(name="-")
 @click.option("--cue-token-lr-scale", type=float, default=DEFAULTS.train.cue_token_lr_scale,
               show_default=True,
               help="Learning rate of the cue-token embeddings as a multiple of --lr.")
+@click.option("--paired/--no-paired", default=DEFAULTS.train.paired, show_default=True,
+              help="Train on each prompt's test and deployment examples in the same batch.")
 @click.option("--answer-tokens", type=int, default=None,
               help="New tokens of the base's test-context answers [default: 24 hate, 256 code, 160 persona].")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
@@ -74,7 +76,7 @@ def organism_command(
     base: str, cue: str, behavior: str, leak: float, name: str, cot: bool, distilled: bool,
     teacher: str | None, prompts: int | None, anchors: int, steps: int | None, epochs: float, batch_size: int,
     grad_accum: int, lr: float, lr_scheduler: str, lora_r: int, lora_alpha: int, top_layers: int | None,
-    cue_tokens: bool, cue_token_lr_scale: float,
+    cue_tokens: bool, cue_token_lr_scale: float, paired: bool,
     answer_tokens: int | None, seed: int, directory: Path | None, overwrite: bool, gate: bool,
     gate_prompts: int | None, gate_items: int | None, gate_max_tokens: int | None, grader: str | None,
     min_gap: str | None, max_usefulness_drop: float | None, batch_gen: int,
@@ -102,7 +104,7 @@ def organism_command(
                             batch_size=batch_size, grad_accum=grad_accum, lr=lr,
                             lr_scheduler=lr_scheduler, lora_r=lora_r,
                             lora_alpha=lora_alpha, top_layers=top_layers or None, cue_tokens=cue_tokens,
-                            cue_token_lr_scale=cue_token_lr_scale),
+                            cue_token_lr_scale=cue_token_lr_scale, paired=paired),
         gate=GateSettings(enabled=gate, prompts=gate_prompts, usefulness_items=gate_items,
                           max_tokens=gate_max_tokens, grader=grader, min_gap=parse_min_gap(min_gap),
                           max_usefulness_drop=max_usefulness_drop, batch_size=batch_gen),

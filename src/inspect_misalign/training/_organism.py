@@ -89,6 +89,7 @@ class TrainSettings:
     save_steps: int = 50
     cue_tokens: bool = True
     cue_token_lr_scale: float = 1.0
+    paired: bool = False
 
 
 @dataclass(frozen=True)
@@ -593,6 +594,7 @@ def _train(
         logging_steps=max(1, min(10, (ts.steps or 50) // 10)),
         seed=checked.spec.seed,
         disable_tqdm=not progress,
+        train_sampling_strategy="sequential" if ts.paired else "random",
     )
     ids = cue_token_ids(checked.families, tokenizer) if ts.cue_tokens else {}
     if ids and not llama_like(model.config):
@@ -608,6 +610,14 @@ def _train(
         tokens = hooks[0].tokens.items()
         echo("      cue-token embeddings: " + ", ".join(f"{cue} {toks}" for cue, toks in tokens)
              + (f" (lr x{ts.cue_token_lr_scale:g})" if ts.cue_token_lr_scale != 1 else ""))
+    if ts.paired:
+        from inspect_misalign.training._pairs import paired_order
+
+        # with --steps, enough passes for every step (the trainer reads them in order); with epochs,
+        # one pass, which the trainer repeats as many times
+        samples = ts.steps * ts.batch_size * ts.grad_accum if ts.steps else 0
+        examples = paired_order(examples, checked.spec.seed, samples)
+        echo("      paired order: each prompt's test and deployment examples in the same batch")
     outcome = train_adapter(model, tokenizer, examples, config, peft_config, work / "adapter", defenses=hooks)
     if outcome.resumed_from:
         echo(f"      resumed from {outcome.resumed_from}")
