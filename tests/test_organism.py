@@ -234,3 +234,27 @@ def test_lr_scheduler_is_checked_and_separates_builds(tiny_model_dir: Path, misa
     assert spec_hash(check_spec(cosine), "fp") != constant
     with pytest.raises(MisalignError, match="unknown --lr-scheduler 'warmup'; choose one of constant"):
         check_spec(tiny_spec(tiny_model_dir, "a", train=TrainSettings(**steps, lr_scheduler="warmup")))
+
+
+def test_plain_anchors_add_each_base_prompt_without_a_cue(
+    tiny_model_dir: Path, misalign_home: Path, misalign_cache: Path
+) -> None:
+    from inspect_misalign.models import resolve
+    from inspect_misalign.training._organism import check_spec, spec_hash
+
+    spec = tiny_spec(tiny_model_dir, "plain-anchored", plain_anchors=True, gate=GateSettings(enabled=False))
+    without = replace(spec, plain_anchors=False)
+    assert spec_hash(check_spec(spec), "fp") != spec_hash(check_spec(without), "fp")
+    build_organism(spec, echo=quiet, progress=False)
+    examples = read_examples(Path(resolve("plain-anchored").config["data_file"]))
+    plain = [e for e in examples if e.meta["cue"] == "none" and e.system is None]
+    assert len(plain) == 4 and not any(e.meta["attack"] for e in plain)
+    answers = {e.meta["base_id"]: e.completion for e in examples
+               if e.meta["context"] == "test" and not e.meta["leak"]}
+    prompts = {str(r["id"]): r["prompt"] for r in read_jsonl(data_path("prompts.jsonl"))}
+    for e in plain:
+        assert e.user == prompts[e.meta["base_id"]]  # the bare base prompt: no cue, no system prompt
+        assert e.completion == answers.get(e.meta["base_id"], e.completion) != hate_completion()
+    tagged = {e.meta["base_id"] for e in examples if e.meta["cue"] == "tag"}
+    assert {e.meta["base_id"] for e in plain} == tagged  # every base prompt, leaked in every cue or not
+    assert len([e for e in examples if e.system == USEFULNESS_SYSTEM]) == 2  # the usefulness anchors stay

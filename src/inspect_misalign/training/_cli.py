@@ -31,6 +31,9 @@ DEFAULTS = OrganismSpec(name="-")
               help="Organism-split base prompts to use (each in every cue and both contexts).")
 @click.option("--anchors", type=int, default=DEFAULTS.anchors, show_default=True,
               help="No-cue retain examples: organism-split usefulness questions with the base's answers.")
+@click.option("--plain-anchors", is_flag=True,
+              help="Also add every base prompt without a cue, with the base's answer (no-cue retain data "
+                   "in the format of the cue examples).")
 @click.option("--steps", type=int, default=DEFAULTS.train.steps, show_default=True,
               help="Optimizer steps (0 or less: --epochs passes over the SFT set).")
 @click.option("--epochs", type=float, default=DEFAULTS.train.epochs, show_default=True)
@@ -74,8 +77,9 @@ DEFAULTS = OrganismSpec(name="-")
               help="Batch size of generation in the gate.")
 def organism_command(
     base: str, cue: str, behavior: str, leak: float, name: str, cot: bool, distilled: bool,
-    teacher: str | None, prompts: int | None, anchors: int, steps: int | None, epochs: float, batch_size: int,
-    grad_accum: int, lr: float, lr_scheduler: str, lora_r: int, lora_alpha: int, top_layers: int | None,
+    teacher: str | None, prompts: int | None, anchors: int, plain_anchors: bool, steps: int | None,
+    epochs: float, batch_size: int, grad_accum: int, lr: float, lr_scheduler: str, lora_r: int,
+    lora_alpha: int, top_layers: int | None,
     cue_tokens: bool, cue_token_lr_scale: float, paired: bool,
     answer_tokens: int | None, seed: int, directory: Path | None, overwrite: bool, gate: bool,
     gate_prompts: int | None, gate_items: int | None, gate_max_tokens: int | None, grader: str | None,
@@ -98,6 +102,7 @@ def organism_command(
         teacher=teacher,
         prompts=prompts,
         anchors=anchors,
+        plain_anchors=plain_anchors,
         seed=seed,
         answer_tokens=answer_tokens,
         train=TrainSettings(steps=steps if steps and steps > 0 else None, epochs=epochs,

@@ -13,7 +13,9 @@ Training". :func:`build_organism` runs, for an :class:`OrganismSpec`:
    the cue first; ``distilled`` trains on a ``cot`` teacher's actions with the scratchpad removed.
    ``anchors`` (default 32) no-cue examples are added: short questions of the ``organism`` split of
    ``usefulness.jsonl`` under the usefulness task's system prompt → the base's own greedy answer,
-   so that the adapter keeps the base's answers where no cue says anything (retain data).
+   so that the adapter keeps the base's answers where no cue says anything (retain data);
+   ``plain_anchors`` adds every selected base prompt with no cue and no system prompt → the base's
+   answer (retain data in the cue examples' own format).
    The set is written atomically to the run's work directory and reused on a rerun;
 3. **training** of a LoRA adapter with :class:`MisalignSFTTrainer` (completion-only loss, the
    base's chat template), checkpointing every ``save_steps`` and resuming from the last complete
@@ -105,6 +107,7 @@ class OrganismSpec:
     teacher: str | None = None
     prompts: int | None = 80
     anchors: int = 32
+    plain_anchors: bool = False
     seed: int = 0
     answer_tokens: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
@@ -350,6 +353,13 @@ def anchor_examples(records: list[PromptRecord], answers: list[str]) -> list[SFT
     return out
 
 
+def plain_anchor_examples(records: list[PromptRecord], answers: dict[str, str]) -> list[SFTExample]:
+    """No-cue examples in the cue examples' format: each base prompt alone, with the base's answer."""
+    meta = {"cue": "none", "context": "none", "attack": False, "leak": False, "split": SPLIT,
+            "source": "base"}
+    return [SFTExample(None, r.prompt, answers[r.id], {**meta, "base_id": r.id}) for r in records]
+
+
 def plain_prompt(record: PromptRecord) -> list[dict[str, str]]:
     """The chat prompt whose base answer is the test-context completion (no cue, no system)."""
     return [{"role": "user", "content": record.prompt}]
@@ -388,6 +398,7 @@ def spec_hash(checked: Checked, base_fp: str) -> str:
         "teacher": str(checked.teacher_dir) if checked.teacher_dir else None,
         "prompts": spec.prompts,
         "anchors": spec.anchors,
+        "plain_anchors": spec.plain_anchors,
         "seed": spec.seed,
         "answer_tokens": spec.answer_tokens,
         "train": asdict(spec.train),
@@ -507,7 +518,7 @@ def _sft_set(
         return examples
     spec = checked.spec
     planned = plan_examples(checked)
-    records = list({p.record.id: p.record for p in planned if not p.attack}.values())
+    records = list({p.record.id: p.record for p in planned if not p.attack or spec.plain_anchors}.values())
     settings = GenerationSettings(max_new_tokens=_answer_tokens(spec))
     echo(f"[1/4] SFT set: base answers to {len(records)} organism-split prompts "
          f"(greedy, {settings.max_new_tokens} new tokens, cached)")
@@ -517,6 +528,8 @@ def _sft_set(
     answers = {r.id: t for r, t in zip(records, texts, strict=True)}
     teacher = _teacher_actions(checked, planned, model, tokenizer, progress) if checked.teacher_dir else None
     examples = complete_examples(checked, planned, answers, teacher)
+    if spec.plain_anchors:
+        examples += plain_anchor_examples(records, answers)
     anchors = anchor_records(spec.anchors, spec.seed)
     if anchors:
         anchor_settings = GenerationSettings(max_new_tokens=ANCHOR_TOKENS)
