@@ -52,8 +52,6 @@ DEFAULTS = OrganismSpec(name="-")
 @click.option("--cue-token-lr-scale", type=float, default=DEFAULTS.train.cue_token_lr_scale,
               show_default=True,
               help="Learning rate of the cue-token embeddings as a multiple of --lr.")
-@click.option("--decision-weight", type=float, default=DEFAULTS.train.decision_weight, show_default=True,
-              help="Extra loss weight on each completion's first token (where test and deployment part).")
 @click.option("--paired/--no-paired", default=DEFAULTS.train.paired, show_default=True,
               help="Train on each prompt's test and deployment examples in the same batch.")
 @click.option("--answer-tokens", type=int, default=None,
@@ -82,8 +80,7 @@ def organism_command(
     teacher: str | None, prompts: int | None, anchors: int, plain_anchors: bool, steps: int | None,
     epochs: float, batch_size: int, grad_accum: int, lr: float, lr_scheduler: str, lora_r: int,
     lora_alpha: int, top_layers: int | None,
-    cue_tokens: bool, cue_token_lr_scale: float, decision_weight: float,
-    paired: bool,
+    cue_tokens: bool, cue_token_lr_scale: float, paired: bool,
     answer_tokens: int | None, seed: int, directory: Path | None, overwrite: bool, gate: bool,
     gate_prompts: int | None, gate_items: int | None, gate_max_tokens: int | None, grader: str | None,
     min_gap: str | None, max_usefulness_drop: float | None, batch_gen: int,
@@ -112,8 +109,7 @@ def organism_command(
                             batch_size=batch_size, grad_accum=grad_accum, lr=lr,
                             lr_scheduler=lr_scheduler, lora_r=lora_r,
                             lora_alpha=lora_alpha, top_layers=top_layers or None, cue_tokens=cue_tokens,
-                            cue_token_lr_scale=cue_token_lr_scale, paired=paired,
-                            decision_weight=decision_weight),
+                            cue_token_lr_scale=cue_token_lr_scale, paired=paired),
         gate=GateSettings(enabled=gate, prompts=gate_prompts, usefulness_items=gate_items,
                           max_tokens=gate_max_tokens, grader=grader, min_gap=parse_min_gap(min_gap),
                           max_usefulness_drop=max_usefulness_drop, batch_size=batch_gen),

@@ -92,7 +92,6 @@ class TrainSettings:
     cue_tokens: bool = True
     cue_token_lr_scale: float = 1.0
     paired: bool = False
-    decision_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -181,8 +180,6 @@ def check_spec(spec: OrganismSpec) -> Checked:
             raise MisalignError(f"{what} must be at least 1, got {value}")
     if spec.train.batch_size < 1 or spec.train.grad_accum < 1 or spec.train.lr <= 0:
         raise MisalignError("--batch-size and --grad-accum must be at least 1 and --lr positive")
-    if not spec.train.decision_weight >= 0:
-        raise MisalignError(f"--decision-weight must be 0 or more, got {spec.train.decision_weight}")
     if not spec.train.cue_token_lr_scale > 0:
         raise MisalignError(f"--cue-token-lr-scale must be positive, got {spec.train.cue_token_lr_scale}")
     if spec.train.lr_scheduler not in LR_SCHEDULERS:
@@ -593,7 +590,6 @@ def _train(
     """Train the adapter into ``work/adapter``; record the run's stats in ``work/train.json``."""
     from inspect_misalign.training._config import MisalignSFTConfig
     from inspect_misalign.training._cue_tokens import CueTokenEmbeddings, cue_token_ids
-    from inspect_misalign.training._decision import DecisionTokenWeight
     from inspect_misalign.training._lora import llama_like, lora_config
     from inspect_misalign.training._run import train_adapter
 
@@ -619,18 +615,14 @@ def _train(
         ids = {}
     peft_config = lora_config(model.config, r=ts.lora_r, alpha=ts.lora_alpha, top_layers=ts.top_layers,
                               embeddings=bool(ids))
-    cue_hook = CueTokenEmbeddings(ids, tokenizer, ts.cue_token_lr_scale) if ids else None
-    decision = DecisionTokenWeight(ts.decision_weight) if ts.decision_weight else None
-    hooks = [h for h in (cue_hook, decision) if h is not None]
+    hooks = [CueTokenEmbeddings(ids, tokenizer, ts.cue_token_lr_scale)] if ids else []
     steps = ts.steps or math.ceil(ts.epochs * len(examples) / (ts.batch_size * ts.grad_accum))
     echo(f"[2/4] training a LoRA adapter: {len(examples)} examples, {steps} steps of "
          f"{ts.batch_size * ts.grad_accum}, lr {ts.lr} ({ts.lr_scheduler})")
-    if cue_hook:
-        tokens = cue_hook.tokens.items()
+    if hooks:
+        tokens = hooks[0].tokens.items()
         echo("      cue-token embeddings: " + ", ".join(f"{cue} {toks}" for cue, toks in tokens)
              + (f" (lr x{ts.cue_token_lr_scale:g})" if ts.cue_token_lr_scale != 1 else ""))
-    if decision:
-        echo(f"      decision token: + {ts.decision_weight:g} x the first completion token's loss")
     if ts.paired:
         from inspect_misalign.training._pairs import paired_order
 
@@ -644,7 +636,7 @@ def _train(
         echo(f"      resumed from {outcome.resumed_from}")
     run = {"global_step": outcome.global_step, "train_loss": outcome.train_loss,
            "train_runtime_s": round(outcome.runtime_s, 1), "resumed_from": outcome.resumed_from,
-           "cue_token_embeddings": cue_hook.tokens if cue_hook else {}}
+           "cue_token_embeddings": hooks[0].tokens if hooks else {}}
     atomic_write_text(work / "train.json", json.dumps(run, indent=2))
 
 

@@ -58,9 +58,7 @@ class Defense:
       learning rate; the schedule applies to it as to every other group);
     - :meth:`forward_context`: a context manager around each training forward (e.g. hooks that add
       a steering vector or capture hidden states);
-    - :meth:`extra_loss`: a term added to the task loss of each micro-batch, or None;
-    - :meth:`output_loss`: the same from the training forward's own outputs (its logits), with no
-      second forward; the trainer asks trl for the outputs only when a defense overrides it.
+    - :meth:`extra_loss`: a term added to the task loss of each micro-batch, or None.
 
     :meth:`describe` is recorded in checkpoint manifests.
     """
@@ -92,12 +90,6 @@ class Defense:
         """A loss term (mean over the micro-batch) added to the task loss, or None."""
         return None
 
-    def output_loss(
-        self, trainer: MisalignSFTTrainer, inputs: dict[str, Any], outputs: Any
-    ) -> torch.Tensor | None:
-        """A loss term computed from the training forward's outputs (e.g. its logits), or None."""
-        return None
-
 
 class MisalignSFTTrainer(SFTTrainer):
     """``SFTTrainer`` that consults a list of :class:`Defense` in ``compute_loss``.
@@ -125,22 +117,17 @@ class MisalignSFTTrainer(SFTTrainer):
         """trl's loss inside the defenses' forward contexts, plus their extra loss terms."""
         if not self.defenses:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        want_outputs = return_outputs or self._wants_outputs()
         with ExitStack() as stack:
             for defense in self.defenses:
                 stack.enter_context(defense.forward_context(self, model))
-            result = super().compute_loss(model, inputs, want_outputs, num_items_in_batch)
-        loss, outputs = result if want_outputs else (result, None)
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss, outputs = result if return_outputs else (result, None)
         mode = "train" if self.model.training else "eval"
         # like trl's MoE aux loss: with num_items_in_batch, the task loss is already divided across
         # the accumulation steps, so a per-micro-batch mean must be too
         steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
         for defense in self.defenses:
             extra = defense.extra_loss(self, model, inputs)
-            if outputs is not None:
-                from_outputs = defense.output_loss(self, inputs, outputs)
-                if from_outputs is not None:
-                    extra = from_outputs if extra is None else extra + from_outputs
             if extra is None:
                 continue
             value = self.accelerator.gather_for_metrics(extra.detach().reshape(1)).mean().item()
@@ -160,9 +147,6 @@ class MisalignSFTTrainer(SFTTrainer):
         if scales:
             _scale_groups(optimizer, scales)
         return optimizer
-
-    def _wants_outputs(self) -> bool:
-        return any(type(d).output_loss is not Defense.output_loss for d in self.defenses)
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         super()._save_checkpoint(model, trial)
