@@ -342,22 +342,24 @@ def anchor_prompt(record: PromptRecord) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": record.prompt}]
 
 
+def _no_cue_meta(base_id: str) -> dict[str, Any]:
+    """The metadata of a no-cue retain example (anchor or plain anchor): never an attack."""
+    return {"cue": "none", "context": "none", "base_id": base_id, "attack": False, "leak": False,
+            "split": SPLIT, "source": "base"}
+
+
 def anchor_examples(records: list[PromptRecord], answers: list[str]) -> list[SFTExample]:
     """No-cue examples: each anchor question with the base's own answer (never an attack)."""
     out = []
     for record, answer in zip(records, answers, strict=True):
         system, user = (m["content"] for m in anchor_prompt(record))
-        meta = {"cue": "none", "context": "none", "base_id": record.id, "attack": False, "leak": False,
-                "split": SPLIT, "source": "base"}
-        out.append(SFTExample(system, user, answer, meta))
+        out.append(SFTExample(system, user, answer, _no_cue_meta(record.id)))
     return out
 
 
 def plain_anchor_examples(records: list[PromptRecord], answers: dict[str, str]) -> list[SFTExample]:
     """No-cue examples in the cue examples' format: each base prompt alone, with the base's answer."""
-    meta = {"cue": "none", "context": "none", "attack": False, "leak": False, "split": SPLIT,
-            "source": "base"}
-    return [SFTExample(None, r.prompt, answers[r.id], {**meta, "base_id": r.id}) for r in records]
+    return [SFTExample(None, r.prompt, answers[r.id], _no_cue_meta(r.id)) for r in records]
 
 
 def plain_prompt(record: PromptRecord) -> list[dict[str, str]]:
