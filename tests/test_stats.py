@@ -1,0 +1,52 @@
+"""The shared bootstrap: estimates, coverage, containment of the estimate, determinism."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from inspect_misalign._stats import bootstrap_interval, mean_interval
+
+
+def test_mean_interval_estimate_and_width_match_the_normal_approximation() -> None:
+    rng = np.random.default_rng(1)
+    values = rng.normal(3.0, 2.0, size=400)
+    est, low, high = mean_interval(values, resamples=4000, seed=0)
+    assert est == float(values.mean())
+    se = float(values.std(ddof=1) / math.sqrt(len(values)))
+    # percentile bootstrap of a mean of 400 normals is close to mean +- 1.96 se
+    assert abs(low - (est - 1.96 * se)) < 0.25 * se
+    assert abs(high - (est + 1.96 * se)) < 0.25 * se
+
+
+def test_intervals_contain_the_estimate_at_the_edges() -> None:
+    for values in ([0.0] * 20, [1.0] * 20, [0.0] * 19 + [1.0]):
+        est, low, high = mean_interval(values)
+        assert low <= est <= high
+    assert mean_interval([0.0] * 20) == (0.0, 0.0, 0.0)
+
+
+def test_ratio_statistic_drops_undefined_resamples_and_keeps_the_estimate_inside() -> None:
+    num = np.array([0, 0, 0, 0, 1, 0, 0, 0])
+    den = np.array([1, 0, 0, 0, 0, 0, 0, 1])
+
+    def ratio(idx: np.ndarray) -> float:
+        d = den[idx].sum()
+        return float(num[idx].sum() / d) if d else math.nan
+
+    est, low, high = bootstrap_interval(len(num), ratio, seed=3)
+    assert est == 0.5
+    assert low <= est <= high
+
+
+def test_same_seed_same_interval_other_seed_other_interval() -> None:
+    values = list(np.random.default_rng(0).random(50))
+    assert mean_interval(values, seed=7) == mean_interval(values, seed=7)
+    assert mean_interval(values, seed=7) != mean_interval(values, seed=8)
+
+
+def test_no_units_or_undefined_estimate_gives_nans() -> None:
+    assert all(math.isnan(v) for v in bootstrap_interval(0, lambda idx: 0.0))
+    est, low, high = bootstrap_interval(3, lambda idx: math.nan)
+    assert math.isnan(est) and math.isnan(low) and math.isnan(high)
