@@ -34,11 +34,10 @@ class GenerationSettings:
 
 
 def base_fingerprint(base_dir: Path) -> str:
-    """Identity of a checkpoint directory: its config and the names and sizes of its weights."""
-    h = hashlib.sha256((base_dir / "config.json").read_bytes())
-    for file in sorted(base_dir.glob("*.safetensors")):
-        h.update(f"{file.name}:{file.stat().st_size}".encode())
-    return h.hexdigest()[:16]
+    """Identity of a checkpoint directory: its config and the content hashes of its weights (cached)."""
+    from inspect_misalign.training._fingerprint import checkpoint_fingerprint
+
+    return checkpoint_fingerprint(base_dir)
 
 
 def messages_key(messages: Messages) -> str:
