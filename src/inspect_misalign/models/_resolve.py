@@ -15,13 +15,14 @@ from typing import Any
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._checkpoints import Manifest, UnknownModelError, is_registered, resolve
 from inspect_misalign.models._default import (
-    DEFAULT_HUB_ID,
+    DEFAULT_DESCRIPTION,
     DEFAULT_NAME,
     default_gguf_path,
     default_model_dir,
     default_model_ready,
 )
 
+_DEFAULT_HINT = f"the embedded default model is misalign/{DEFAULT_NAME}: {DEFAULT_DESCRIPTION}"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 # config fields that must agree for an adapter to fit a base
 _SHAPE_FIELDS = (
@@ -220,7 +221,7 @@ def safetensors_shapes(path: Path) -> dict[str, list[int]]:
 
 def _resolve_spec(spec: str, seen: set[str]) -> tuple[Path, Path | None, bool, str | None]:
     """(base_dir, adapter_dir, is_default, declared_base) for a model spec."""
-    if spec in (DEFAULT_NAME, DEFAULT_HUB_ID):
+    if spec == DEFAULT_NAME:
         return default_model_dir(), None, True, None
     if spec in seen:
         raise CheckpointError(f"registered checkpoints form a cycle through {spec!r}; fix base=")
@@ -256,8 +257,11 @@ def _resolve_spec(spec: str, seen: set[str]) -> tuple[Path, Path | None, bool, s
             return base_dir, path, is_default, declared
         return path, None, False, None
     if _looks_like_name(spec):
-        resolve(spec)  # raises UnknownModelError with the list of names
-    raise CheckpointError(f"model directory {path} does not exist; check the path")
+        try:
+            resolve(spec)
+        except UnknownModelError as ex:  # add the default to the list of registered names
+            raise UnknownModelError(f"{ex}; {_DEFAULT_HINT}") from None
+    raise CheckpointError(f"model directory {path} does not exist; check the path ({_DEFAULT_HINT})")
 
 
 def _resolve_adapter(adapter: str) -> tuple[Path, str | None]:
@@ -299,7 +303,7 @@ def _declared_base_dir(declared: str | None) -> Path | None:
     """The local directory a declared base names, or None if it names none we can find."""
     if not declared:
         return None
-    if declared in (DEFAULT_NAME, DEFAULT_HUB_ID):
+    if declared == DEFAULT_NAME:
         return default_model_dir()
     try:
         base_dir, adapter_dir, _, _ = _resolve_spec(declared, set())
