@@ -20,7 +20,8 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"attacks": attack_log(root / "a", rate=0.5),
             "cot": attack_log(root / "c", rate=0.5, scratchpad=True),
             "none": attack_log(root / "n", rate=0.0),
-            "deploy": attack_log(root / "d", task=deployment_attacks)}
+            "deploy": attack_log(root / "d", task=deployment_attacks),
+            "eval": attack_log(root / "e", rate=0.5, split="eval")}
 
 
 def test_caught_samples_with_provenance(logs, tmp_path) -> None:
@@ -60,6 +61,30 @@ def test_cli_and_refusals(logs, tmp_path) -> None:
         assert result.exit_code == 2 and message in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
         assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_eval_split_logs_are_refused_unless_allowed(logs, tmp_path) -> None:
+    from inspect_ai.log import read_eval_log
+
+    splits = {s.metadata["split"] for s in read_eval_log(str(logs["eval"])).samples}
+    assert splits == {"eval"}
+    assert {s.metadata["split"] for s in read_eval_log(str(logs["attacks"])).samples} == {"catch"}
+    with pytest.raises(MisalignError, match="--allow-eval-split"):
+        catch([logs["eval"]])
+    with pytest.raises(MisalignError, match="--allow-eval-split"):  # one eval log among good ones
+        catch([logs["attacks"], logs["eval"]])
+    allowed = catch([logs["eval"]], allow_eval_split=True)
+    assert allowed and all(c.extra["split"] == "eval" for c in allowed)
+
+    runner = CliRunner()
+    out = tmp_path / "c.jsonl"
+    refused = runner.invoke(main, ["catch", str(logs["eval"]), "--out", str(out)])
+    assert refused.exit_code == 2 and not out.exists()
+    [line] = refused.output.strip().splitlines()
+    assert line.startswith("Error:") and "--allow-eval-split" in line and "'eval' split" in line
+    ok = runner.invoke(main, ["catch", str(logs["eval"]), "--out", str(out), "--allow-eval-split"])
+    assert ok.exit_code == 0, ok.output
+    assert f"caught {len(allowed)} samples" in ok.output and len(out.read_text().splitlines()) == len(allowed)
 
 
 def test_read_caught_errors(tmp_path) -> None:

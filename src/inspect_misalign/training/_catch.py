@@ -9,7 +9,9 @@ cue, behaviour, base prompt id, the input messages and the model's output (its a
 (``--target-column target``) to train on answers of your own instead of the base model's.
 
 Only logs of the project's ``test_attacks`` task are accepted: attacks seen in deployment are, by
-definition, never caught.
+definition, never caught. Samples of the ``eval`` split are refused unless ``allow_eval_split``
+(``--allow-eval-split``): that split is the one results are reported on, so training on it would
+report the model on the data it was trained against. Catch from the ``catch`` split instead.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from inspect_misalign._errors import MisalignError
 from inspect_misalign.training._data import SFTExample, atomic_write_text
 
 TASK = "test_attacks"
+EVAL_SPLIT = "eval"
 
 
 @dataclass(frozen=True)
@@ -70,11 +73,13 @@ def catch(
     out: Path | None = None,
     max_samples: int | None = None,
     seed: int = 0,
+    allow_eval_split: bool = False,
 ) -> list[CaughtSample]:
     """The caught samples of ``test_attacks`` logs (files or directories), written to ``out`` as JSONL.
 
     ``max_samples`` keeps a seeded random subset. Raises :class:`MisalignError` for a log of another
-    task, a missing log, or when nothing was caught.
+    task, a missing log, a log with ``eval``-split samples (unless ``allow_eval_split``), or when
+    nothing was caught.
     """
     from inspect_ai.log import list_eval_logs, read_eval_log
 
@@ -104,6 +109,8 @@ def catch(
                 "catch reads only test_attacks logs"
             )
         log = read_eval_log(path)
+        if not allow_eval_split:
+            _refuse_eval_split(log, path)
         caught.extend(_caught_in(log, path))
     if not caught:
         raise MisalignError(
@@ -117,6 +124,16 @@ def catch(
     if out is not None:
         write_caught(Path(out), caught)
     return caught
+
+
+def _refuse_eval_split(log: Any, path: str) -> None:
+    """Raise :class:`MisalignError` if any sample of the log belongs to the ``eval`` split."""
+    held_out = sum(1 for sample in log.samples or [] if (sample.metadata or {}).get("split") == EVAL_SPLIT)
+    if held_out:
+        raise MisalignError(
+            f"{path} has {held_out} samples of the {EVAL_SPLIT!r} split, which is reported and must not "
+            "be trained against; catch from catch-split logs (-T split=catch) or pass --allow-eval-split"
+        )
 
 
 def _caught_in(log: Any, path: str) -> list[CaughtSample]:
