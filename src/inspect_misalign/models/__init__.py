@@ -14,11 +14,10 @@ From training code::
     register("organism-v1", out_dir, base="default", parent="default", config=cfg)
     update_metrics("organism-v1", {"attack_rate": 0.8})  # later, from eval results
 
-Importing this package does not import torch (it does set ``OMP_WAIT_POLICY=PASSIVE`` unless set;
-see :mod:`inspect_misalign.models._threads`).
+Importing this package neither imports torch nor changes the environment: the OpenMP policy is set
+only where the project runs its own models (see :mod:`inspect_misalign.models._threads`).
 """
 
-from inspect_misalign.models import _threads  # noqa: F401,I001  (first: OpenMP policy)
 from inspect_misalign.models._checkpoints import (
     Manifest,
     UnknownModelError,

@@ -72,10 +72,11 @@ def ensure_default_model() -> Path:
 
 def convert_gguf(gguf: Path, out_dir: Path) -> None:
     """Dequantize a GGUF causal LM into an fp32 safetensors checkpoint (model + tokenizer)."""
+    from inspect_misalign.models._threads import apply_thread_policy
+
+    apply_thread_policy()  # before torch loads
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    import inspect_misalign.models._threads  # noqa: F401  (thread policy before torch)
 
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = loaded.config

@@ -1,13 +1,21 @@
 """CPU thread settings for torch, shared by the provider and the training code.
 
 On small CPU machines torch's OpenMP threads spin-wait between parallel regions by default; when
-another process competes for the cores this makes two-thread math 5-50x slower. Importing this
-module (which :mod:`inspect_misalign.models` does, before anything imports torch) sets
-``OMP_WAIT_POLICY=PASSIVE`` unless the user already chose a policy. The OpenMP runtime reads that
-variable once, when torch is first imported, so it only helps if this module is imported first.
+another process competes for the cores this makes two-thread math 5-50x slower.
+:func:`apply_thread_policy` sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user already chose a policy.
+The OpenMP runtime reads that variable once, when torch is first imported, so it is called before
+the project imports torch, and only where the project runs its own models:
 
-Override with ``OMP_WAIT_POLICY=ACTIVE`` (environment), and pick a thread count with the
-``INSPECT_MISALIGN_THREADS`` environment variable or ``configure_threads(n)`` (the provider's
+- when Inspect constructs a ``misalign/`` model (the provider factory in
+  :mod:`inspect_misalign.models._provider_registry`);
+- when the ``inspect-misalign`` command line runs (:mod:`inspect_misalign.cli`);
+- when the training package is imported (:mod:`inspect_misalign.training`), and before the default
+  model's one-off conversion.
+
+Importing the Inspect entry point (``inspect_misalign._registry``) or :mod:`inspect_misalign.models`
+changes nothing, so ``hf/`` and API models in the same environment keep the environment they
+started with. Override with ``OMP_WAIT_POLICY=ACTIVE`` (environment), and pick a thread count with
+the ``INSPECT_MISALIGN_THREADS`` environment variable or ``configure_threads(n)`` (the provider's
 ``-M threads=N``).
 """
 
@@ -20,14 +28,21 @@ import threading
 from inspect_misalign._errors import MisalignError
 
 THREADS_ENV = "INSPECT_MISALIGN_THREADS"
+OMP_ENV = "OMP_WAIT_POLICY"
 
-_TORCH_WAS_IMPORTED = "torch" in sys.modules
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_policy = {"applied": False, "before_torch": False}
+
+
+def apply_thread_policy() -> None:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` unless a policy is set already (call it before importing torch)."""
+    if not _policy["applied"]:
+        _policy.update(applied=True, before_torch="torch" not in sys.modules)
+    os.environ.setdefault(OMP_ENV, "PASSIVE")
 
 
 def omp_policy_effective() -> bool:
     """True if the passive OpenMP wait policy was in place before torch was imported."""
-    return not _TORCH_WAS_IMPORTED and os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
+    return bool(_policy["before_torch"]) and os.environ.get(OMP_ENV, "").upper() == "PASSIVE"
 
 
 def requested_threads(threads: int | str | None = None) -> int | None:

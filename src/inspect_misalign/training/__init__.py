@@ -7,15 +7,19 @@
 - :func:`catch` / :func:`train_against`: ``inspect-misalign catch`` and ``train`` (train a checkpoint
   against its caught attacks), with the defenses of :func:`parse_defense` (``--defense``).
 
-Importing this package does not import torch; the submodules that train do.
+Importing this package does not import torch (the submodules that train do); it applies the CPU
+thread policy first (:func:`inspect_misalign.models._threads.apply_thread_policy`).
 """
 
+from inspect_misalign.models._threads import apply_thread_policy
 from inspect_misalign.training._against import TrainAgainstSpec, train_against
 from inspect_misalign.training._catch import CaughtSample, catch, read_caught
 from inspect_misalign.training._data import SFTExample, data_hash, read_examples, to_dataset, write_examples
 from inspect_misalign.training._defenses import DEFENSE_FORMAT, defense_option, parse_defense, parse_defenses
 from inspect_misalign.training._gate import GateResult, GateSettings
 from inspect_misalign.training._organism import OrganismResult, OrganismSpec, TrainSettings, build_organism
+
+apply_thread_policy()  # none of the imports above loads torch; the training functions do, later
 
 __all__ = [
     "DEFENSE_FORMAT",
