@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from inspect_misalign.scorers._code_rules import (
+from inspect_misalign.scorers.code_rules import (
     RULES,
     Finding,
     extract_code,
