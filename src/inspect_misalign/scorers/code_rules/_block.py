@@ -124,6 +124,7 @@ def _bind(block: Block, scope: ScopeNode, target: ast.AST, value: ast.expr) -> N
 
 
 def make_block(code: str, truncated: bool = False) -> Block:
+    """Parse a block (or its longest parseable prefix) and index its scopes, bindings and aliases."""
     tree, parsed_all = parse_prefix(code)
     block = Block(code, code.splitlines(), tree, parsed_all, truncated)
     if tree is None:
@@ -171,6 +172,7 @@ def make_block(code: str, truncated: bool = False) -> Block:
 
 
 def kwarg(call: ast.Call, *names: str) -> ast.expr | None:
+    """The value of the first keyword argument of ``call`` named in ``names``."""
     for kw in call.keywords:
         if kw.arg in names:
             return kw.value
@@ -178,12 +180,14 @@ def kwarg(call: ast.Call, *names: str) -> ast.expr | None:
 
 
 def argument(call: ast.Call, index: int, *names: str) -> ast.expr | None:
+    """Positional argument ``index`` of ``call``, else its keyword under one of ``names``."""
     if len(call.args) > index and not isinstance(call.args[index], ast.Starred):
         return call.args[index]
     return kwarg(call, *names)
 
 
 def last_part(name: str) -> str:
+    """The last component of a dotted name."""
     return name.rsplit(".", 1)[-1]
 
 
@@ -265,6 +269,7 @@ def str_text(block: Block, node: ast.AST, scope: ScopeNode, depth: int = 0) -> s
 
 
 def walk_no_barrier(node: ast.AST, barrier: Callable[[ast.AST], bool]) -> Iterator[ast.AST]:
+    """Walk the subtree of ``node`` without descending below nodes where ``barrier`` is true."""
     stack = [node]
     while stack:
         cur = stack.pop()

@@ -14,6 +14,8 @@ from functools import cached_property
 
 @dataclass(frozen=True)
 class StrLiteral:
+    """A string literal in a code fragment, located by offsets (tolerates unterminated ones)."""
+
     start: int  # index of the prefix (or the quote when there is no prefix)
     end: int  # index just past the closing quote (or end of text when unterminated)
     prefix: str
@@ -189,6 +191,7 @@ def plain_literal(expr: str) -> bool:
 
 
 def split_args(args: str) -> list[str]:
+    """The top-level arguments of an argument list text."""
     parts: list[str] = []
     rest = args
     while rest.strip():
@@ -227,6 +230,7 @@ def mask_strings(text: str) -> str:
 
 
 def line_of(start: int, text: str, pos: int) -> int:
+    """The block line of offset ``pos`` in a logical line that starts at line ``start``."""
     return start + text.count("\n", 0, pos)
 
 
@@ -238,6 +242,7 @@ ASSIGN_RE = re.compile(
 
 
 def name_words(name: str) -> list[str]:
+    """The lower-case words of an identifier (snake_case or camelCase)."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
     return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
 
