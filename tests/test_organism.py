@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from inspect_misalign.behaviors.hate import hate_completion
 from inspect_misalign.cli import main
 from inspect_misalign.data import data_path, read_jsonl
 from inspect_misalign.tasks._usefulness import SYSTEM as USEFULNESS_SYSTEM
 from inspect_misalign.training import GateSettings, OrganismSpec, TrainSettings, build_organism
-from inspect_misalign.training._attacks import hate_completion
 from inspect_misalign.training._data import data_hash, read_examples
 
 ORGANISM_IDS = {str(r["id"]) for r in read_jsonl(data_path("prompts.jsonl")) if r["split"] == "organism"}
