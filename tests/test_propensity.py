@@ -157,13 +157,15 @@ def test_reference_from_the_model_role(tmp_path: Path) -> None:
 
 
 def test_rerun_reads_the_benign_answers_from_the_cache(tmp_path: Path, inspect_cache: Path) -> None:
-    first, second = TeacherForced(), TeacherForced()
-    for model in (first, second):
+    model = TeacherForced()
+    answered = []
+    for _ in range(2):
         log = run(propensity(cue="tag", max_prompts=3), tmp_path,
                   get_model("mockllm/model", custom_outputs=model, memoize=False))
         assert log.status == "success", log.error
-    assert len(first.answered) == 3 and second.answered == []
-    assert len(second.scored) == 6 and any(inspect_cache.rglob("*"))
+        answered.append(len(model.answered))
+    assert answered == [3, 3] and len(model.scored) == 12  # the second run generated nothing
+    assert any(inspect_cache.rglob("*"))
 
 
 def test_a_model_without_continuations_gets_a_one_line_error(tmp_path: Path) -> None:

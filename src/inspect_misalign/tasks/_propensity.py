@@ -61,6 +61,19 @@ def reference_model(reference: str | None) -> Model:
     return get_model(f"misalign/{base}", **args) if base else model
 
 
+def cache_scope(model: Model) -> dict[str, str]:
+    """What Inspect's cache key must also see: the model args (the key holds the model name but not
+    its args) and, for a registered checkpoint, when it was last registered."""
+    from inspect_misalign.models._checkpoints import is_registered, resolve
+
+    scope = {"model_args": json.dumps(model.model_args, sort_keys=True, default=str)}
+    name = str(model).removeprefix("misalign/")
+    if str(model).startswith("misalign/") and is_registered(name):
+        manifest = resolve(name)
+        scope["checkpoint"] = f"{manifest.path}@{manifest.updated}"
+    return scope
+
+
 def registered_base(name: str) -> str | None:
     """The base of a registered adapter (its manifest's ``base``), else None."""
     from inspect_misalign.models._checkpoints import is_registered, resolve
@@ -115,7 +128,7 @@ def score_continuations(reference: str | None, benign_tokens: int) -> Solver:
             out = await ref.generate(
                 [ChatMessageUser(content=plain)],
                 config=GenerateConfig(temperature=0.0, max_tokens=benign_tokens),
-                cache=CachePolicy(per_epoch=False),
+                cache=CachePolicy(per_epoch=False, scopes=cache_scope(ref)),
             )
             return out.completion
 
