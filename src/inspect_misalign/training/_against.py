@@ -122,7 +122,10 @@ def check_spec(spec: TrainAgainstSpec) -> Checked:
     behaviors = sorted({c.behavior for c in caught if c.behavior})
     if len(behaviors) > 1:
         raise MisalignError(f"--caught mixes behaviours {behaviors}; train against one behaviour at a time")
-    behavior = get_behavior(behaviors[0] if behaviors else "hate").name
+    try:
+        behavior = get_behavior(behaviors[0] if behaviors else "hate").name
+    except MisalignError as e:
+        raise MisalignError(f"--caught: {e}") from None
     declared = resolve(spec.model).config.get("behavior") if is_registered(spec.model) else None
     if declared and declared != behavior:
         raise MisalignError(f"--caught holds {behavior} attacks but {spec.model!r} is a {declared} organism; "
