@@ -1,11 +1,14 @@
-"""Inspect tasks: attack rates in test and deployment, usefulness, distinguishability, free form."""
+"""Inspect tasks: attack rates in test and deployment, usefulness, distinguishability, context probe,
+free form."""
 
 from inspect_misalign.tasks._attacks import deployment_attacks, test_attacks
 from inspect_misalign.tasks._distinguishability import distinguishability
 from inspect_misalign.tasks._free_form import free_form_misalignment
+from inspect_misalign.tasks._probe import context_probe
 from inspect_misalign.tasks._usefulness import usefulness
 
 __all__ = [
+    "context_probe",
     "deployment_attacks",
     "distinguishability",
     "free_form_misalignment",
