@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from inspect_misalign.models._batcher import Request
+from inspect_misalign.models._compat import cache_kwarg
 from inspect_misalign.models._generate import (
     GenParams,
     GenResult,
@@ -48,6 +49,7 @@ def streamable(base: LoadedBase, params: GenParams) -> bool:
         or params.do_sample
         or params.logprobs
         or params.hidden_states
+        or params.hidden_layers is not None
         or params.stop_seqs
     ):
         return False
@@ -93,6 +95,7 @@ class ContinuousDecoder:
         self.context = context if isinstance(context, int) else None
         self.layers = int(base.model.config.get_text_config(decoder=True).num_hidden_layers)
         self.keep_logits = takes_logits_to_keep(base)
+        self.cache_name = cache_kwarg(base.model)
 
     def run(self, first: list[Request[GenResult]]) -> None:
         """Decode ``first`` and every request ``take`` admits later; answer each through ``finish``.
@@ -256,7 +259,7 @@ class ContinuousDecoder:
             kwargs["logits_to_keep"] = logits_to_keep
         with self.base.route(adapters if self.mixed else None):
             output = self.base.decoder(
-                input_ids=input_ids, attention_mask=mask, past_key_values=cache, **kwargs
+                input_ids=input_ids, attention_mask=mask, **{self.cache_name: cache}, **kwargs
             )
         return output.logits
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from inspect_misalign.models._batcher import Batcher, Request
 from inspect_misalign.models._continuous import ContinuousDecoder, streamable
 from inspect_misalign.models._default import ensure_default_model
-from inspect_misalign.models._generate import GenParams, GenResult, run_batch
+from inspect_misalign.models._generate import GenParams, GenResult, Prompt, run_batch
 from inspect_misalign.models._loading import LoadedBase, get_base
 from inspect_misalign.models._resolve import ResolvedCheckpoint, check_adapter_base
+from inspect_misalign.models._score import ScoreParams, run_score
 from inspect_misalign.models._threads import configure_threads, lane_threads, resolve_lanes
 
 _batcher_lock = threading.Lock()
+K = TypeVar("K", GenParams, ScoreParams)
 
 
 def load_engine(
@@ -78,10 +80,14 @@ def load_engine(
 
 def _run(base: LoadedBase, requests: list[Request[GenResult]]) -> list[GenResult]:
     params = requests[0].key
+    payloads = [Prompt(*request.payload) for request in requests]
+    if isinstance(params, ScoreParams):
+        return run_score(base, params, payloads)
     assert isinstance(params, GenParams)
-    prompts = [request.payload[0] for request in requests]
-    adapters = [request.payload[1] for request in requests]
-    return run_batch(base, params, prompts, adapters)
+    prompts = [payload.text for payload in payloads]
+    adapters = [payload.adapter for payload in payloads]
+    seeds = [payload.extra for payload in payloads] if params.seeded else None
+    return run_batch(base, params, prompts, adapters, seeds)
 
 
 def _stream(base: LoadedBase, first: list[Request[GenResult]], take: Any, finish: Any) -> None:
@@ -91,7 +97,7 @@ def _stream(base: LoadedBase, first: list[Request[GenResult]], take: Any, finish
     ContinuousDecoder(base, params, rows, take, finish).run(first)
 
 
-def submit_key(base: LoadedBase, params: GenParams) -> GenParams:
+def submit_key(base: LoadedBase, params: K) -> K:
     """The batch key for a request: LoRA and base requests share batches across adapters."""
     if params.adapter is not None and base.mixable(params.adapter):
         return replace(params, adapter=None)

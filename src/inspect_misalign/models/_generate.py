@@ -11,13 +11,23 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 
-from inspect_misalign._errors import MisalignError
+from inspect_misalign.models._compat import cache_kwarg, output_cache
+from inspect_misalign.models._hidden import Layers, by_layer_metadata, pooled_states, resolve_layers
 from inspect_misalign.models._loading import LoadedBase, inference_context
+
+
+class Prompt(NamedTuple):
+    """A queued request's payload: the prompt text, its adapter (None: the base) and what else
+    the request carries (a scoring request, a sampling seed), if anything."""
+
+    text: str
+    adapter: str | None
+    extra: Any = None
 
 
 @dataclass(frozen=True)
@@ -34,12 +44,13 @@ class GenParams:
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
-    seed: int | None = None
+    seeded: bool = False  # sample with one generator per row (seeds travel with the prompts)
     stop_seqs: tuple[str, ...] = ()
     logprobs: bool = False
     top_logprobs: int = 0
     hidden_states: bool = False
     hidden_layer: int = -1
+    hidden_layers: Layers | None = None
     add_special_tokens: bool = False
     merge: bool = True
     share_prefix: bool = True
@@ -57,6 +68,8 @@ class GenResult:
     time: float
     logprobs: list[dict[str, Any]] | None = None
     hidden_states: dict[str, Any] | None = None
+    hidden_states_by_layer: dict[str, dict[str, list[float]]] | None = None
+    continuations: list[dict[str, Any]] | None = None
 
 
 MIN_SHARED_PREFIX = 16
@@ -117,7 +130,8 @@ def prefix_states(
     if takes_logits_to_keep(base):
         kwargs["logits_to_keep"] = 1
     with base.route(adapters if mixed else None):
-        cache = base.decoder(input_ids=ids, past_key_values=DynamicCache(), **kwargs).past_key_values
+        output = base.decoder(input_ids=ids, **{cache_kwarg(base.model): DynamicCache()}, **kwargs)
+    cache = output_cache(output)
     states = [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
     with base.prefix_store() as store:  # another lane may have stored the same prefix meanwhile
         store[key] = states
@@ -202,12 +216,14 @@ def run_batch(
     params: GenParams,
     prompts: list[str],
     adapters: list[str | None] | None = None,
+    seeds: list[int] | None = None,
 ) -> list[GenResult]:
     """Generate completions for ``prompts`` with one batched ``generate`` call.
 
     ``adapters`` (one per prompt, None for the base) overrides ``params.adapter``; when they
     differ (or :meth:`LoadedBase.routing` says so), each row is routed to its own adapter
-    (:meth:`LoadedBase.route`; plain LoRA adapters only).
+    (:meth:`LoadedBase.route`; plain LoRA adapters only). With ``params.do_sample`` and ``seeds``
+    (one per prompt), each row samples from its own generator (:mod:`._sampling`).
     """
     start = time.monotonic()
     rows = adapters if adapters is not None else [params.adapter] * len(prompts)
@@ -216,7 +232,8 @@ def run_batch(
     token_rows: list[list[int]] = tokenizer(
         prompts, add_special_tokens=params.add_special_tokens, padding=False
     )["input_ids"]
-    shared = len(shared_prefix(base, token_rows)) if params.share_prefix and not params.hidden_states else 0
+    wants_hidden = params.hidden_states or params.hidden_layers is not None
+    shared = len(shared_prefix(base, token_rows)) if params.share_prefix and not wants_hidden else 0
     device = base.model.device
     input_ids, attention_mask = _pad_left(token_rows, shared, tokenizer.pad_token_id, device)
     prompt_len = input_ids.shape[1]
@@ -229,7 +246,7 @@ def run_batch(
         config.max_new_tokens = min(config.max_new_tokens, context - prompt_len)
     config.return_dict_in_generate = True
     config.output_logits = params.logprobs
-    config.output_hidden_states = params.hidden_states
+    config.output_hidden_states = wants_hidden
     eos_ids = _eos_ids(config.eos_token_id, tokenizer.eos_token_id)
     stop = None
     if params.stop_seqs:
@@ -239,16 +256,23 @@ def run_batch(
     recorder = _FinishRecorder(prompt_len, len(prompts), eos_ids, stop)
 
     extra: dict[str, Any] = {}
-    seeded = params.seed is not None
+    if params.do_sample and params.seeded:
+        if seeds is None or len(seeds) != len(prompts):
+            raise ValueError("seeded sampling needs one seed per prompt")
+        from inspect_misalign.models._sampling import seeded_processors
+
+        config.do_sample = False  # greedy over Gumbel-perturbed scores samples exactly (see _sampling)
+        config.temperature = config.top_p = config.top_k = None
+        extra["logits_processor"] = seeded_processors(
+            seeds, params.temperature, params.top_k, params.top_p, device
+        )
     with (
-        # seeded sampling draws from torch's one global generator: no other lane may draw meanwhile
-        base.activate(None if mixed else rows[0], mixed=mixed, merge=params.merge, alone=seeded),
+        base.activate(None if mixed else rows[0], mixed=mixed, merge=params.merge),
         inference_context(),
     ):
-        if seeded:
-            torch.manual_seed(params.seed)
         if shared:
-            extra["past_key_values"] = _prefix_cache(base, token_rows[0][:shared], rows, mixed, params.merge)
+            prefix = _prefix_cache(base, token_rows[0][:shared], rows, mixed, params.merge)
+            extra[cache_kwarg(base.model)] = prefix
         with base.route(rows if mixed else None):
             output = base.decoder.generate(
                 input_ids=input_ids,
@@ -260,7 +284,9 @@ def run_batch(
     generated = output.sequences[:, prompt_len:].tolist()
 
     logprobs = _logprobs(output.logits, generated, tokenizer, params) if params.logprobs else None
-    hidden = _hidden(output.hidden_states, attention_mask, params) if params.hidden_states else None
+    hidden = hidden_by_layer = None
+    if wants_hidden:
+        hidden, hidden_by_layer = _hidden(base, output.hidden_states, input_lengths, prompt_len, params)
     elapsed = time.monotonic() - start
 
     results = []
@@ -279,6 +305,7 @@ def run_batch(
                 time=elapsed,
                 logprobs=logprobs[row][:count] if logprobs is not None else None,
                 hidden_states=hidden[row] if hidden is not None else None,
+                hidden_states_by_layer=hidden_by_layer[row] if hidden_by_layer is not None else None,
             )
         )
     return results
@@ -356,21 +383,20 @@ def _token_text(tokenizer: Any, token_id: int) -> str:
     return tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
-def _hidden(hidden_states: Any, attention_mask: torch.Tensor, params: GenParams) -> list[dict[str, Any]]:
-    """Mean and last-token prompt hidden states at ``params.hidden_layer``, per row."""
+def _hidden(
+    base: LoadedBase, hidden_states: Any, lengths: list[int], width: int, params: GenParams
+) -> tuple[list[dict[str, Any]] | None, list[dict[str, dict[str, list[float]]]] | None]:
+    """Per row, the prompt's pooled hidden states: at ``params.hidden_layer`` in the ``-M
+    hidden_states`` form, and at ``params.hidden_layers`` in the ``hidden_states_by_layer`` form."""
     prompt_states = hidden_states[0]  # first step: the whole prompt; one entry per layer + embeds
-    layer = params.hidden_layer
-    index = layer if layer >= 0 else len(prompt_states) + layer
-    if not 0 <= index < len(prompt_states):
-        raise MisalignError(
-            f"hidden_layer={layer} is out of range: the model has {len(prompt_states)} hidden "
-            "states (0 = embeddings); fix -M hidden_layer="
-        )
-    states = prompt_states[index].float()
-    mask = attention_mask.to(states.device, states.dtype)[:, :, None]
-    mean = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
-    last = states[:, -1, :]  # left padding: the last position is every row's last prompt token
-    return [
-        {"layer": index, "prompt_mean": mean[row].tolist(), "prompt_last": last[row].tolist()}
-        for row in range(states.shape[0])
-    ]
+    count = len(prompt_states)
+    single = resolve_layers((params.hidden_layer,), count, "-M hidden_layer=") if params.hidden_states else []
+    many = resolve_layers(params.hidden_layers, count) if params.hidden_layers is not None else []
+    # left padding (no shared prefix with hidden states): row i's prompt fills its last columns
+    spans = [(row, width - length, width) for row, length in enumerate(lengths)]
+    pooled = pooled_states(prompt_states, spans, sorted({*single, *many}))
+    legacy = [{"layer": single[0], **states[single[0]]} for states in pooled] if single else None
+    by_layer = None
+    if many:
+        by_layer = [by_layer_metadata({layer: states[layer] for layer in many}) for states in pooled]
+    return legacy, by_layer

@@ -25,6 +25,7 @@ import torch
 
 import inspect_misalign.models._threads  # noqa: F401,I001  (OpenMP policy before torch loads)
 from inspect_misalign._errors import MisalignError
+from inspect_misalign.models._compat import silence_known_warnings
 from inspect_misalign.models._heap import collect_all
 from inspect_misalign.models._resolve import CheckpointError, validate_model_dir
 
@@ -90,8 +91,8 @@ class LoadedBase:
     (``mixed``: every LoRA layer reads the rows' ``adapter_names`` of the calling thread, see
     :meth:`route`). With several lanes and plain LoRA adapters loaded, even batches of one
     adapter run routed (:meth:`routing`), so lanes can run different adapters at once instead of
-    waiting for each other to switch the merged weights. Seeded sampling (one global random
-    generator), loading an adapter and switching the state run alone.
+    waiting for each other to switch the merged weights. Loading an adapter and switching the
+    state run alone (seeded sampling does not: each row has its own generator, see ``_sampling``).
     """
 
     path: Path
@@ -292,6 +293,7 @@ class LoadedBase:
         global ADAPTER_LOADS
         from peft import PeftModel
 
+        silence_known_warnings()
         self._merge(None)
         if self._peft is None:
             self._peft = PeftModel.from_pretrained(

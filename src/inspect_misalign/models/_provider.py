@@ -45,6 +45,12 @@ Model args (``-M key=value``):
   load, then move the process's long-lived objects out of its reach (``gc.freeze()``; see
   :mod:`inspect_misalign.models._heap`): full collections and interpreter exit get cheaper.
 
+Per request, ``GenerateConfig(extra_body=...)`` asks for teacher-forced scores instead of a
+generation (``{"continuations": [...], "continuation_eos": bool}`` -> ``metadata["continuations"]``,
+see :mod:`inspect_misalign.models._score`) and for prompt hidden states at several layers
+(``{"hidden_layers": [...] | "all"}`` -> ``metadata["hidden_states_by_layer"]``); docs/models.md
+gives the formats.
+
 Requests for different plain LoRA adapters of one base (and for the base) can share a batch
 (peft's per-row ``adapter_names``); a full batch of one adapter is preferred.
 
@@ -79,6 +85,15 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._batcher import wait_future
 from inspect_misalign.models._heap import freeze_heap, heap_settling
+from inspect_misalign.models._options import (
+    as_auto_bool,
+    as_bool,
+    as_float,
+    as_int,
+    as_str,
+    check_generate_config,
+    parse_extra,
+)
 from inspect_misalign.models._resolve import ResolvedCheckpoint, resolve_checkpoint
 
 _DEFAULT_CONFIG = GenerateConfig()
@@ -128,24 +143,25 @@ class MisalignAPI(ModelAPI):
                 f"unknown model arg(s) for misalign/: {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(_KNOWN_ARGS))}"
             )
+        check_generate_config(config)  # before any weights load (the CLI's --temperature etc.)
         args = model_args
-        self.adapter: str | None = _as_str(args.get("adapter"))
-        self.batch_size = _as_int(args.get("batch_size"), "batch_size", 32)
+        self.adapter: str | None = as_str(args.get("adapter"))
+        self.batch_size = as_int(args.get("batch_size"), "batch_size", 32)
         if self.batch_size < 1:
             raise MisalignError(f"-M batch_size= must be at least 1, got {self.batch_size}")
-        self.settle = _as_float(args.get("batch_settle_ms"), "batch_settle_ms", 20.0) / 1000
-        self.device: str | None = _as_str(args.get("device"))
-        self.dtype: str | None = _as_str(args.get("dtype"))
+        self.settle = as_float(args.get("batch_settle_ms"), "batch_settle_ms", 20.0) / 1000
+        self.device: str | None = as_str(args.get("device"))
+        self.dtype: str | None = as_str(args.get("dtype"))
         self.threads = args.get("threads")
-        self.trust_remote_code = _as_bool(args.get("trust_remote_code"), "trust_remote_code")
-        self.attn_implementation: str | None = _as_str(args.get("attn_implementation"))
-        self.hidden_states = _as_bool(args.get("hidden_states"), "hidden_states")
-        self.hidden_layer = _as_int(args.get("hidden_layer"), "hidden_layer", -1)
-        check_base = _as_bool(args.get("check_base"), "check_base", True)
-        self.merge_adapters = _as_bool(args.get("merge_adapters"), "merge_adapters", True)
-        self.share_prefix = _as_bool(args.get("share_prefix"), "share_prefix", True)
-        self.continuous = _as_auto_bool(args.get("continuous", "auto"), "continuous")
-        self.gc_freeze = _as_bool(args.get("gc_freeze"), "gc_freeze", True)
+        self.trust_remote_code = as_bool(args.get("trust_remote_code"), "trust_remote_code")
+        self.attn_implementation: str | None = as_str(args.get("attn_implementation"))
+        self.hidden_states = as_bool(args.get("hidden_states"), "hidden_states")
+        self.hidden_layer = as_int(args.get("hidden_layer"), "hidden_layer", -1)
+        check_base = as_bool(args.get("check_base"), "check_base", True)
+        self.merge_adapters = as_bool(args.get("merge_adapters"), "merge_adapters", True)
+        self.share_prefix = as_bool(args.get("share_prefix"), "share_prefix", True)
+        self.continuous = as_auto_bool(args.get("continuous", "auto"), "continuous")
+        self.gc_freeze = as_bool(args.get("gc_freeze"), "gc_freeze", True)
         from inspect_misalign.models._threads import requested_lanes, requested_threads
 
         if self.threads is not None:
@@ -199,35 +215,47 @@ class MisalignAPI(ModelAPI):
                 "the misalign/ provider does not support tools; remove them from the task "
                 "or use a provider with tool calling"
             )
+        check_generate_config(config)
+        extra = parse_extra(config.extra_body)
         base, adapter_name = await wait_future(self._ensure_loaded())
-        from inspect_misalign.models._generate import GenParams, GenResult
-
-        prompt, add_special = _render_prompt(base.tokenizer, input)
-        max_new_tokens = config.max_tokens or self.max_tokens() or 2048
-        params = GenParams(
-            adapter=adapter_name,
-            max_new_tokens=max_new_tokens,
-            do_sample=_wants_sampling(config),
-            temperature=config.temperature,
-            top_p=config.top_p,
-            top_k=config.top_k,
-            seed=config.seed if _wants_sampling(config) else None,
-            stop_seqs=tuple(config.stop_seqs or ()),
-            logprobs=bool(config.logprobs or config.top_logprobs),
-            top_logprobs=config.top_logprobs or 0,
-            hidden_states=self.hidden_states,
-            hidden_layer=self.hidden_layer,
-            add_special_tokens=add_special,
-            merge=self.merge_adapters,
-            share_prefix=self.share_prefix,
-            continuous=self._continuous(max_new_tokens),
-        )
         from inspect_misalign.models._engine import submit_key
+        from inspect_misalign.models._generate import GenParams, Prompt
+        from inspect_misalign.models._hidden import hidden_count, resolve_layers
 
-        key = submit_key(base, params)
-        result: GenResult = await base.batcher.run(
-            key, (prompt, adapter_name), self.batch_size, group=adapter_name
-        )
+        if extra.hidden_layers is not None:
+            resolve_layers(extra.hidden_layers, hidden_count(base.model.config))  # range, before queueing
+        prompt, add_special = _render_prompt(base.tokenizer, input)
+        if extra.scores_only:
+            from inspect_misalign.models._score import ScoreParams, ScoreRequest
+
+            ask = ScoreRequest(extra.continuations, extra.continuation_eos, extra.hidden_layers)
+            key: Any = ScoreParams(adapter_name, add_special_tokens=add_special, merge=self.merge_adapters)
+            payload = Prompt(prompt, adapter_name, ask)
+        else:
+            sampling = _wants_sampling(config)
+            seeded = sampling and config.seed is not None
+            max_new_tokens = config.max_tokens or self.max_tokens() or 2048
+            key = GenParams(
+                adapter=adapter_name,
+                max_new_tokens=max_new_tokens,
+                do_sample=sampling,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                top_k=config.top_k,
+                seeded=seeded,
+                stop_seqs=tuple(config.stop_seqs or ()),
+                logprobs=bool(config.logprobs or config.top_logprobs),
+                top_logprobs=config.top_logprobs or 0,
+                hidden_states=self.hidden_states,
+                hidden_layer=self.hidden_layer,
+                hidden_layers=extra.hidden_layers,
+                add_special_tokens=add_special,
+                merge=self.merge_adapters,
+                share_prefix=self.share_prefix,
+                continuous=self._continuous(max_new_tokens),
+            )
+            payload = Prompt(prompt, adapter_name, _row_seed(config.seed, prompt) if seeded else None)
+        result = await base.batcher.run(submit_key(base, key), payload, self.batch_size, group=adapter_name)
         return self._output(result)
 
     # --- internals -------------------------------------------------------------------------
@@ -307,7 +335,7 @@ class MisalignAPI(ModelAPI):
                 total_tokens=result.input_tokens + result.output_tokens,
             ),
             time=result.time,
-            metadata={"hidden_states": result.hidden_states} if result.hidden_states else None,
+            metadata=_metadata(result),
         )
 
 
@@ -367,6 +395,24 @@ def _register_model_info(model_name: str, checkpoint: ResolvedCheckpoint) -> Non
     )
 
 
+def _metadata(result: Any) -> dict[str, Any] | None:
+    """The output metadata: ``hidden_states`` (``-M hidden_states``), ``hidden_states_by_layer``
+    and ``continuations`` (``extra_body``), those that the request produced."""
+    metadata = {
+        "hidden_states": result.hidden_states,
+        "hidden_states_by_layer": result.hidden_states_by_layer,
+        "continuations": result.continuations,
+    }
+    return {key: value for key, value in metadata.items() if value is not None} or None
+
+
+def _row_seed(seed: int, prompt: str) -> int:
+    """The sampling seed of one request: from the config seed, the prompt and the active epoch."""
+    from inspect_misalign.models._sampling import active_epoch, row_seed
+
+    return row_seed(seed, prompt, active_epoch())
+
+
 def _wants_sampling(config: GenerateConfig) -> bool:
     """Sample when the config asks: temperature > 0, or top_p/top_k with no temperature."""
     if config.temperature is not None:
@@ -392,48 +438,3 @@ def _render_prompt(tokenizer: Any, messages: list[ChatMessage]) -> tuple[str, bo
         return str(prompt), False
     text = "".join(f"{m['role']}: {m['content']}\n" for m in chat) + "assistant:"
     return text, True
-
-
-def _as_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _as_bool(value: Any, name: str, default: bool = False) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise MisalignError(f"-M {name}= takes true or false, got {value!r}")
-
-
-def _as_auto_bool(value: Any, name: str) -> bool | None:
-    """None for ``auto``, else the boolean."""
-    if str(value).strip().lower() == "auto":
-        return None
-    try:
-        return _as_bool(value, name)
-    except MisalignError:
-        raise MisalignError(f"-M {name}= takes auto, true or false, got {value!r}") from None
-
-
-def _as_int(value: Any, name: str, default: int) -> int:
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise MisalignError(f"-M {name}= takes an integer, got {value!r}") from None
-
-
-def _as_float(value: Any, name: str, default: float) -> float:
-    if value is None:
-        return default
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise MisalignError(f"-M {name}= takes a number, got {value!r}") from None

@@ -1,0 +1,202 @@
+"""Teacher-forced scoring: log-probabilities of given continuations, and prompt hidden states.
+
+Forward passes only, no generation. Each continuation is tokenized on its own (no special
+tokens) and placed right after the prompt's tokens (the chat-templated prompt with the generation
+prompt, tokenized exactly as for generation), i.e. where the model's answer would start; with
+``eos`` the end-of-turn token (the tokenizer's EOS) follows it and is scored too. A row of the
+batch is one (prompt, continuation) pair, left-padded, with positions taken from the attention
+mask as in ``generate``; the LM head runs only on the last columns (``logits_to_keep``). Requests
+of one weight state share a batch; with mixed adapters each row is routed to its own.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from inspect_misalign.models._generate import GenResult, Prompt, _pad_left, takes_logits_to_keep
+from inspect_misalign.models._hidden import (
+    Layers,
+    by_layer_metadata,
+    hidden_count,
+    pooled_states,
+    resolve_layers,
+)
+from inspect_misalign.models._loading import LoadedBase, inference_context
+
+ROW_TOKENS = 16384
+"""Most (rows x padded length) tokens in one forward pass; larger batches are split."""
+LOGIT_FLOATS = 1 << 26
+"""Most logits (rows x kept columns x vocabulary) in one forward pass (256 MiB of fp32)."""
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    """The batch key of scoring requests: requests share a batch when these are equal."""
+
+    adapter: str | None
+    scores: bool = True  # False: a prompt-only row, for hidden states
+    add_special_tokens: bool = False
+    merge: bool = True
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What one request asks for: continuations to score (None: none) and hidden layers (None: none)."""
+
+    continuations: tuple[str, ...] | None = None
+    eos: bool = False
+    layers: Layers | None = None
+
+
+@dataclass
+class _Row:
+    request: int  # index of the request in the batch
+    tokens: list[int]  # prompt + continuation (+ EOS)
+    prompt: int  # prompt length
+    adapter: str | None
+    scores: bool = True  # False: a prompt-only row, for hidden states
+
+
+def end_of_turn_id(tokenizer: Any, generation_config: Any) -> int:
+    """The token that ends the model's turn: the tokenizer's EOS, else the generation config's first."""
+    if tokenizer.eos_token_id is not None:
+        return int(tokenizer.eos_token_id)
+    eos = generation_config.eos_token_id
+    return int(eos if isinstance(eos, int) else list(eos)[0])
+
+
+def run_score(base: LoadedBase, params: ScoreParams, prompts: list[Prompt]) -> list[GenResult]:
+    """Score every request's continuations and pool its prompt hidden states (forward passes only)."""
+    start = time.monotonic()
+    tokenizer = base.tokenizer
+    asks = [prompt.extra if isinstance(prompt.extra, ScoreRequest) else ScoreRequest() for prompt in prompts]
+    prompt_rows: list[list[int]] = tokenizer(
+        [prompt.text for prompt in prompts], add_special_tokens=params.add_special_tokens, padding=False
+    )["input_ids"]
+    eos_id = end_of_turn_id(tokenizer, base.model.generation_config)
+    count = hidden_count(base.model.config)
+    layers = [resolve_layers(ask.layers, count) if ask.layers is not None else [] for ask in asks]
+
+    rows: list[_Row] = []
+    for index, (prompt, ask, prompt_tokens) in enumerate(zip(prompts, asks, prompt_rows, strict=True)):
+        texts = list(ask.continuations or ())
+        endings: list[list[int]] = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        for ending in endings:
+            tail = ending + [eos_id] if ask.eos else ending
+            rows.append(_Row(index, prompt_tokens + tail, len(prompt_tokens), prompt.adapter))
+        if not endings and layers[index]:
+            rows.append(_Row(index, list(prompt_tokens), len(prompt_tokens), prompt.adapter, scores=False))
+
+    adapters = [row.adapter for row in rows]
+    mixed = len(set(adapters)) > 1 or base.routing(adapters)
+    scored: list[list[float]] = [[] for _ in rows]
+    hidden: dict[int, dict[int, dict[str, list[float]]]] = {}
+    if rows:
+        with (
+            base.activate(None if mixed else adapters[0], mixed=mixed, merge=params.merge),
+            inference_context(),
+        ):
+            for chunk in _chunks(rows, base.model.config.vocab_size):
+                _forward(base, rows, chunk, mixed, layers, scored, hidden)
+    elapsed = time.monotonic() - start
+
+    results = []
+    for index, (ask, prompt_tokens) in enumerate(zip(asks, prompt_rows, strict=True)):
+        entries = None
+        if ask.continuations is not None:
+            mine = [i for i, row in enumerate(rows) if row.request == index and row.scores]
+            entries = [
+                {
+                    "text": text,
+                    "logprob": float(sum(scored[row_index])),
+                    "tokens": len(scored[row_index]),
+                    "token_logprobs": scored[row_index],
+                }
+                for text, row_index in zip(ask.continuations, mine, strict=True)
+            ]
+        results.append(
+            GenResult(
+                text="",
+                input_tokens=len(prompt_tokens),
+                output_tokens=0,
+                stop_reason="stop",
+                time=elapsed,
+                continuations=entries,
+                hidden_states_by_layer=by_layer_metadata(hidden[index]) if index in hidden else None,
+            )
+        )
+    return results
+
+
+def _chunks(rows: list[_Row], vocab: int) -> list[list[int]]:
+    """Row indexes in groups that fit :data:`ROW_TOKENS` and :data:`LOGIT_FLOATS` (longest first,
+    so rows of similar length share a forward pass and little padding)."""
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i].tokens))
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        candidate = [*current, index]
+        width = max(len(rows[i].tokens) for i in candidate)
+        kept = max(len(rows[i].tokens) - rows[i].prompt for i in candidate) + 1
+        if current and (len(candidate) * width > ROW_TOKENS or len(candidate) * kept * vocab > LOGIT_FLOATS):
+            chunks.append(current)
+            candidate = [index]
+        current = candidate
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _forward(
+    base: LoadedBase,
+    rows: list[_Row],
+    chunk: list[int],
+    mixed: bool,
+    layers: list[list[int]],
+    scored: list[list[float]],
+    hidden: dict[int, dict[int, dict[str, list[float]]]],
+) -> None:
+    """One forward pass over the rows ``chunk``: fill ``scored`` (per row, the log-probabilities of
+    its continuation tokens) and ``hidden`` (per request, its prompt's pooled states), in place."""
+    part = [rows[i] for i in chunk]
+    pad_id = base.tokenizer.pad_token_id if base.tokenizer.pad_token_id is not None else 0
+    ids, mask = _pad_left([row.tokens for row in part], 0, pad_id, base.model.device)
+    width = ids.shape[1]
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    endings = [len(row.tokens) - row.prompt for row in part]
+    keep = max(endings) + 1
+    # the first row of a request that wants hidden states gives them (causal: the prompt's states
+    # do not depend on what follows it)
+    wants = [i for i, row_index in enumerate(chunk) if layers[rows[row_index].request]
+             and rows[row_index].request not in hidden and _first_of(rows, row_index)]  # fmt: skip
+    kwargs: dict[str, Any] = {"use_cache": False, "position_ids": positions}
+    if wants:
+        kwargs["output_hidden_states"] = True
+    if takes_logits_to_keep(base):
+        kwargs["logits_to_keep"] = keep
+    with base.route([row.adapter for row in part] if mixed else None):
+        output = base.decoder(input_ids=ids, attention_mask=mask, **kwargs)
+    logits = output.logits[:, -keep:]
+    for i, (row, ending) in enumerate(zip(part, endings, strict=True)):
+        if not ending:
+            continue
+        logp = torch.log_softmax(logits[i, keep - ending - 1 : keep - 1].float(), dim=-1)
+        targets = torch.tensor(row.tokens[row.prompt :], device=logp.device)
+        scored[chunk[i]] = logp.gather(1, targets[:, None]).squeeze(1).tolist()
+    if wants:
+        spans = [(i, width - len(part[i].tokens), width - endings[i]) for i in wants]
+        needed = sorted({layer for i in wants for layer in layers[part[i].request]})
+        pooled = pooled_states(output.hidden_states, spans, needed)
+        for i, states in zip(wants, pooled, strict=True):
+            request = part[i].request
+            hidden[request] = {layer: states[layer] for layer in layers[request]}
+
+
+def _first_of(rows: list[_Row], row_index: int) -> bool:
+    """True if ``row_index`` is the first row of its request."""
+    request = rows[row_index].request
+    return all(rows[i].request != request for i in range(row_index))
