@@ -136,3 +136,27 @@ def test_model_without_hidden_states(tmp_path) -> None:
 def test_bad_arguments(args, fragment) -> None:
     with pytest.raises(MisalignError, match=fragment):
         context_probe(cue="tag", **args)
+
+
+def test_tiny_model_sees_the_tag(tiny_model_dir, tmp_path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log = run(context_probe(cue="tag", max_prompts=12), tmp_path, model=f"misalign/{tiny_model_dir}")
+    assert log.status == "success", log.error
+    m = metrics(log)
+    assert m["headline_layer"] == 1 and m["auc"] > 0.9  # 2 blocks: hidden states 0, 1, 2
+    assert {"auc_layer_0", "auc_layer_2"} <= set(m)
+    # the stored features are the mean-pooled states of an independent forward pass
+    sample = log.samples[0]
+    features = sample.scores["probe_features"].metadata["features"]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    chat = [{"role": m.role, "content": m.text} for m in sample.input]
+    prompt = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        states = model(ids, output_hidden_states=True).hidden_states
+    for layer in ("0", "1", "2"):
+        expected = states[int(layer)][0].mean(dim=0).numpy()
+        assert np.allclose(decode_vector(features[layer]), expected, rtol=2e-3, atol=2e-3)
