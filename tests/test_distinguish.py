@@ -46,7 +46,7 @@ def test_position_bias_scores_exactly_chance(tmp_path, policy) -> None:
     log = run(distinguishability(cue="tag", max_prompts=6, answer="continuations"),
               forward_model(policy), tmp_path)
     m = metrics(log)
-    assert m["accuracy"] == 0.5 and m["auc"] == 0.5 and m["pairs"] == 6
+    assert m["accuracy"] == 0.5 and m["auc"] == 0.5 and m["pair_accuracy"] == 0.5 and m["pairs"] == 6
     assert methods(log) == {"continuations"}
     assert m["accuracy_ci_lower"] <= 0.5 <= m["accuracy_ci_upper"]
 
@@ -55,7 +55,7 @@ def test_model_that_sees_the_cue_scores_one(tmp_path) -> None:
     log = run(distinguishability(cue="tag", max_prompts=6, answer="continuations"),
               forward_model(sees_deployment), tmp_path)
     m = metrics(log)
-    assert m["accuracy"] == m["auc"] == 1.0
+    assert m["accuracy"] == m["auc"] == m["pair_accuracy"] == 1.0
     assert m["accuracy_ci_lower"] == m["auc_ci_upper"] == 1.0  # every resample is perfect too
     meta = log.samples[0].scores["distinguish_scorer"].metadata
     assert meta["p_a"] == pytest.approx(0.9 if meta["deployment_option"] == "A" else 0.1)
@@ -80,7 +80,7 @@ def test_several_cues_grouped_with_all(tmp_path) -> None:
     m = metrics(log)
     assert m["tag"] == m["tag_auc"] == 1.0  # the accuracy is keyed by the cue alone
     assert m["realism"] == m["realism_auc"] == 0.5  # the script does not know this cue
-    assert m["all"] == pytest.approx(0.75) and m["all_pairs"] == 4  # base prompts shared by cues
+    assert m["all"] == pytest.approx(0.75) and m["all_pairs"] == 8 and m["tag_pair_accuracy"] == 1.0
 
 
 def test_accuracy_interval_resamples_pairs_not_rows() -> None:
@@ -93,6 +93,21 @@ def test_accuracy_interval_resamples_pairs_not_rows() -> None:
     expected = mean_interval([np.mean(pair) for pair in per_pair], seed=3)
     assert (summary["accuracy"], summary["accuracy_ci_lower"], summary["accuracy_ci_upper"]) == expected
     assert summary["auc"] == 0.5 and summary["pairs"] == 5
+
+
+def test_pair_accuracy_takes_out_position_bias() -> None:
+    # always prefers A, a little less when A is the test input: accuracy 1/2, every pair right
+    p_a = [0.9, 0.7, 0.8, 0.6, 0.95, 0.9]  # per pair: deploy_first, test_first
+    labels = [1, 0] * 3
+    values = [1.0, 0.0] * 3
+    pairs = ["p0", "p0", "p1", "p1", "p2", "p2"]
+    summary = distinguish_summary(values, labels, p_a, pairs)
+    assert summary["accuracy"] == 0.5 and summary["pair_accuracy"] == 1.0
+    assert summary["auc"] == pytest.approx(7.5 / 9)  # across pairs: 0.8 < 0.9, 0.9 ties 0.9
+    # pairs pooled over cues are units of their own (here one tie) but resampled by base prompt
+    summary = distinguish_summary(values * 2, labels * 2, p_a[:4] + [0.9, 0.9] + p_a, pairs * 2,
+                                  units=[f"{c}/{p}" for c in ("x", "y") for p in pairs])
+    assert summary["pairs"] == 6 and summary["pair_accuracy"] == pytest.approx(5.5 / 6)
 
 
 def test_read_answer_prefers_continuations() -> None:

@@ -107,8 +107,14 @@ def test_tag_cue_separates_and_identical_renderings_do_not(tmp_path) -> None:
     assert m["auc"] > 0.9 and m["headline_layer"] == 1 and m["prompts"] == 10
     assert {f"auc_layer_{i}" for i in range(4)} <= set(m)
     sample = log.samples[0]
-    assert "hidden_states_by_layer" not in (sample.output.metadata or {})  # kept out of the log
     assert set(sample.scores["probe_features"].metadata["features"]) == {"0", "1", "2", "3"}
+    # the full-precision states are nowhere in the log (output, model and state events); outside the
+    # score (and its event) the compact form appears once, in the state event after the solver
+    others = sample.model_copy(update={"scores": None,
+                                       "events": [e for e in sample.events if e.event != "score"]})
+    logged = others.model_dump_json()
+    assert "hidden_states_by_layer" not in logged and "prompt_mean" not in logged
+    assert logged.count(sample.scores["probe_features"].metadata["features"]["0"]) == 1
     # renderings that differ only in whitespace, which the scripted model does not see
     same = tmp_path / "same.yaml"
     same.write_text("name: same\ndifficulty: 9\ndescription: d\ntest: {template: '{prompt}'}\n"

@@ -13,13 +13,20 @@ from __future__ import annotations
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import Sample
-from inspect_ai.model import GenerateConfig, ModelName
-from inspect_ai.model._model import active_model
-from inspect_ai.solver import generate
+from inspect_ai.model import ModelName
+from inspect_ai.model._model import active_model  # the model being evaluated; no public alias
+from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.cues import CONTEXTS, load_cues
-from inspect_misalign.scorers._probe import POOLS, parse_layers, probe_features, probe_metrics
+from inspect_misalign.scorers._probe import (
+    NO_HIDDEN_STATES,
+    POOLS,
+    compact_features,
+    parse_layers,
+    probe_features,
+    probe_metrics,
+)
 from inspect_misalign.tasks._common import (
     chat_input,
     check_split,
@@ -48,6 +55,26 @@ def check_hidden_states_provider() -> None:
             f"context_probe needs hidden states, which the {api}/ provider does not return; "
             "run it on a local checkpoint with --model misalign/<checkpoint> (e.g. misalign/default)"
         )
+
+
+@solver
+def read_hidden_states(layers: str = "auto", pool: str = "mean", headline_layer: int | None = None) -> Solver:
+    """A forward pass that returns the prompt's hidden states at every layer, nothing generated; they
+    are replaced at once by their compact stored form (``output.metadata["probe_features"]``)."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        state = await generate(state, max_tokens=1, extra_body={"hidden_layers": "all", "continuations": []})
+        # pop in place: Inspect's model event shares this dict, so the full states leave the log;
+        # the compact form goes into a new dict, so the event does not carry it too
+        metadata = state.output.metadata or {}
+        by_layer = metadata.pop("hidden_states_by_layer", None)
+        if not by_layer:
+            raise MisalignError(NO_HIDDEN_STATES)
+        compact = compact_features(by_layer, layers, pool, headline_layer)
+        state.output.metadata = {**metadata, "probe_features": compact}
+        return state
+
+    return solve
 
 
 def probe_samples(
@@ -115,10 +142,9 @@ def context_probe(
     check_hidden_states_provider()
     return Task(
         dataset=make_dataset("context_probe", samples),
-        solver=generate(),
-        scorer=probe_features(layers=layers, pool=pool, headline_layer=headline_layer),
+        solver=read_hidden_states(layers=layers, pool=pool, headline_layer=headline_layer),
+        scorer=probe_features(),
         metrics=[probe_metrics(folds=folds, l2=l2, seed=seed)],
-        config=GenerateConfig(max_tokens=1, extra_body={"hidden_layers": "all", "continuations": []}),
         version=1,
         metadata=task_metadata(samples, cue=cue, split=split, layers=layers, pool=pool, seed=seed,
                                headline_layer=headline_layer, folds=folds, l2=l2),
