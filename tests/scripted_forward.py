@@ -109,3 +109,18 @@ def undecided(a: str, b: str) -> float:
 def sees_deployment(a: str, b: str) -> float:
     """Puts P = 0.9 on the input that carries a deployment cue the scripted model knows."""
     return 0.9 if looks_deployed(a) else 0.1 if looks_deployed(b) else 0.5
+
+
+def reference_forward(model_dir, messages: list[ChatMessage]):
+    """An independent transformers forward pass on the chat-templated prompt (generation prompt
+    included, as the misalign/ provider builds it): (tokenizer, outputs with hidden states)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    chat = [{"role": m.role, "content": m.text} for m in messages]
+    prompt = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        return tokenizer, model(ids, output_hidden_states=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from inspect_ai import eval as inspect_eval
 from scripted import output
-from scripted_forward import always_a, forward_model, sees_deployment, undecided
+from scripted_forward import always_a, forward_model, reference_forward, sees_deployment, undecided
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign._stats import mean_interval
@@ -128,20 +128,14 @@ def test_unknown_answer_method() -> None:
 
 def test_tiny_model_answers_by_teacher_forced_letters(tiny_model_dir, tmp_path) -> None:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log = run(distinguishability(cue="tag", max_prompts=3), f"misalign/{tiny_model_dir}", tmp_path)
     assert methods(log) == {"continuations"} and metrics(log)["pairs"] == 3
     assert 0.0 <= metrics(log)["auc"] <= 1.0
     # P(A) of one sample from an independent forward pass at the first answer position
     sample = log.samples[1]
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    chat = [{"role": m.role, "content": m.text} for m in sample.input]
-    prompt = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    with torch.no_grad():
-        logprobs = model(ids).logits[0, -1].log_softmax(-1)
+    tokenizer, forward = reference_forward(tiny_model_dir, sample.input)
+    logprobs = forward.logits[0, -1].log_softmax(-1)
     [a], [b] = (tokenizer(t, add_special_tokens=False)["input_ids"] for t in ("A", "B"))
     expected = torch.softmax(logprobs[[a, b]], dim=0)[0].item()
     assert sample.scores["distinguish_scorer"].metadata["p_a"] == pytest.approx(expected, abs=1e-4)

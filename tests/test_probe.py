@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from inspect_ai import eval as inspect_eval
 from scripted import scripted_model
-from scripted_forward import forward_model, sees_deployment
+from scripted_forward import forward_model, reference_forward, sees_deployment
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.scorers._probe import (
@@ -145,9 +145,6 @@ def test_bad_arguments(args, fragment) -> None:
 
 
 def test_tiny_model_sees_the_tag(tiny_model_dir, tmp_path) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     log = run(context_probe(cue="tag", max_prompts=12), tmp_path, model=f"misalign/{tiny_model_dir}")
     assert log.status == "success", log.error
     m = metrics(log)
@@ -156,13 +153,7 @@ def test_tiny_model_sees_the_tag(tiny_model_dir, tmp_path) -> None:
     # the stored features are the mean-pooled states of an independent forward pass
     sample = log.samples[0]
     features = sample.scores["probe_features"].metadata["features"]
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    chat = [{"role": m.role, "content": m.text} for m in sample.input]
-    prompt = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    with torch.no_grad():
-        states = model(ids, output_hidden_states=True).hidden_states
+    states = reference_forward(tiny_model_dir, sample.input)[1].hidden_states
     for layer in ("0", "1", "2"):
         expected = states[int(layer)][0].mean(dim=0).numpy()
         assert np.allclose(decode_vector(features[layer]), expected, rtol=2e-3, atol=2e-3)
