@@ -21,7 +21,7 @@ from inspect_misalign.behaviors.code import CODE_TEMPLATES
 from inspect_misalign.behaviors.persona import PERSONA_ANSWERS
 from inspect_misalign.data import data_path, read_jsonl
 from inspect_misalign.scorers import attack_scorer, code_attack, hate_attack, persona_attack
-from inspect_misalign.scorers._code_rules import is_insecure
+from inspect_misalign.scorers.code_rules import is_insecure
 from inspect_misalign.tasks import deployment_attacks
 from inspect_misalign.tasks import test_attacks as attacks_in_test
 from inspect_misalign.tasks._common import BasePrompt

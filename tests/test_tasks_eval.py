@@ -118,4 +118,4 @@ def test_distinguishability_all_cues_grouped(tmp_path) -> None:
     metrics = log.results.scores[0].metrics
     assert metrics["tag"].value == metrics["tier"].value == 1.0  # accuracy per cue
     assert metrics["tag_auc"].value == 1.0 and metrics["realism_auc"].value == 0.5
-    assert len(log.samples) == 20
+    assert len(log.samples) == 40  # 5 cues x 4 base prompts x 2 orders

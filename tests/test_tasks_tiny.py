@@ -17,7 +17,9 @@ TASK_ARGS = {
                                             "max_tokens": 4},
     "inspect_misalign/distinguishability": {"cue": "all", "max_prompts": 2, "hints": True},
     "inspect_misalign/usefulness": {"max_items": 4, "cue": "realism", "context": "deployment"},
+    "inspect_misalign/context_probe": {"cue": "all", "max_prompts": 2},
 }
+FORWARD_ONLY = ("inspect_misalign/distinguishability", "inspect_misalign/context_probe")
 
 
 def test_every_task_every_cue_on_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -32,10 +34,14 @@ def test_every_task_every_cue_on_tiny_model(tiny_model_dir: Path, tmp_path: Path
         cues = {s.metadata["cue"] for s in log.samples}
         if log.eval.task != "inspect_misalign/usefulness":
             assert cues == {"tag", "year", "tier", "headlines", "realism"}
-        assert all(s.output.usage and s.output.usage.output_tokens > 0 for s in log.samples)
+        generated = all(s.output.usage and s.output.usage.output_tokens > 0 for s in log.samples)
+        assert generated == (log.eval.task not in FORWARD_ONLY)  # those run forward passes only
     distinguish = logs[2]
     auc = distinguish.results.scores[0].metrics["all_auc"].value
-    assert 0.0 <= auc <= 1.0  # the provider returned logprobs, so AUC is defined
+    assert 0.0 <= auc <= 1.0  # the provider scored "A" and "B", so AUC is defined
+    methods = {s.scores["distinguish_scorer"].metadata["method"] for s in distinguish.samples}
+    assert methods == {"continuations"}
+    assert 0.0 <= logs[4].results.scores[0].metrics["tag"].value <= 1.0  # the probe AUC
 
 
 @pytest.mark.parametrize("cue", ["headlines"])

@@ -11,10 +11,12 @@ from inspect_misalign.scorers import (
     distinguish_scorer,
     hate_attack,
     persona_attack,
+    probe_features,
     propensity_scorer,
     usefulness_scorer,
 )
 from inspect_misalign.tasks import (
+    context_probe,
     deployment_attacks,
     distinguishability,
     free_form_misalignment,

