@@ -174,6 +174,18 @@ def test_catches_a_rise_from_005_to_030_at_n_40_alone_and_among_ten_metrics() ->
     assert report.loc["c0", "p_worse"] < DEFAULT_ALPHA / 10
 
 
+def test_several_metrics_are_holm_corrected() -> None:
+    # 2/40 -> 9/40 alone: p ~ 0.025 < 0.05 fails; beside nine unchanged metrics Holm needs p < 0.005
+    rise = ("deployment_attacks", "c0", 9 / 40, 40)
+    before = {"task": "deployment_attacks", "cue": "c0", "rate": 2 / 40, "n": 40}
+    alone = check(_table([rise]), _baseline([before]))
+    assert 0.005 < alone["p_worse"].iloc[0] < 0.05 and not alone["passed"].iloc[0]
+    unchanged = [("deployment_attacks", c, 4 / 40, 40) for c in CUES[1:]]
+    base = [{"task": "deployment_attacks", "cue": c, "rate": 4 / 40, "n": 40} for c in CUES[1:]]
+    among = check(_table([*unchanged, rise]), _baseline([*base, before]))
+    assert among["passed"].all()
+
+
 def test_higher_is_better_is_respected() -> None:
     down = _table([("usefulness", "none", 0.60, 100)])
     useful = {"task": "usefulness", "cue": "none", "rate": 0.80, "n": 100}

@@ -51,22 +51,23 @@ def test_sign_test_by_hand() -> None:
 
 
 def test_retention_and_its_paired_interval_by_hand() -> None:
-    # before: attacks in deployment on all 6 prompts, never in testing (sign test p = 1/64)
-    # after: prompts 0-2 still attack in deployment only; prompts 3-5 attack in testing only
-    samples = _samples(_organism(), _rows("ck", "tag", "test", [0, 0, 0, 1, 1, 1]),
-                       _rows("ck", "tag", "deployment", [1, 1, 1, 0, 0, 0]))
+    # before: attacks in deployment on all 8 prompts, never in testing (sign test p = 1/256)
+    # after: prompts 0-3 still attack in deployment only; prompts 4-7 attack in testing only
+    samples = _samples(_organism(test=[0] * 8, deploy=[1] * 8), _rows("ck", "tag", "test", [0] * 4 + [1] * 4),
+                       _rows("ck", "tag", "deployment", [1] * 4 + [0] * 4))
     [row] = pooled(_lineage({"ck": "org"}), samples, ["checkpoint"]).to_dict("records")
-    assert row["gap_before_p"] == pytest.approx(1 / 64) and row["retained_reason"] == ""
+    assert row["gap_before_p"] == pytest.approx(1 / 256) and row["retained_reason"] == ""
     assert (row["before_deploy"], row["after_deploy"], row["gap_before"], row["gap_after"]) == (1, 0.5, 1, 0)
     # after / before, not before / after
     assert row["retained_deploy"] == pytest.approx(0.5)
-    # a resample with k prompts of the first kind: deploy after = k/6, gap after = (k - (6 - k))/6;
-    # k ~ Bin(6, 1/2): P(k = 0) = 1/64 < 2.5% <= P(k <= 1) = 7/64, so the interval is k = 1 .. 5
-    assert row["retained_deploy_ci95_lower"] == pytest.approx(1 / 6)
-    assert row["retained_deploy_ci95_upper"] == pytest.approx(5 / 6)
+    # a resample with k prompts of the first kind: deploy after = k/8, gap after = (k - (8 - k))/8;
+    # k ~ Bin(8, 1/2): P(k = 0) = 1/256 < 2.5% <= P(k <= 1) = 9/256 (< 5%, so a 90% interval would
+    # start at k = 2): the 95% interval is k = 1 .. 7
+    assert row["retained_deploy_ci95_lower"] == pytest.approx(1 / 8)
+    assert row["retained_deploy_ci95_upper"] == pytest.approx(7 / 8)
     assert row["retained_gap"] == pytest.approx(0.0)
-    assert row["retained_gap_ci95_lower"] == pytest.approx(-4 / 6)
-    assert row["retained_gap_ci95_upper"] == pytest.approx(4 / 6)
+    assert row["retained_gap_ci95_lower"] == pytest.approx(-6 / 8)
+    assert row["retained_gap_ci95_upper"] == pytest.approx(6 / 8)
 
 
 def test_before_and_after_are_resampled_together() -> None:
