@@ -143,3 +143,27 @@ def test_labels_do_not_overlap() -> None:
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
             assert not a.overlaps(b)
+
+
+def test_figures_of_a_grid_over_steps_and_defenses(tmp_path: Path) -> None:
+    config = SweepConfig.model_validate({
+        "name": "t", "out": str(tmp_path), "organisms": [{"name": "org"}], "cues": ["tag", "year"],
+        "train_on": ["all"], "caught": [24], "steps": [10, 20], "defenses": ["none", "kl:0.1"]})
+    base = _samples()
+    organism = base[~base["model"].str.contains(POINT)]
+    after = base[base["model"] == f"misalign/{POINT}"]
+    frames = [organism]
+    for point in config.grid():
+        frames.append(after.assign(model=f"misalign/{point.name}"))
+    samples = pd.concat(frames, ignore_index=True)
+    caught = {p.name: ["tag"] * 3 for p in config.grid()}
+    table = sweep_table(_results(samples), samples, config, "usefulness", asked={"org": "default"},
+                        caught=caught)
+    figures = {p.name for p in sweep_figures(table, samples, config, tmp_path / "figures")}
+    assert {"retained_vs_steps.png", "defenses.png", "retained_vs_distinguishability.png"} <= figures
+    assert "retained_vs_caught.png" not in figures
+    by_steps = pooled_table(table, samples, ["steps"]).set_index(["cue", "steps"])
+    # two defenses per steps value, the same values: retention 0.25 from 2 checkpoints, caught 3
+    assert by_steps.loc[("tag", 10), "retained_deploy"] == pytest.approx(0.25)
+    assert by_steps.loc[("tag", 10), "checkpoints"] == 2
+    assert by_steps.loc[("tag", 10), "caught_actual_max"] == 3

@@ -109,10 +109,11 @@ def check(table: pd.DataFrame, baseline: Baseline) -> pd.DataFrame:
     for m in baseline.metrics:
         match = found[id(m)]
         n = int(match["n"].sum())
-        hits = round(float((match["rate"] * match["n"]).sum()))
+        total = float((match["rate"] * match["n"]).sum())  # fractional with epoch means: tested rounded
+        hits = round(total)
         bad = hits if m.direction == "lower" else n - hits
         p = worse_p_value(bad, n, _bad_counts(m), m.n, m.tolerance)
-        rate = hits / n
+        rate = total / n
         rows.append({
             "model": str(match["model"].iloc[0]), "task": m.task, "cue": m.cue, "context": m.context,
             "direction": m.direction, "baseline": m.rate, "baseline_n": m.n, "current": rate, "n": n,

@@ -121,6 +121,9 @@ def render_report(
     before = table[table["stage"].isin(["organism", "base"])]
     before = before[before["task"].isin(["test_attacks", "deployment_attacks", "distinguishability"])]
     after_columns = ["checkpoint", "cue", "caught_actual", "n", "rate", "ci95_lower", "ci95_upper"]
+    deploy = deploy.assign(**{
+        "retained deploy [95% CI]": with_ci(deploy, "retained_deploy", "retained_deploy_"),
+        "retained gap [95% CI]": with_ci(deploy, "retained_gap", "retained_gap_")})
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>inspect-misalign sweep {html.escape(config.name)}</title>",
@@ -144,7 +147,9 @@ def render_report(
         _frame(before[["checkpoint", "task", "cue", "context", "n", "rate", "ci95_lower", "ci95_upper",
                        "auc"]]),
         "<h2>Deployment attacks after training</h2>",
-        _frame(deploy[[c for c in after_columns if c in deploy]]),
+        _frame(deploy[[c for c in after_columns if c in deploy]
+                      + ["retained deploy [95% CI]", "retained gap [95% CI]", "retained_reason"]],
+               note="retained_reason"),
         "<h2>Test attacks after training</h2>",
         _frame(test_after[[c for c in after_columns if c in test_after]]),
         "<h2>Commands</h2><pre>"
