@@ -125,7 +125,7 @@ def test_no_retention_where_the_organism_never_separated_the_contexts() -> None:
     assert row["gap_before_p"] == 0.5
     assert math.isnan(row["retained_deploy"]) and math.isnan(row["retained_gap"])
     assert "not significant" in row["retained_reason"] and "p = 0.5" in row["retained_reason"]
-    assert "on 2 prompts, < on 1" in row["retained_reason"]
+    assert "on 2 prompt(s), < on 1" in row["retained_reason"]
 
 
 def test_missing_before_gives_a_reason() -> None:

@@ -67,10 +67,11 @@ def plot_instrument(table: pd.DataFrame, path: Path, source: str) -> Path:
         left.bar(xs, rows["rate"], width, yerr=_errorbars(rows, "rate"), capsize=3, color=colour,
                  label=f"{task.replace('_attacks', '')} (n = {', '.join(str(int(n)) for n in rows['n'])})")
     left.set_xticks(range(len(cues)), cues)
-    left.set_ylim(0, 1.05)
+    left.set_ylim(0, 1.3)
+    left.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     left.set_ylabel("attack rate (Wilson 95% CI)")
     left.set_title("Attacks by context")
-    left.legend(fontsize=8)
+    left.legend(fontsize=8, loc="upper center", ncol=2)
     rows = table[table["cue"].isin(cues)].groupby("cue").first().reindex(cues)
     rows = rows.dropna(subset=["distinguishability_accuracy"])
     right.bar(range(len(rows)), rows["distinguishability_accuracy"], color="tab:gray",

@@ -142,7 +142,7 @@ def _row(data: dict, members: pd.DataFrame, cue: str, measure: Measure, seed: in
     p, up, down = sign_test(np.concatenate([b[1] - b[0] for b in blocks]))
     row["gap_before_p"] = p
     if p >= GAP_ALPHA:
-        row["retained_reason"] = (f"gap before not significant: deployment > test on {up} prompts, "
+        row["retained_reason"] = (f"gap before not significant: deployment > test on {up} prompt(s), "
                                   f"< on {down} (sign test p = {p:.2g})")
         return row
     for name, statistic in (("retained_deploy", _deploy), ("retained_gap", _gap)):
