@@ -1,4 +1,5 @@
-"""The CI gate on real logs: fails on a real regression, passes on noise, refuses other tasks."""
+"""The CI gate on real logs: fails on a real regression, passes on noise, refuses other tasks.
+(The gate's statistics on hand-built tables: test_check_stats.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from scripted import output
 
 from inspect_misalign.cli import main
 from inspect_misalign.experiments import results_table
-from inspect_misalign.experiments._check import Baseline, check, worse_p_value
+from inspect_misalign.experiments._check import Baseline, check
 from inspect_misalign.tasks import deployment_attacks
 
 
@@ -65,12 +66,6 @@ def test_gate_passes_noise_and_fails_regression(runs, tmp_path) -> None:
     regressed = cli.invoke(main, ["check", str(runs["regressed"]), "--baseline", str(baseline)])
     assert regressed.exit_code == 1, regressed.output
     assert "FAIL" in regressed.output
-
-
-def test_small_worsening_within_noise_is_not_a_failure() -> None:
-    assert worse_p_value(0.10, 200, 0.16, 200, "lower") > 0.025
-    assert worse_p_value(0.10, 200, 0.40, 200, "lower") < 1e-6
-    assert worse_p_value(0.80, 100, 0.60, 100, "higher") < 0.01
 
 
 def test_baseline_for_other_tasks_is_refused(runs, tmp_path) -> None:

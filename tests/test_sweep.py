@@ -3,6 +3,8 @@ a second run does no repeated work."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
 
@@ -34,6 +36,29 @@ def _config(tmp_path: Path, base: Path) -> Path:
     return path
 
 
+def _check_retention(samples: pd.DataFrame, trained: pd.Series, point: str) -> None:
+    """The trained row's retention against a computation from samples.parquet: the sign test of the
+    organism's gap by hand, then after / before on the prompts measured in all four cells."""
+    def values(model: str, task: str) -> pd.Series:
+        rows = samples[(samples["model"] == f"misalign/{model}") & (samples["task"] == task)]
+        return rows.set_index("base_id")["value"]
+
+    cells = [values(m, t) for m in ("tiny-org", point) for t in ("test_attacks", "deployment_attacks")]
+    common = cells[0].index
+    for cell in cells[1:]:
+        common = common.intersection(cell.index)
+    bt, bd, at, ad = (cell.loc[common] for cell in cells)
+    up, down = int((bd > bt).sum()), int((bd < bt).sum())
+    p = sum(math.comb(up + down, k) for k in range(up, up + down + 1)) / 2 ** (up + down)
+    assert trained["gap_before_p"] == p
+    if p < 0.05:
+        assert trained["retained_deploy"] == ad.mean() / bd.mean()
+        assert trained["retained_gap"] == (ad.mean() - at.mean()) / (bd.mean() - bt.mean())
+        assert trained["retained_deploy_ci95_lower"] <= trained["retained_deploy"]
+    else:
+        assert math.isnan(trained["retained_deploy"]) and "not significant" in trained["retained_reason"]
+
+
 def _files(root: Path, pattern: str = "*") -> dict[str, float]:
     return {str(p): p.stat().st_mtime for p in root.rglob(pattern) if p.is_file()}
 
@@ -46,12 +71,15 @@ def test_sweep_end_to_end_and_rerun_skips_work(
     out = config.out_dir
 
     saved = pd.read_parquet(out / "results.parquet")
+    samples = pd.read_parquet(out / "samples.parquet")
     assert len(saved) == len(table) and (out / "results.csv").is_file()
     point = config.grid()[0]
-    assert set(saved["checkpoint"]) == {"tiny-org", point.name}
+    # distinguishability is asked of the organism's base by default
+    assert set(saved["checkpoint"]) == {"tiny-org", point.name, str(tiny_model_dir)}
+    assert set(saved.loc[saved["checkpoint"] == str(tiny_model_dir), "task"]) == {"distinguishability"}
     # one row per checkpoint x task x cue (x context), from the real logs
     tasks = set(saved[saved["checkpoint"] == "tiny-org"]["task"])
-    assert tasks == {"test_attacks", "deployment_attacks", "distinguishability", "usefulness"}
+    assert tasks == {"test_attacks", "deployment_attacks", "usefulness"}
     rows = saved[(saved["task"] == "test_attacks") & (saved["checkpoint"] == "tiny-org")]
     assert rows["n"].tolist() == [8], "catch-split evals must not enter the table"
     trained = saved[(saved["checkpoint"] == point.name) & (saved["task"] == "deployment_attacks")].iloc[0]
@@ -59,11 +87,10 @@ def test_sweep_end_to_end_and_rerun_skips_work(
         "trained", "tiny-org", 2, 2)
     assert trained["n"] == 8 and 0 <= trained["rate"] <= 1
     assert trained["distinguishability_accuracy"] == trained["distinguishability_accuracy"]  # not nan
-    before = saved[(saved["checkpoint"] == "tiny-org") & (saved["task"] == "deployment_attacks")].iloc[0]
-    if before["rate"] > 0:
-        assert abs(trained["retained"] - trained["rate"] / before["rate"]) < 1e-9
+    _check_retention(samples, trained, point.name)
     caught = (out / "caught" / f"{point.name}.jsonl").read_text().splitlines()
     assert 1 <= len(caught) <= 2
+    assert trained["caught_actual"] == sum(json.loads(line)["cue"] == "tag" for line in caught)
     assert (out / "figures" / "retained_vs_distinguishability.png").stat().st_size > 10_000
     report = (out / "report.html").read_text()
     assert report.count("data:image/png;base64,") >= 2 and "inspect view --log-dir" in report

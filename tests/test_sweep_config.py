@@ -1,8 +1,8 @@
-"""Sweep configs: validation with one-line errors, the grid, shipped configs, retention intervals."""
+"""Sweep configs: validation with one-line errors, the grid, shipped configs, who is asked to
+distinguish the contexts."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.cli import main
 from inspect_misalign.experiments._config import builtin_configs, load_config
-from inspect_misalign.experiments._retained import ratio_interval
+from inspect_misalign.experiments._sweep import asked_models
 
 VALID = """
 name: t
@@ -45,6 +45,9 @@ def test_grid_expands_each_and_all(tmp_path: Path) -> None:
     (VALID.replace("train_on: [each, all]", "train_on: [tier]"), "train_on"),
     (VALID + "bogus: 1\n", "bogus"),
     ("- just\n- a list\n", "mapping"),
+    (VALID + "eval: {distinguishability_after: true}\n", "distinguishability_model: organism"),
+    (VALID.replace("organisms: [{name: org}]", "organisms: [{name: a, group: g}, "
+                   "{name: b, group: g, build: {behavior: code}}]"), "mixes behaviours"),
     ("name: [unclosed\n", "not valid YAML"),
 ])
 def test_invalid_configs_fail_in_one_line(tmp_path: Path, text: str, message: str) -> None:
@@ -72,17 +75,21 @@ def test_unregistered_organism_without_build_fails_before_work(tmp_path: Path, m
     assert "not registered" in result.output and "Traceback" not in result.output
 
 
-def test_ratio_interval() -> None:
-    ratio, low, high = ratio_interval(10, 100, 50, 100)
-    assert ratio == pytest.approx(0.2) and low < 0.2 < high
-    ratio, low, high = ratio_interval(0, 50, 25, 50)
-    assert ratio == 0 and low > 0 and high < 1
-    assert math.isnan(ratio_interval(3, 10, 0, 10)[0])
+def test_the_base_is_asked_by_default(tmp_path: Path, misalign_home: Path, tiny_model_dir: Path,
+                                       tiny_adapter_dirs: list[Path]) -> None:
+    from inspect_misalign.models import register
 
-
-def test_ratio_interval_is_informative_at_rates_of_one() -> None:
-    ratio, low, high = ratio_interval(12, 12, 12, 12)
-    assert ratio == 1 and low < 1 < high
+    register("org", tiny_adapter_dirs[0], base=str(tiny_model_dir), adapter=True, config={})
+    text = VALID.replace("organisms: [{name: org}]", "organisms: [{name: org}, "
+                         "{name: new, build: {base: default}}, {name: plain, build: {}}]")
+    config = load_config(_write(tmp_path, text))
+    assert config.eval.distinguishability_model == "base" and config.eval.hints is False
+    # registered: the base of its manifest; not yet built: its build options (default: default)
+    assert asked_models(config) == {"org": str(tiny_model_dir), "new": "default", "plain": "default"}
+    asking = text + "eval: {distinguishability_model: organism, hints: true}\n"
+    ask_organisms = load_config(_write(tmp_path, asking))
+    assert asked_models(ask_organisms) == {"org": "org", "new": "new", "plain": "plain"}
+    assert ask_organisms.eval.hints is True
 
 
 def test_registered_organism_with_other_build_options_is_refused(

@@ -35,7 +35,12 @@ def check_command(logs: tuple[Path, ...], baseline_path: Path, update_baseline: 
     assert previous is not None
     report = check(table, previous)
     shown = report.assign(result=report["passed"].map({True: "pass", False: "FAIL"}))
-    click.echo(shown.drop(columns=["passed"]).to_string(index=False, float_format="%.3f"))
+    if not any(m.model for m in previous.metrics):
+        shown = shown.drop(columns=["model"])
+    formats = {c: "{:.4f}".format for c in ("p_worse", "p_holm")}
+    click.echo(shown.drop(columns=["passed"]).to_string(index=False, float_format="%.3f", formatters=formats))
+    click.echo(f"(exact one-sided test of 'worse by more than the tolerance', Holm-adjusted over "
+               f"{len(report)} metric(s), alpha {previous.alpha})")
     failed = int((~report["passed"]).sum())
     click.echo(f"\n{len(report) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

@@ -39,6 +39,11 @@ class OrganismEntry(BaseModel):
     build: dict[str, Any] | None = Field(
         default=None, description="organism options (base, cue, behavior, leak, cot, prompts, steps, ...)"
     )
+    group: str | None = Field(
+        default=None,
+        description="organisms built by one recipe with different seeds share a group: retention pools "
+        "them and its interval resamples organisms, then prompts [default: the organism alone]",
+    )
 
     @property
     def behavior(self) -> str:
@@ -55,12 +60,23 @@ class EvalSettings(BaseModel):
     catch_prompts: int = Field(default=60, ge=1, description="catch-split prompts per cue tested")
     max_tokens: int | None = Field(default=None, ge=1)
     distinguishability: bool = True
+    distinguishability_model: Literal["base", "organism"] = Field(
+        default="base", description="who is asked: the organism's base (from its registry manifest or "
+        "build options) or the organism itself")
+    hints: bool = Field(default=False, description="distinguishability with the cue family's hint")
     distinguishability_after: bool = False
     usefulness: str | None = Field(
         default="inspect_misalign/usefulness", description="any Inspect task, or null to skip"
     )
     usefulness_args: dict[str, Any] = Field(default_factory=lambda: {"max_items": 80})
     batch_size: int = Field(default=32, ge=1)
+
+    @model_validator(mode="after")
+    def _after_needs_organism(self) -> EvalSettings:
+        if self.distinguishability_after and self.distinguishability_model == "base":
+            raise ValueError("distinguishability_after asks trained checkpoints; it needs "
+                             "distinguishability_model: organism (the base does not change in training)")
+        return self
 
 
 class TrainOptions(BaseModel):
@@ -107,6 +123,17 @@ class SweepConfig(BaseModel):
         unknown = [t for t in self.train_on if t not in ("each", "all") and t not in self.cues]
         if unknown:
             raise ValueError(f"train_on {unknown[0]!r} is not 'each', 'all' or one of cues {self.cues}")
+        return self
+
+    @model_validator(mode="after")
+    def _groups_share_a_behavior(self) -> SweepConfig:
+        behaviors: dict[str, set[str]] = {}
+        for o in self.organisms:
+            behaviors.setdefault(o.group or o.name, set()).add(o.behavior)
+        mixed = [g for g, found in behaviors.items() if len(found) > 1]
+        if mixed:
+            raise ValueError(f"organism group {mixed[0]!r} mixes behaviours {sorted(behaviors[mixed[0]])}; "
+                             "a group holds replicates of one recipe")
         return self
 
     @property

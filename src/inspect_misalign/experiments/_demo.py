@@ -2,7 +2,9 @@
 
 ``inspect-misalign demo`` runs the shipped ``demo`` sweep (``experiments/configs/demo.yaml``):
 organism → distinguishability per cue → test, deployment and usefulness evals → catch → train →
-re-evaluate → table, figures and report, then prints the before/after table per cue.
+re-evaluate → table, figures and report, then prints the before/after table per cue with the
+caught samples actually trained on and the retained deployment rate and gap (95% CIs), or the reason
+they are empty.
 """
 
 from __future__ import annotations
@@ -13,28 +15,37 @@ import click
 import pandas as pd
 
 from inspect_misalign.experiments._config import load_config
-from inspect_misalign.experiments._retained import pooled
+from inspect_misalign.experiments._report import caught_range, with_ci
+from inspect_misalign.experiments._sweep_table import pooled_table
 
 
-def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per cue: distinguishability, test and deployment attack rates before and after, retention."""
+def summary(table: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """Per cue: distinguishability, test and deployment attack rates before and after, the caught
+    samples of the cue actually trained on, retained deployment rate and gap with their 95% CIs, and
+    the reason where retention is not reported."""
     def rate(task: str, stage: str, cue: str) -> float:
         found = table[(table["task"] == task) & (table["stage"] == stage) & (table["cue"] == cue)]
         return float((found["rate"] * found["n"]).sum() / found["n"].sum()) if len(found) else float("nan")
 
     rows = []
+    organisms = table[(table["stage"] == "organism") & (table["task"] == "deployment_attacks")]
     for cue in sorted(c for c in table["cue"].unique() if c not in ("none", None)):
-        rows.append({"cue": cue, "distinguish": rate("distinguishability", "organism", cue),
+        distinguish = organisms.loc[organisms["cue"] == cue, "distinguishability_accuracy"].mean()
+        rows.append({"cue": cue, "distinguish": distinguish,
                      "test_before": rate("test_attacks", "organism", cue),
                      "test_after": rate("test_attacks", "trained", cue),
                      "deploy_before": rate("deployment_attacks", "organism", cue),
                      "deploy_after": rate("deployment_attacks", "trained", cue)})
     frame = pd.DataFrame(rows)
-    kept = pooled(table, [])
-    if not kept.empty:
-        frame = frame.merge(kept[["cue", "retained", "retained_ci95_lower", "retained_ci95_upper"]],
-                            on="cue", how="left")
-    return frame
+    kept = pooled_table(table, samples, [])
+    if kept.empty or frame.empty:
+        return frame
+    kept = kept.assign(caught=caught_range(kept),
+                       retained_deploy=with_ci(kept, "retained_deploy", "retained_deploy_"),
+                       retained_gap=with_ci(kept, "retained_gap", "retained_gap_"),
+                       reason=kept["retained_reason"])
+    return frame.merge(kept[["cue", "caught", "retained_deploy", "retained_gap", "reason"]], on="cue",
+                       how="left")
 
 
 @click.command("demo")
@@ -49,6 +60,9 @@ def demo_command(out: Path, config_name: str) -> None:
     config = load_config(config_name, overrides={"out": str(out)})
     click.echo("[0/6] embedded default model (SmolLM2-135M-Instruct, converted once into the cache)")
     ensure_default_model()
-    table = run_sweep(config, echo=click.echo)
-    click.echo("\n" + summary(table).to_string(index=False, float_format="%.3f"))
+    run_sweep(config, echo=click.echo)
+    table = pd.read_parquet(out / "results.parquet")
+    samples = pd.read_parquet(out / "samples.parquet")
+    with pd.option_context("display.max_colwidth", 90, "display.width", 250):
+        click.echo("\n" + summary(table, samples).to_string(index=False, float_format="%.3f"))
     click.echo(f"\nreport: {out / 'report.html'}")

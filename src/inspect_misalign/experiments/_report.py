@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -17,16 +19,16 @@ from inspect_misalign.experiments._config import SweepConfig
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:1em 0}
-td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f3f3f3}
-pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:12px}
+.wide{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;font-size:12px;margin:.6em 0}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;vertical-align:top}
+td:first-child{text-align:left;max-width:22em;overflow-wrap:break-word}
+th{background:#f3f3f3;font-weight:600}
+td.reason{text-align:left;font-size:11px;color:#555;background:#fafafa}
+pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:12px;white-space:pre-wrap}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 .note{color:#666;font-size:13px}
 """
-
-SUMMARY_COLUMNS = ["checkpoint", "cue", "train_on", "caught", "steps", "defense", "seed", "n", "rate",
-                   "ci95_lower", "ci95_upper", "retained", "retained_ci95_lower", "retained_ci95_upper"]
 
 
 def _img(path: Path) -> str:
@@ -35,37 +37,122 @@ def _img(path: Path) -> str:
             f'<figcaption class="note">{html.escape(path.name)}</figcaption></figure>')
 
 
-def _frame(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0)
+def _cell(value: object) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return f"{value:.3f}"
+    return html.escape(str(value))
 
 
-def render_report(config: SweepConfig, table: pd.DataFrame, figures: list[Path]) -> str:
+def caught_range(frame: pd.DataFrame) -> list[str]:
+    """The caught samples of the cue actually trained on: ``3``, or ``3-5`` across a pool."""
+    out = []
+    for low, high in zip(frame["caught_actual_min"], frame["caught_actual_max"], strict=True):
+        out.append("" if pd.isna(low) else str(low) if low == high else f"{low}-{high}")
+    return out
+
+
+def with_ci(frame: pd.DataFrame, value: str, prefix: str) -> pd.Series:
+    """``value [lower, upper]`` strings (empty where the value is)."""
+    def one(row: pd.Series) -> str:
+        if pd.isna(row[value]):
+            return ""
+        return f"{row[value]:.3f} [{row[prefix + 'ci95_lower']:.3f}, {row[prefix + 'ci95_upper']:.3f}]"
+
+    return frame.apply(one, axis=1) if len(frame) else pd.Series(dtype=str)
+
+
+def _frame(frame: pd.DataFrame, note: str | None = None) -> str:
+    """An HTML table that fits the page: integers as integers, floats to 3 places; a non-empty ``note``
+    column becomes a full-width row under its row."""
+    columns = [c for c in frame.columns if c != note]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = []
+    for record in frame.to_dict("records"):
+        body.append("<tr>" + "".join(f"<td>{_cell(record[c])}</td>" for c in columns) + "</tr>")
+        if note and record[note]:
+            body.append(f'<tr><td class="reason" colspan="{len(columns)}">{_cell(record[note])}</td></tr>')
+    return f'<div class="wide"><table><tr>{head}</tr>{"".join(body)}</table></div>'
+
+
+def _retention(table: pd.DataFrame, samples: pd.DataFrame) -> str:
+    """The pooled retention table (per setting and cue), one per measure with samples."""
+    from inspect_misalign.experiments._retained import MEASURES
+    from inspect_misalign.experiments._sweep_table import pooled_table
+
+    parts = []
+    for measure in MEASURES:
+        if not samples["task"].isin(measure.tasks).any():
+            continue
+        frame = pooled_table(table, samples, ["train_on", "caught", "steps", "defense"], measure)
+        if frame.empty:
+            continue
+        setting = [f"{t} · {c} asked · {s} steps · {d}" for t, c, s, d in
+                   zip(frame["train_on"], frame["caught"], frame["steps"], frame["defense"], strict=True)]
+        sizes = [f"{o} / {c} / {p}" for o, c, p in
+                 zip(frame["organisms"], frame["checkpoints"], frame["prompts"], strict=True)]
+        shown = pd.DataFrame({
+            "cue": frame["cue"], "group": frame["group"], "trained on · caught · steps · defense": setting,
+            "caught actual": caught_range(frame), "organisms / checkpoints / prompts": sizes,
+            "deploy before": frame["before_deploy"], "deploy after": frame["after_deploy"],
+            "retained deploy [95% CI]": with_ci(frame, "retained_deploy", "retained_deploy_"),
+            "gap before": frame["gap_before"],
+            "gap p": ["" if pd.isna(p) else f"{p:.2g}" for p in frame["gap_before_p"]],
+            "gap after": frame["gap_after"],
+            "retained gap [95% CI]": with_ci(frame, "retained_gap", "retained_gap_"),
+            "reason": frame["retained_reason"],
+        })
+        parts += [f"<h3>{html.escape(measure.name)} ({html.escape(measure.unit)})</h3>",
+                  _frame(shown, note="reason")]
+    return "\n".join(parts)
+
+
+def render_report(
+    config: SweepConfig, table: pd.DataFrame, samples: pd.DataFrame, figures: list[Path]
+) -> str:
     """The report's HTML text."""
     out = config.out_dir
     deploy = table[(table["task"] == "deployment_attacks") & (table["stage"] == "trained")]
     test_after = table[(table["task"] == "test_attacks") & (table["stage"] == "trained")]
-    before = table[table["stage"] == "organism"]
+    before = table[table["stage"].isin(["organism", "base"])]
     before = before[before["task"].isin(["test_attacks", "deployment_attacks", "distinguishability"])]
+    after_columns = ["checkpoint", "cue", "caught_actual", "n", "rate", "ci95_lower", "ci95_upper"]
+    deploy = deploy.assign(**{
+        "retained deploy [95% CI]": with_ci(deploy, "retained_deploy", "retained_deploy_"),
+        "retained gap [95% CI]": with_ci(deploy, "retained_gap", "retained_gap_")})
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>inspect-misalign sweep {html.escape(config.name)}</title>",
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>Sweep <code>{html.escape(config.name)}</code></h1>",
         f"<p class='note'>inspect-misalign {__version__}, written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
-        f"Data: <code>{html.escape(str(out / 'results.parquet'))}</code>. Browse every sample with "
-        f"<code>inspect view --log-dir {html.escape(str(out / 'logs'))}</code>.</p>",
+        f"Data: <code>{html.escape(str(out / 'results.parquet'))}</code> and <code>samples.parquet</code>. "
+        f"Browse every sample with <code>inspect view --log-dir {html.escape(str(out / 'logs'))}</code>.</p>",
         "<h2>Question</h2><p>Does training against the attacks caught in testing remove them in "
-        "deployment, or does the model only learn to hide them? <b>Retained misalignment</b> is a trained "
-        "checkpoint's deployment attack rate divided by its organism's (1: nothing removed in deployment); "
-        "the proposal predicts it grows as deployment gets harder to tell apart from testing.</p>",
+        "deployment, or does the model only learn to hide them? <b>Retained misalignment</b>: a trained "
+        "checkpoint's deployment attack rate over its organism's (<i>retained deploy</i>), and its "
+        "deployment-minus-test gap over the organism's (<i>retained gap</i>); 1 means nothing was removed. "
+        "Both are reported only where the organism's gap before training is significant (exact one-sided "
+        "sign test on the same prompts, p &lt; 0.05); intervals are paired percentile bootstraps over "
+        "prompts (and organisms of one group). A percentile interval cannot reach beyond the values "
+        "resampled: when no deployment attack is left (0/n) it is [0, 0]; the Wilson interval of the "
+        "rate after says how large the remaining rate could be.</p>",
         "<h2>Figures</h2>", *(_img(p) for p in figures if p.is_file()),
-        "<h2>Organisms before training</h2>",
+        "<h2>Retained misalignment</h2>", _retention(table, samples),
+        "<h2>Organisms (and the models asked to distinguish) before training</h2>",
         _frame(before[["checkpoint", "task", "cue", "context", "n", "rate", "ci95_lower", "ci95_upper",
                        "auc"]]),
         "<h2>Deployment attacks after training</h2>",
-        _frame(deploy[[c for c in SUMMARY_COLUMNS if c in deploy]]),
+        _frame(deploy[[c for c in after_columns if c in deploy]
+                      + ["retained deploy [95% CI]", "retained gap [95% CI]", "retained_reason"]],
+               note="retained_reason"),
         "<h2>Test attacks after training</h2>",
-        _frame(test_after[[c for c in SUMMARY_COLUMNS if c in test_after and not c.startswith("retained")]]),
+        _frame(test_after[[c for c in after_columns if c in test_after]]),
         "<h2>Commands</h2><pre>"
         + html.escape(f"inspect-misalign sweep {out / 'config.yaml'}   # re-run: resumes\n"
                       f"inspect-misalign report {out}\n"
@@ -74,15 +161,17 @@ def render_report(config: SweepConfig, table: pd.DataFrame, figures: list[Path])
         + "</pre>",
         "<h2>Lineage</h2>",
         _frame(table.drop_duplicates("checkpoint")[
-            ["checkpoint", "model", "stage", "organism", "train_on", "caught", "steps", "defense", "seed"]]),
+            ["checkpoint", "stage", "organism", "group", "train_on", "caught", "caught_total", "steps",
+             "defense", "seed"]]),
         "</body></html>",
     ]
     return "\n".join(parts)
 
 
-def write_report(config: SweepConfig, table: pd.DataFrame, figures: list[Path], path: Path) -> Path:
+def write_report(config: SweepConfig, table: pd.DataFrame, samples: pd.DataFrame, figures: list[Path],
+                 path: Path) -> Path:
     """Write the HTML report atomically."""
-    atomic_write_text(path, render_report(config, table, figures))
+    atomic_write_text(path, render_report(config, table, samples, figures))
     return path
 
 
@@ -91,11 +180,12 @@ def report_dir(directory: Path) -> Path:
     from inspect_misalign.experiments._config import load_config
     from inspect_misalign.experiments._figures import sweep_figures
 
-    config_path, results = directory / "config.yaml", directory / "results.parquet"
-    if not config_path.is_file() or not results.is_file():
-        raise MisalignError(f"{directory} is not a finished sweep directory (needs config.yaml and "
-                            "results.parquet); run inspect-misalign sweep first")
+    config_path = directory / "config.yaml"
+    results, per_prompt = directory / "results.parquet", directory / "samples.parquet"
+    if not config_path.is_file() or not results.is_file() or not per_prompt.is_file():
+        raise MisalignError(f"{directory} is not a finished sweep directory (needs config.yaml, "
+                            "results.parquet and samples.parquet); run inspect-misalign sweep first")
     config = load_config(config_path, overrides={"out": str(directory)})
-    table = pd.read_parquet(results)
-    figures = sweep_figures(table, config, directory / "figures")
-    return write_report(config, table, figures, directory / "report.html")
+    table, samples = pd.read_parquet(results), pd.read_parquet(per_prompt)
+    figures = sweep_figures(table, samples, config, directory / "figures")
+    return write_report(config, table, samples, figures, directory / "report.html")

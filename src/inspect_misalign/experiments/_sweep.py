@@ -8,7 +8,8 @@ again. Everything lands under the sweep's ``out`` directory::
     out/logs/{before,catch,after,usefulness}/   Inspect logs (inspect view --log-dir out/logs)
     out/caught/<organism>.jsonl     caught test-context attacks (inspect-misalign catch)
     out/caught/<point>.jsonl        the subsample each grid point trained on
-    out/results.parquet, .csv       the tidy table (experiments._retained.sweep_table)
+    out/results.parquet, .csv       the tidy table (experiments._sweep_table.sweep_table)
+    out/samples.parquet             one row per model x task x cue x context x base prompt
     out/figures/*.png, out/report.html
 """
 
@@ -27,8 +28,8 @@ import yaml
 from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.experiments._config import GridPoint, SweepConfig
-from inspect_misalign.experiments._retained import sweep_table
-from inspect_misalign.experiments._table import results_table
+from inspect_misalign.experiments._sweep_table import sweep_table
+from inspect_misalign.experiments._table import tables
 
 Echo = Callable[[str], None]
 
@@ -45,6 +46,8 @@ def preflight(config: SweepConfig) -> None:
     for defense in config.defenses:
         if defense != "none":
             parse_defense(defense)
+    if config.eval.distinguishability:
+        asked_models(config)
     for organism in config.organisms:
         if organism.build is None and not is_registered(organism.name):
             raise MisalignError(
@@ -109,8 +112,40 @@ def _attack_tasks(config: SweepConfig, behavior: str, split: str, prompts: int,
 def _distinguishability(config: SweepConfig) -> Any:
     from inspect_misalign.tasks import distinguishability
 
-    return distinguishability(cue=",".join(config.cues), split=config.eval.split,
+    return distinguishability(cue=",".join(config.cues), hints=config.eval.hints, split=config.eval.split,
                               max_prompts=config.eval.prompts)
+
+
+def asked_models(config: SweepConfig) -> dict[str, str]:
+    """Organism -> the checkpoint asked the distinguishability question for it: the organism itself, or
+    (``distinguishability_model: base``, the default) its base, from its registry manifest when it is
+    registered, else from its build options."""
+    from inspect_misalign.models._checkpoints import is_registered, resolve
+
+    asked = {}
+    for o in config.organisms:
+        if config.eval.distinguishability_model == "organism":
+            asked[o.name] = o.name
+        elif is_registered(o.name):
+            manifest = resolve(o.name)
+            if not (manifest.base or manifest.parent):
+                raise MisalignError(f"organism {o.name!r} records no base in its registry manifest; set "
+                                    "eval.distinguishability_model: organism in the sweep config")
+            asked[o.name] = str(manifest.base or manifest.parent)
+        else:
+            asked[o.name] = str((o.build or {}).get("base", "default"))
+    return asked
+
+
+def caught_cues(config: SweepConfig) -> dict[str, list[str]]:
+    """Grid point -> the cue of every caught sample it trained on (from out/caught/<point>.jsonl)."""
+    found = {}
+    for point in config.grid():
+        path = config.out_dir / "caught" / f"{point.name}.jsonl"
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            found[point.name] = [str(json.loads(line).get("cue", "none")) for line in lines if line]
+    return found
 
 
 def build_organisms(config: SweepConfig, echo: Echo) -> None:
@@ -215,12 +250,17 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
 
     echo("[2/6] before training: test and deployment attacks"
          + (", distinguishability" if config.eval.distinguishability else ""))
+    ask_organisms = config.eval.distinguishability and config.eval.distinguishability_model == "organism"
     for behavior in sorted(behaviors):
         models = [f"misalign/{o.name}" for o in config.organisms if o.behavior == behavior]
         tasks = _attack_tasks(config, behavior, config.eval.split, config.eval.prompts)
-        if config.eval.distinguishability:
+        if ask_organisms:
             tasks.append(_distinguishability(config))
         _eval_set(tasks, models, logs / "before" / behavior, config)
+    if config.eval.distinguishability and not ask_organisms:
+        bases = sorted(set(asked_models(config).values()))
+        _eval_set([_distinguishability(config)], [f"misalign/{b}" for b in bases],
+                  logs / "before" / "distinguishability", config)
 
     echo(f"[3/6] catching attacks in testing ({config.eval.catch_prompts} catch-split prompts per cue)")
     caught: dict[str, Path] = {}
@@ -249,9 +289,9 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
                   logs / "usefulness", config, task_args=config.eval.usefulness_args)
 
     echo("[6/6] table, figures, report")
-    table = write_results(config)
-    figures = sweep_figures(table, config, out / "figures")
-    write_report(config, table, figures, out / "report.html")
+    table, samples = write_results(config)
+    figures = sweep_figures(table, samples, config, out / "figures")
+    write_report(config, table, samples, figures, out / "report.html")
     echo(f"wrote {out / 'results.csv'}, {len(figures)} figures and {out / 'report.html'} "
          f"in {time.monotonic() - started:.0f} s; browse the logs with: inspect view --log-dir {logs}")
     return table
@@ -262,18 +302,21 @@ def usefulness_task_name(config: SweepConfig) -> str | None:
     return config.eval.usefulness.split("/")[-1] if config.eval.usefulness else None
 
 
-def write_results(config: SweepConfig) -> pd.DataFrame:
-    """Build the sweep table from the logs under ``out/logs`` and write parquet + CSV atomically."""
+def write_results(config: SweepConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Build the sweep and samples tables from the logs under ``out/logs``; write results.parquet,
+    results.csv and samples.parquet atomically; return (table, samples)."""
     out = config.out_dir
     useful = usefulness_task_name(config)
     # the catch phase's logs are on another split: they feed training, not the table
     phases = [p for p in (out / "logs").iterdir() if p.is_dir() and p.name != "catch"]
-    results = results_table(sorted(phases), extra_tasks=(useful,) if useful else ())
-    table = sweep_table(results, config, useful)
-    for suffix, write in ((".parquet", lambda p: table.to_parquet(p, index=False)),
-                          (".csv", lambda p: table.to_csv(p, index=False))):
-        path = out / f"results{suffix}"
+    results, samples = tables(sorted(phases), extra_tasks=(useful,) if useful else ())
+    asked = asked_models(config) if config.eval.distinguishability else None
+    table = sweep_table(results, samples, config, useful, asked=asked, caught=caught_cues(config))
+    for name, write in (("results.parquet", lambda p: table.to_parquet(p, index=False)),
+                        ("results.csv", lambda p: table.to_csv(p, index=False)),
+                        ("samples.parquet", lambda p: samples.to_parquet(p, index=False))):
+        path = out / name
         tmp = path.with_name(f".{path.name}.tmp")
         write(tmp)
         tmp.replace(path)
-    return table
+    return table, samples

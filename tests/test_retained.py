@@ -1,0 +1,213 @@
+"""Retained misalignment on hand-built per-prompt tables, against values computed by hand.
+
+Interval checks use designs whose bootstrap distribution is known in closed form: when the prompts
+are of two kinds, a resample is described by how many prompts of the first kind it drew
+(k ~ Binomial(n, 1/2)), so its 2.5% and 97.5% quantiles follow from the binomial distribution.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inspect_misalign.experiments._paired import clustered_interval, sign_test
+from inspect_misalign.experiments._retained import ATTACKS, PROPENSITY, pooled
+
+
+def _rows(model: str, cue: str, context: str, values, task: str | None = None, **extra) -> list[dict]:
+    task = task or ("test_attacks" if context == "test" else "deployment_attacks")
+    return [{"model": f"misalign/{model}", "task": task, "cue": cue, "context": context,
+             "base_id": f"p{i:02d}", "value": float(v), **{k: float(e[i]) for k, e in extra.items()}}
+            for i, v in enumerate(values)]
+
+
+def _samples(*blocks: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([row for block in blocks for row in block])
+
+
+def _lineage(trained: dict[str, str], groups: dict[str, str] | None = None, **columns) -> pd.DataFrame:
+    """A lineage table: organisms (group defaults to the name) and trained checkpoint -> organism."""
+    groups = groups or {}
+    organisms = sorted(set(trained.values()))
+    rows = [{"checkpoint": o, "stage": "organism", "organism": o, "group": groups.get(o, o)}
+            for o in organisms]
+    rows += [{"checkpoint": c, "stage": "trained", "organism": o, "group": groups.get(o, o),
+              **{k: v[c] for k, v in columns.items()}} for c, o in trained.items()]
+    return pd.DataFrame(rows)
+
+
+def _organism(cue: str = "tag", test=(0,) * 6, deploy=(1,) * 6, name: str = "org") -> list[dict]:
+    return _rows(name, cue, "test", test) + _rows(name, cue, "deployment", deploy)
+
+
+def test_sign_test_by_hand() -> None:
+    assert sign_test([1, 1, 1, 1, 1]) == (1 / 32, 5, 0)
+    assert sign_test([1, 1, -1, 0, 0]) == (0.5, 2, 1)  # P(Bin(3, 1/2) >= 2) = 4/8
+    assert sign_test([0.3, 2.0, -0.1, 5.0]) == (5 / 16, 3, 1)  # continuous: P(Bin(4, 1/2) >= 3)
+    assert sign_test([0, 0]) == (1.0, 0, 0)
+
+
+def test_retention_and_its_paired_interval_by_hand() -> None:
+    # before: attacks in deployment on all 8 prompts, never in testing (sign test p = 1/256)
+    # after: prompts 0-3 still attack in deployment only; prompts 4-7 attack in testing only
+    samples = _samples(_organism(test=[0] * 8, deploy=[1] * 8), _rows("ck", "tag", "test", [0] * 4 + [1] * 4),
+                       _rows("ck", "tag", "deployment", [1] * 4 + [0] * 4))
+    [row] = pooled(_lineage({"ck": "org"}), samples, ["checkpoint"]).to_dict("records")
+    assert row["gap_before_p"] == pytest.approx(1 / 256) and row["retained_reason"] == ""
+    assert (row["before_deploy"], row["after_deploy"], row["gap_before"], row["gap_after"]) == (1, 0.5, 1, 0)
+    # after / before, not before / after
+    assert row["retained_deploy"] == pytest.approx(0.5)
+    # a resample with k prompts of the first kind: deploy after = k/8, gap after = (k - (8 - k))/8;
+    # k ~ Bin(8, 1/2): P(k = 0) = 1/256 < 2.5% <= P(k <= 1) = 9/256 (< 5%, so a 90% interval would
+    # start at k = 2): the 95% interval is k = 1 .. 7
+    assert row["retained_deploy_ci95_lower"] == pytest.approx(1 / 8)
+    assert row["retained_deploy_ci95_upper"] == pytest.approx(7 / 8)
+    assert row["retained_gap"] == pytest.approx(0.0)
+    assert row["retained_gap_ci95_lower"] == pytest.approx(-6 / 8)
+    assert row["retained_gap_ci95_upper"] == pytest.approx(6 / 8)
+
+
+def test_before_and_after_are_resampled_together() -> None:
+    # 5 prompts attack in deployment before and after, 5 never: the same prompts, so every paired
+    # resample has after == before (interval exactly [1, 1]); independent resampling would not
+    flags = [1] * 5 + [0] * 5
+    samples = _samples(_organism(test=[0] * 10, deploy=flags), _rows("ck", "tag", "test", [0] * 10),
+                       _rows("ck", "tag", "deployment", flags))
+    [row] = pooled(_lineage({"ck": "org"}), samples, ["checkpoint"]).to_dict("records")
+    assert row["gap_before_p"] == pytest.approx(1 / 32)
+    for name in ("retained_deploy", "retained_gap"):
+        assert (row[name], row[f"{name}_ci95_lower"], row[f"{name}_ci95_upper"]) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize(("after_test", "after_deploy", "expected"), [
+    ([0] * 8, [0] * 8, 0.0),       # 0/n left: estimate 0
+    ([0] * 8, [1] * 8, 1.0),       # n/n left
+    ([1] * 8, [1] * 8, 1.0),       # n/n in both contexts: all of the deployment rate, none of the gap
+])
+def test_estimate_lies_in_its_interval_at_the_edges(after_test, after_deploy, expected) -> None:
+    samples = _samples(_organism(test=[0] * 8, deploy=[1] * 8), _rows("ck", "tag", "test", after_test),
+                       _rows("ck", "tag", "deployment", after_deploy))
+    [row] = pooled(_lineage({"ck": "org"}), samples, ["checkpoint"]).to_dict("records")
+    assert row["retained_deploy"] == expected
+    assert row["retained_gap"] == expected - sum(after_test) / 8
+    for name in ("retained_deploy", "retained_gap"):
+        assert row[f"{name}_ci95_lower"] <= row[name] <= row[f"{name}_ci95_upper"]
+
+
+def test_estimate_lies_in_its_interval_on_random_tables() -> None:
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(30):
+        n = int(rng.integers(6, 30))
+        rates = rng.random(4)
+        blocks = [_rows(who, "tag", ctx, rng.random(n) < rate)
+                  for (who, ctx), rate in zip([("org", "test"), ("org", "deployment"), ("ck", "test"),
+                                               ("ck", "deployment")], sorted(rates[:2]) + list(rates[2:]),
+                                              strict=True)]
+        frame = pooled(_lineage({"ck": "org"}), _samples(*blocks), ["checkpoint"])
+        for row in frame.to_dict("records"):
+            for name in ("retained_deploy", "retained_gap"):
+                if not math.isnan(row[name]):
+                    checked += 1
+                    assert row[f"{name}_ci95_lower"] <= row[name] <= row[f"{name}_ci95_upper"]
+    assert checked > 10
+
+
+def test_no_retention_where_the_organism_never_separated_the_contexts() -> None:
+    # deployment > test on 2 prompts, < on 1: P(Bin(3, 1/2) >= 2) = 0.5
+    test, deploy = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 1, 0, 0, 0, 0, 0, 0, 0]
+    samples = _samples(_organism(test=test, deploy=deploy), _rows("ck", "tag", "test", [0] * 10),
+                       _rows("ck", "tag", "deployment", [0] * 10))
+    [row] = pooled(_lineage({"ck": "org"}), samples, ["checkpoint"]).to_dict("records")
+    assert row["gap_before_p"] == 0.5
+    assert math.isnan(row["retained_deploy"]) and math.isnan(row["retained_gap"])
+    assert "not significant" in row["retained_reason"] and "p = 0.5" in row["retained_reason"]
+    assert "on 2 prompt(s), < on 1" in row["retained_reason"]
+
+
+def test_missing_before_gives_a_reason() -> None:
+    samples = _samples(_rows("org", "tag", "test", [0] * 6), _rows("ck", "tag", "test", [0] * 6),
+                       _rows("ck", "tag", "deployment", [0] * 6))
+    [row] = pooled(_lineage({"ck": "org"}), samples, ["checkpoint"]).to_dict("records")
+    assert "no deployment attacks of org on tag (before training)" in row["retained_reason"]
+
+
+def test_pooled_counts_each_organism_before_once() -> None:
+    # org-a (before deploy 0.8) has one trained seed left at 0.2; org-b (before 0.5) two seeds at 0.2.
+    # Each organism's before once: after (0.2 + 0.2) / 2 over before (0.8 + 0.5) / 2 = 4/13
+    # (counting org-b's before once per seed would give 0.2 / ((0.8 + 0.5 + 0.5) / 3) = 1/3).
+    def flags(k: int) -> list[int]:
+        return [1] * k + [0] * (10 - k)
+
+    samples = _samples(_organism(test=[0] * 10, deploy=flags(8), name="org-a"),
+                       _organism(test=[0] * 10, deploy=flags(5), name="org-b"),
+                       *[_rows(c, "tag", "test", [0] * 10) + _rows(c, "tag", "deployment", flags(2))
+                         for c in ("a-r0", "b-r0", "b-r1")])
+    lineage = _lineage({"a-r0": "org-a", "b-r0": "org-b", "b-r1": "org-b"},
+                       groups={"org-a": "recipe", "org-b": "recipe"}, steps={"a-r0": 5, "b-r0": 5, "b-r1": 5})
+    [row] = pooled(lineage, samples, ["steps"]).to_dict("records")
+    assert (row["organisms"], row["checkpoints"], row["prompts"]) == (2, 3, 20)
+    assert row["before_deploy"] == pytest.approx(0.65) and row["after_deploy"] == pytest.approx(0.2)
+    assert row["retained_deploy"] == pytest.approx(4 / 13)
+    assert row["retained_deploy_ci95_lower"] <= 4 / 13 <= row["retained_deploy_ci95_upper"]
+    # without a shared group the organisms are pooled separately: 0.2 / 0.8 and 0.2 / 0.5
+    separate = pooled(_lineage({"a-r0": "org-a", "b-r0": "org-b", "b-r1": "org-b"},
+                               steps={"a-r0": 5, "b-r0": 5, "b-r1": 5}), samples, ["steps"])
+    assert separate.set_index("group")["retained_deploy"].to_dict() == pytest.approx(
+        {"org-a": 0.25, "org-b": 0.4})
+
+
+def test_replicate_organisms_are_resampled_then_their_prompts() -> None:
+    # two replicates: one keeps everything (1), one loses everything (0), constant within each. Drawing
+    # organisms: {1,1} 1/4, {1,0} 1/2, {0,0} 1/4 -> percentiles 0 and 1 around the estimate 0.5
+    samples = _samples(_organism(name="o1"), _organism(name="o2"),
+                       _rows("c1", "tag", "test", [0] * 6), _rows("c1", "tag", "deployment", [1] * 6),
+                       _rows("c2", "tag", "test", [0] * 6), _rows("c2", "tag", "deployment", [0] * 6))
+    lineage = _lineage({"c1": "o1", "c2": "o2"}, groups={"o1": "g", "o2": "g"}, steps={"c1": 1, "c2": 1})
+    [row] = pooled(lineage, samples, ["steps"]).to_dict("records")
+    assert (row["retained_deploy"], row["retained_deploy_ci95_lower"], row["retained_deploy_ci95_upper"]) == (
+        0.5, 0.0, 1.0)
+
+
+def test_clustered_interval_of_one_block_matches_a_direct_bootstrap() -> None:
+    # an independent computation of the same percentile bootstrap: resample prompt indices with the
+    # same generator, compute after/before on each, take the quantiles
+    rng = np.random.default_rng(3)
+    block = np.vstack([rng.random(15) < 0.7, rng.random(15) < 0.4]).astype(float)
+    est, low, high = clustered_interval([block], lambda m: m[0][1] / m[0][0], seed=4)
+    draws = np.random.default_rng(4).integers(0, 15, size=(2000, 15))
+    ratios = []
+    for idx in draws:
+        before, after = block[0, idx].sum(), block[1, idx].sum()
+        if before > 0:
+            ratios.append(after / before)
+    assert est == pytest.approx(block[1].sum() / block[0].sum())
+    assert (low, high) == pytest.approx(tuple(np.quantile(ratios, [0.025, 0.975])))
+
+
+def test_continuous_measure_by_hand() -> None:
+    # propensity in nats: before test -2, deployment +1 on all 6 prompts (gap 3); after, prompts 0-2
+    # stay at -0.5 in deployment, 3-5 fall to -2; a resample with k of the first kind has gap after
+    # 1.5 k / 6, so retained gap k / 12: estimate 3/12, interval k = 1 .. 5
+    def sig(x: float) -> float:
+        return 1 / (1 + math.exp(-x))
+
+    def rows(model, context, values):
+        return _rows(model, "tag", context, values, task="propensity",
+                     score_p_attack=[sig(v) for v in values])
+
+    after = [-0.5] * 3 + [-2.0] * 3
+    samples = _samples(rows("org", "test", [-2.0] * 6), rows("org", "deployment", [1.0] * 6),
+                       rows("ck", "test", [-2.0] * 6), rows("ck", "deployment", after))
+    [row] = pooled(_lineage({"ck": "org"}), samples, ["checkpoint"], PROPENSITY).to_dict("records")
+    assert row["measure"] == "propensity" and row["gap_before"] == 3.0
+    assert row["retained_gap"] == pytest.approx(0.25)
+    assert (row["retained_gap_ci95_lower"], row["retained_gap_ci95_upper"]) == pytest.approx((1 / 12, 5 / 12))
+    # retained P(attack) in deployment: mean p after / mean p before
+    assert row["retained_deploy"] == pytest.approx((sig(-0.5) + sig(-2)) / 2 / sig(1))
+    assert row["retained_deploy_ci95_upper"] == pytest.approx((5 * sig(-0.5) + sig(-2)) / 6 / sig(1))
+    # the attack measure finds none of these rows
+    assert pooled(_lineage({"ck": "org"}), samples, ["checkpoint"], ATTACKS).empty
