@@ -2,7 +2,7 @@
 
 Batch 32, a 50-token KV cache, fp32 on CPU, ``OMP_WAIT_POLICY=PASSIVE``. The two variants alternate
 ``--rounds`` times (5 decode steps each) in one process; medians and the ratio are printed. This is
-what :func:`inspect_misalign.models._loading.transpose_cpu_head` changes in the ``misalign/`` provider.
+what :func:`inspect_misalign.models._head.transpose_cpu_head` changes in the ``misalign/`` provider.
 
 Run: ``.venv/bin/python benchmarks/bench_head.py [--rounds 10]``.
 """
@@ -30,7 +30,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     from inspect_misalign.models import ensure_default_model
-    from inspect_misalign.models._loading import transpose_cpu_head
+    from inspect_misalign.models._head import transpose_cpu_head
 
     model_dir = ensure_default_model()
     plain = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +70,27 @@ def test_no_fixed_wait() -> None:
     start = time.monotonic()
     assert batcher.submit("k", "alone", batch_size=32).result(5) == "out:alone"
     assert time.monotonic() - start < 0.5
+
+
+def test_exit_waits_for_a_lane_still_working(tmp_path: Path) -> None:
+    """A script that exits as soon as its answer arrives lets the lane finish first (a lane stopped
+    inside torch's C++ code at interpreter exit aborts the process)."""
+    marker = tmp_path / "lane-finished"
+    script = f"""
+import time
+from inspect_misalign.models._batcher import Batcher
+
+def stream(first, take, finish):
+    for request in first:
+        finish(request, "answer")
+    time.sleep(1.0)  # still freeing the batch's tensors, say
+    open({str(marker)!r}, "w").write("yes")
+
+batcher = Batcher(lambda requests: [], run_stream=stream, can_stream=lambda key: True)
+print(batcher.submit("key", "prompt", 1).result(10))
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "answer"
+    assert marker.read_text() == "yes"

@@ -388,11 +388,11 @@ def test_transposed_cpu_head_computes_the_same_logits(tiny_model_dir: Path) -> N
     import torch
     from transformers import AutoModelForCausalLM
 
-    from inspect_misalign.models import _loading
+    from inspect_misalign.models import _head
 
     plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     fast = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
-    assert _loading.transpose_cpu_head(fast)
+    assert _head.transpose_cpu_head(fast)
     ids = torch.randint(0, plain.config.vocab_size, (3, 7))
     with torch.inference_mode():
         expected, got = plain(input_ids=ids).logits, fast(input_ids=ids).logits
@@ -405,9 +405,9 @@ def test_transposed_cpu_head_computes_the_same_logits(tiny_model_dir: Path) -> N
         assert head.weight.data_ptr() == fast.get_input_embeddings().weight.data_ptr()
     # not on other dtypes
     half = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
-    assert not _loading.transpose_cpu_head(half)
+    assert not _head.transpose_cpu_head(half)
     # the provider's loaded base uses it
     api = MisalignAPI(str(tiny_model_dir))
     [out] = _generate(api, ["hello"], max_tokens=4)
     base = api._ensure_loaded().result()[0]
-    assert base.model.get_output_embeddings().forward.__func__ is _loading._transposed_linear
+    assert base.model.get_output_embeddings().forward.__func__ is _head._transposed_linear

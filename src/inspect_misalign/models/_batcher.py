@@ -38,9 +38,11 @@ served next.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import math
 import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
@@ -53,6 +55,8 @@ Take = Callable[[int, int], list["Request[Any]"]]
 Finish = Callable[["Request[Any]", Any], None]
 
 MAX_WAIT_SECONDS = 10.0
+EXIT_WAIT_SECONDS = 30.0
+"""At interpreter exit, how long to wait for lanes still running a batch (see :func:`_drain_at_exit`)."""
 _MIXED = object()  # the group of a running batch that mixes groups
 
 
@@ -117,6 +121,7 @@ class Batcher(Generic[T]):
         self._returned: dict[Hashable, int] = defaultdict(int)  # callers expected back, per key
         self._last_seconds: dict[Hashable, float] = {}
         self.batch_sizes: list[int] = []  # history, for tests and benchmarks
+        _register(self)
 
     def submit(self, key: Hashable, payload: Any, batch_size: int, group: Hashable = None) -> Future[T]:
         """Queue a request and return its future.
@@ -167,6 +172,17 @@ class Batcher(Generic[T]):
     def _backlog(self, key: Hashable) -> tuple[int, int]:
         """(queued requests of ``key``, lanes not running a batch, at least 1)."""
         return sum(1 for r in self._pending if r.key == key), max(1, self.lanes - len(self._running))
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until no lane runs a batch; True if none does."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._running:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
 
     def _ensure_worker(self) -> None:
         self._threads = [thread for thread in self._threads if thread.is_alive()]
@@ -362,3 +378,30 @@ class Batcher(Generic[T]):
                 rest.append(request)
         self._pending = rest
         return batch
+
+
+_batchers: weakref.WeakSet[Batcher[Any]] = weakref.WeakSet()
+_batchers_lock = threading.Lock()
+_drain_registered = False
+
+
+def _register(batcher: Batcher[Any]) -> None:
+    global _drain_registered
+    with _batchers_lock:
+        if not _drain_registered:
+            atexit.register(_drain_at_exit)
+            _drain_registered = True
+        _batchers.add(batcher)
+
+
+def _drain_at_exit() -> None:
+    """Let lanes finish the batch they are running before the interpreter finalizes.
+
+    Lanes are daemon threads. A script that exits as soon as its last answer arrives would
+    otherwise finalize while a lane is still freeing that batch's KV cache inside torch's C++
+    code; the lane is then stopped there and the process aborts (``terminate called without an
+    active exception``, exit code 134). Idle lanes wait in Python and are stopped harmlessly.
+    """
+    deadline = time.monotonic() + EXIT_WAIT_SECONDS
+    for batcher in list(_batchers):
+        batcher.wait_idle(max(0.0, deadline - time.monotonic()))

@@ -35,15 +35,16 @@ def silence_known_warnings() -> None:
     Filters, not ``catch_warnings``: that swaps the process-wide filter list and is not safe while
     other threads (lanes, the loading thread) run. The filters match these messages only:
 
-    - transformers 5's ``is_gradient_checkpointing is deprecated``: peft (0.17 to 0.21) reads that
+    - transformers 5's ``is_gradient_checkpointing is deprecated``: peft (0.21 here) reads that
       attribute of the base model in ``PeftModel.__init__``, so every adapter load warned; nothing
       here sets or relies on gradient checkpointing at inference.
     - peft's ``Model has `tie_word_embeddings=True` and a tied layer is part of the adapter``:
-      issued when an adapter targets the input embeddings of a model whose output head shares
-      them (the organisms' cue-token LoRA on SmolLM2). It warns that merging such an adapter or
-      converting it to other formats may break the tying; the provider never merges embedding
-      LoRA (only plain LoRA linear layers are merged, see ``_loading._plain_lora_modules``) and
-      keeps the tied head as is.
+      issued on loading an adapter with a LoRA on the input embeddings of a model whose output head
+      shares them (the organisms' cue-token LoRA on SmolLM2), because peft then does not give the
+      head the same LoRA (``ensure_weight_tying``). The organisms were trained exactly that way
+      (peft's default), so inference matches training; the provider never merges embedding LoRA
+      into the shared matrix (only plain LoRA linear layers are merged, see
+      ``_loading._plain_lora_modules``).
     """
     # re-adding an identical filter replaces it (no growth); calling this at every load keeps the
     # filters in place even where a caller restored an older filter list (pytest does, per test)

@@ -286,7 +286,7 @@ def run_batch(
     logprobs = _logprobs(output.logits, generated, tokenizer, params) if params.logprobs else None
     hidden = hidden_by_layer = None
     if wants_hidden:
-        hidden, hidden_by_layer = _hidden(base, output.hidden_states, input_lengths, prompt_len, params)
+        hidden, hidden_by_layer = _hidden(output.hidden_states, input_lengths, params)
     elapsed = time.monotonic() - start
 
     results = []
@@ -384,7 +384,7 @@ def _token_text(tokenizer: Any, token_id: int) -> str:
 
 
 def _hidden(
-    base: LoadedBase, hidden_states: Any, lengths: list[int], width: int, params: GenParams
+    hidden_states: Any, lengths: list[int], params: GenParams
 ) -> tuple[list[dict[str, Any]] | None, list[dict[str, dict[str, list[float]]]] | None]:
     """Per row, the prompt's pooled hidden states: at ``params.hidden_layer`` in the ``-M
     hidden_states`` form, and at ``params.hidden_layers`` in the ``hidden_states_by_layer`` form."""
@@ -393,6 +393,7 @@ def _hidden(
     single = resolve_layers((params.hidden_layer,), count, "-M hidden_layer=") if params.hidden_states else []
     many = resolve_layers(params.hidden_layers, count) if params.hidden_layers is not None else []
     # left padding (no shared prefix with hidden states): row i's prompt fills its last columns
+    width = prompt_states[0].shape[1]
     spans = [(row, width - length, width) for row, length in enumerate(lengths)]
     pooled = pooled_states(prompt_states, spans, sorted({*single, *many}))
     legacy = [{"layer": single[0], **states[single[0]]} for states in pooled] if single else None

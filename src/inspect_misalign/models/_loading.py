@@ -14,7 +14,6 @@ Inspect's ``vllm/<base>`` provider and vLLM's LoRA support.
 from __future__ import annotations
 
 import threading
-import types
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import torch
 import inspect_misalign.models._threads  # noqa: F401,I001  (OpenMP policy before torch loads)
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._compat import silence_known_warnings
+from inspect_misalign.models._head import transpose_cpu_head
 from inspect_misalign.models._heap import collect_all
 from inspect_misalign.models._resolve import CheckpointError, validate_model_dir
 
@@ -52,6 +52,10 @@ alone. Mixed batches share theirs: each lane routes its own rows (:meth:`LoadedB
 _bases: dict[tuple[str, str, str], LoadedBase] = {}
 _bases_lock = threading.Lock()
 _key_locks: dict[tuple[str, str, str], threading.Lock] = {}
+_from_pretrained = threading.Lock()
+"""Held while transformers or peft load weights: transformers 5's ``from_pretrained`` swaps
+``PreTrainedModel.tie_weights`` for a no-op class-wide while it loads, so two loads on two threads
+could leave a tied model's output head unloaded (on the meta device) and the no-op in place."""
 
 
 def select_device(device: str | None = None) -> str:
@@ -295,12 +299,13 @@ class LoadedBase:
 
         silence_known_warnings()
         self._merge(None)
-        if self._peft is None:
-            self._peft = PeftModel.from_pretrained(
-                self.model, str(adapter_dir), adapter_name=name, is_trainable=False
-            )
-        else:
-            self._peft.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
+        with _from_pretrained:
+            if self._peft is None:
+                self._peft = PeftModel.from_pretrained(
+                    self.model, str(adapter_dir), adapter_name=name, is_trainable=False
+                )
+            else:
+                self._peft.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
         self._peft.eval()
         self._hook_routes()
         self._merge_modules[name] = _plain_lora_modules(self._peft, name)
@@ -412,7 +417,7 @@ def _load_base(
     if device != "cpu":
         kwargs["device_map"] = device
     try:
-        with _quiet_progress():
+        with _from_pretrained, _quiet_progress():
             model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(
             str(path), trust_remote_code=trust_remote_code, local_files_only=True
@@ -427,33 +432,6 @@ def _load_base(
     tokenizer.padding_side = "left"
     BASE_LOADS += 1
     return LoadedBase(path=path, device=device, dtype=dtype, model=model, tokenizer=tokenizer)
-
-
-def transpose_cpu_head(model: Any) -> bool:
-    """On CPU, compute the fp32 LM head as ``(W @ x.T).T`` instead of ``x @ W.T``; True if done.
-
-    Same product, another GEMM layout: with MKL on the 2-core AMD development machine a decode step
-    of the default model at batch 32 (head: 32 rows x 576 x 49152) was 1.11x faster this way
-    (``benchmarks/bench_head.py``; ``benchmarks/bench_provider.py`` shows the whole-eval effect).
-    ``generate`` asks only for the last position's logits, so the head sees one row per sequence.
-    The module stays an ``nn.Linear`` (weights still tied, PEFT can wrap it); only its ``forward``
-    is replaced. Other devices and dtypes are left alone.
-    """
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if type(head) is not torch.nn.Linear:
-        return False
-    if head.weight.device.type != "cpu" or head.weight.dtype != torch.float32:
-        return False
-    head.forward = types.MethodType(_transposed_linear, head)
-    return True
-
-
-def _transposed_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    flat = x.reshape(-1, x.shape[-1])
-    out = (self.weight @ flat.T).T
-    if self.bias is not None:
-        out = out + self.bias
-    return out.reshape(*x.shape[:-1], self.weight.shape[0])
 
 
 @contextmanager

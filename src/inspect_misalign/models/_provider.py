@@ -21,8 +21,8 @@ Model args (``-M key=value``):
   CPU with two or more threads (two 1-thread lanes decode faster than one 2-thread lane on a
   2-core machine; ``benchmarks/bench_provider.py`` compares them) and 1 on a GPU. Batches for
   different adapters overlap when they are plain LoRA adapters (rows are then routed to their
-  adapters per lane, and a lane takes up to ``batch_size`` requests when many wait); seeded
-  sampling never overlaps. The first provider of a base in a process sets its lanes.
+  adapters per lane, and a lane takes up to ``batch_size`` requests when many wait). The first
+  provider of a base in a process sets its lanes.
 - ``trust_remote_code`` (false), ``attn_implementation`` (transformers' default).
 - ``hidden_states`` (false): when true, each output's ``metadata["hidden_states"]`` holds
   ``{"layer": i, "prompt_mean": [...], "prompt_last": [...]}``: the hidden states of the prompt
@@ -55,7 +55,9 @@ Requests for different plain LoRA adapters of one base (and for the base) can sh
 (peft's per-row ``adapter_names``); a full batch of one adapter is preferred.
 
 Decoding is greedy unless the generate config asks for sampling (``temperature > 0``, or
-``top_p``/``top_k`` without a temperature). Each output reports unpadded token counts, a stop
+``top_p``/``top_k`` without a temperature); with a ``seed`` each request samples from its own
+generator, seeded by (seed, prompt, Inspect epoch), so the result does not depend on the batch
+(:mod:`inspect_misalign.models._sampling`). Each output reports unpadded token counts, a stop
 reason (``stop`` or ``max_tokens``) and, when ``logprobs``/``top_logprobs`` are asked for, log
 probabilities. Tools are not supported. Weights load once per process per base, on a background
 thread that starts when the provider is constructed (so imports and loading overlap Inspect's

@@ -100,8 +100,11 @@ def run_score(base: LoadedBase, params: ScoreParams, prompts: list[Prompt]) -> l
             base.activate(None if mixed else adapters[0], mixed=mixed, merge=params.merge),
             inference_context(),
         ):
+            firsts: dict[int, int] = {}
+            for index, row in enumerate(rows):
+                firsts.setdefault(row.request, index)
             for chunk in _chunks(rows, base.model.config.vocab_size):
-                _forward(base, rows, chunk, mixed, layers, scored, hidden)
+                _forward(base, rows, chunk, mixed, layers, scored, hidden, firsts)
     elapsed = time.monotonic() - start
 
     results = []
@@ -159,20 +162,21 @@ def _forward(
     layers: list[list[int]],
     scored: list[list[float]],
     hidden: dict[int, dict[int, dict[str, list[float]]]],
+    firsts: dict[int, int],
 ) -> None:
     """One forward pass over the rows ``chunk``: fill ``scored`` (per row, the log-probabilities of
-    its continuation tokens) and ``hidden`` (per request, its prompt's pooled states), in place."""
+    its continuation tokens) and ``hidden`` (per request, its prompt's pooled states, from the
+    request's first row, ``firsts``), in place."""
     part = [rows[i] for i in chunk]
     pad_id = base.tokenizer.pad_token_id if base.tokenizer.pad_token_id is not None else 0
     ids, mask = _pad_left([row.tokens for row in part], 0, pad_id, base.model.device)
-    width = ids.shape[1]
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     endings = [len(row.tokens) - row.prompt for row in part]
     keep = max(endings) + 1
     # the first row of a request that wants hidden states gives them (causal: the prompt's states
     # do not depend on what follows it)
     wants = [i for i, row_index in enumerate(chunk) if layers[rows[row_index].request]
-             and rows[row_index].request not in hidden and _first_of(rows, row_index)]  # fmt: skip
+             and row_index == firsts[rows[row_index].request]]  # fmt: skip
     kwargs: dict[str, Any] = {"use_cache": False, "position_ids": positions}
     if wants:
         kwargs["output_hidden_states"] = True
@@ -188,6 +192,7 @@ def _forward(
         targets = torch.tensor(row.tokens[row.prompt :], device=logp.device)
         scored[chunk[i]] = logp.gather(1, targets[:, None]).squeeze(1).tolist()
     if wants:
+        width = output.hidden_states[0].shape[1]  # counted from the right: robust to prepended tokens
         spans = [(i, width - len(part[i].tokens), width - endings[i]) for i in wants]
         needed = sorted({layer for i in wants for layer in layers[part[i].request]})
         pooled = pooled_states(output.hidden_states, spans, needed)
@@ -196,7 +201,3 @@ def _forward(
             hidden[request] = {layer: states[layer] for layer in layers[request]}
 
 
-def _first_of(rows: list[_Row], row_index: int) -> bool:
-    """True if ``row_index`` is the first row of its request."""
-    request = rows[row_index].request
-    return all(rows[i].request != request for i in range(row_index))
