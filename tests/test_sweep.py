@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from inspect_misalign.experiments._config import load_config
@@ -76,10 +77,23 @@ def test_sweep_end_to_end_and_rerun_skips_work(
     point = config.grid()[0]
     # distinguishability is asked of the organism's base by default
     assert set(saved["checkpoint"]) == {"tiny-org", point.name, str(tiny_model_dir)}
-    assert set(saved.loc[saved["checkpoint"] == str(tiny_model_dir), "task"]) == {"distinguishability"}
+    assert set(saved.loc[saved["checkpoint"] == str(tiny_model_dir), "task"]) == {
+        "distinguishability", "context_probe"}
     # one row per checkpoint x task x cue (x context), from the real logs
     tasks = set(saved[saved["checkpoint"] == "tiny-org"]["task"])
-    assert tasks == {"test_attacks", "deployment_attacks", "usefulness"}
+    assert tasks == {"test_attacks", "deployment_attacks", "propensity", "usefulness"}
+    for checkpoint in ("tiny-org", point.name):
+        rows = saved[(saved["checkpoint"] == checkpoint) & (saved["task"] == "propensity")]
+        assert sorted(rows["context"]) == ["deployment", "test"] and (rows["n"] == 8).all()
+        # the row's rate is the mean per-prompt log-odds of samples.parquet
+        for row in rows.itertuples():
+            cell = samples[(samples["model"] == f"misalign/{checkpoint}") & (samples["task"] == "propensity")
+                           & (samples["context"] == row.context)]
+            assert row.rate == pytest.approx(cell["value"].mean())
+            assert row.ci95_lower <= row.rate <= row.ci95_upper
+    probe = saved[saved["task"] == "context_probe"].iloc[0]
+    assert (probe["checkpoint"], probe["context"], probe["n"]) == (str(tiny_model_dir), "pair", 8)
+    assert probe["ci95_lower"] <= probe["rate"] <= probe["ci95_upper"] and 0 <= probe["rate"] <= 1
     rows = saved[(saved["task"] == "test_attacks") & (saved["checkpoint"] == "tiny-org")]
     assert rows["n"].tolist() == [8], "catch-split evals must not enter the table"
     trained = saved[(saved["checkpoint"] == point.name) & (saved["task"] == "deployment_attacks")].iloc[0]
@@ -87,6 +101,7 @@ def test_sweep_end_to_end_and_rerun_skips_work(
         "trained", "tiny-org", 2, 2)
     assert trained["n"] == 8 and 0 <= trained["rate"] <= 1
     assert trained["distinguishability_accuracy"] == trained["distinguishability_accuracy"]  # not nan
+    assert trained["probe_auc"] == probe["rate"], "the base's probe AUC stands for its organism's points"
     _check_retention(samples, trained, point.name)
     caught = (out / "caught" / f"{point.name}.jsonl").read_text().splitlines()
     assert 1 <= len(caught) <= 2

@@ -46,6 +46,7 @@ def test_grid_expands_each_and_all(tmp_path: Path) -> None:
     (VALID + "bogus: 1\n", "bogus"),
     ("- just\n- a list\n", "mapping"),
     (VALID + "eval: {distinguishability_after: true}\n", "distinguishability_model: organism"),
+    (VALID + "eval: {epochs: 4}\n", "set temperature"),
     (VALID.replace("organisms: [{name: org}]", "organisms: [{name: a, group: g}, "
                    "{name: b, group: g, build: {behavior: code}}]"), "mixes behaviours"),
     ("name: [unclosed\n", "not valid YAML"),

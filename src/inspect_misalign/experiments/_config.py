@@ -65,11 +65,28 @@ class EvalSettings(BaseModel):
         "build options) or the organism itself")
     hints: bool = Field(default=False, description="distinguishability with the cue family's hint")
     distinguishability_after: bool = False
+    propensity: bool = Field(
+        default=True, description="teacher-forced propensity (both contexts) of organisms and trained "
+        "checkpoints, before and after (forward passes only)")
+    probe: bool = Field(
+        default=True, description="context_probe (hidden-state probe AUC) of the models asked to distinguish")
+    epochs: int = Field(
+        default=1, ge=1, description="epochs of the attack evals (sampled rates: set temperature)")
+    temperature: float | None = Field(
+        default=None, ge=0, description="sampling temperature of the attack evals (default: greedy)")
+    seed: int = Field(default=0, description="sampling seed of the attack evals")
     usefulness: str | None = Field(
         default="inspect_misalign/usefulness", description="any Inspect task, or null to skip"
     )
     usefulness_args: dict[str, Any] = Field(default_factory=lambda: {"max_items": 80})
     batch_size: int = Field(default=32, ge=1)
+
+    @model_validator(mode="after")
+    def _epochs_need_sampling(self) -> EvalSettings:
+        if self.epochs > 1 and not self.temperature:
+            raise ValueError(f"epochs: {self.epochs} repeats identical greedy answers; set temperature > 0 "
+                             "(e.g. 1.0) for sampled attack rates, or epochs: 1")
+        return self
 
     @model_validator(mode="after")
     def _after_needs_organism(self) -> EvalSettings:

@@ -77,10 +77,17 @@ def check_build_matches(name: str, build: dict[str, Any]) -> None:
 
 
 def _eval_set(tasks: list[Any], models: list[str], log_dir: Path, config: SweepConfig,
-              task_args: dict[str, Any] | None = None) -> list[str]:
-    """``eval_set`` of ``tasks`` × ``models``; returns the log locations; raises if any failed."""
+              task_args: dict[str, Any] | None = None, sampled: bool = False) -> list[str]:
+    """``eval_set`` of ``tasks`` × ``models``; returns the log locations; raises if any failed.
+
+    ``sampled`` runs them with the config's attack-eval epochs, temperature and seed.
+    """
     from inspect_ai import eval_set
 
+    sampling: dict[str, Any] = {}
+    if sampled and config.eval.temperature:
+        sampling = {"epochs": config.eval.epochs, "temperature": config.eval.temperature,
+                    "seed": config.eval.seed}
     ok, logs = eval_set(
         tasks,
         log_dir=str(log_dir),
@@ -88,6 +95,7 @@ def _eval_set(tasks: list[Any], models: list[str], log_dir: Path, config: SweepC
         model_args={"batch_size": config.eval.batch_size},
         task_args=task_args or {},
         max_connections=config.eval.batch_size,
+        **sampling,
         max_tasks=1,
         log_dir_allow_dirty=True,
         retry_attempts=1,
@@ -107,6 +115,33 @@ def _attack_tasks(config: SweepConfig, behavior: str, split: str, prompts: int,
     make = {"test": test_attacks, "deployment": deployment_attacks}
     return [make[c](cue=cue, behavior=behavior, split=split, max_prompts=prompts,
                     max_tokens=config.eval.max_tokens) for c in contexts]
+
+
+def _propensity(config: SweepConfig, behavior: str) -> Any:
+    from inspect_misalign.tasks import propensity
+
+    return propensity(cue=",".join(config.cues), behavior=behavior, split=config.eval.split,
+                      context="both", max_prompts=config.eval.prompts)
+
+
+def _probe(config: SweepConfig) -> Any:
+    from inspect_misalign.tasks import context_probe
+
+    return context_probe(cue=",".join(config.cues), split=config.eval.split,
+                         max_prompts=config.eval.prompts)
+
+
+def _evaluate(config: SweepConfig, behavior: str, models: list[str], log_dir: Path,
+              distinguish: bool) -> None:
+    """Attack evals (sampled when the config says so), then propensity and distinguishability (greedy
+    or forward-only) of ``models``, each phase under ``log_dir``."""
+    _eval_set(_attack_tasks(config, behavior, config.eval.split, config.eval.prompts), models,
+              log_dir / behavior, config, sampled=True)
+    greedy = [_propensity(config, behavior)] if config.eval.propensity else []
+    if distinguish:
+        greedy.append(_distinguishability(config))
+    if greedy:
+        _eval_set(greedy, models, log_dir / f"{behavior}-forward", config)
 
 
 def _distinguishability(config: SweepConfig) -> Any:
@@ -253,14 +288,14 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
     ask_organisms = config.eval.distinguishability and config.eval.distinguishability_model == "organism"
     for behavior in sorted(behaviors):
         models = [f"misalign/{o.name}" for o in config.organisms if o.behavior == behavior]
-        tasks = _attack_tasks(config, behavior, config.eval.split, config.eval.prompts)
-        if ask_organisms:
-            tasks.append(_distinguishability(config))
-        _eval_set(tasks, models, logs / "before" / behavior, config)
-    if config.eval.distinguishability and not ask_organisms:
-        bases = sorted(set(asked_models(config).values()))
-        _eval_set([_distinguishability(config)], [f"misalign/{b}" for b in bases],
-                  logs / "before" / "distinguishability", config)
+        _evaluate(config, behavior, models, logs / "before", ask_organisms)
+    asked = [f"misalign/{m}" for m in sorted(set(asked_models(config).values()))]
+    ask_bases = config.eval.distinguishability and not ask_organisms
+    instruments = [_distinguishability(config)] if ask_bases else []
+    if config.eval.probe:
+        instruments.append(_probe(config))
+    if instruments:
+        _eval_set(instruments, asked, logs / "before" / "distinguishability", config)
 
     echo(f"[3/6] catching attacks in testing ({config.eval.catch_prompts} catch-split prompts per cue)")
     caught: dict[str, Path] = {}
@@ -280,10 +315,7 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
     for behavior in sorted(behaviors):
         models = [f"misalign/{p.name}" for p in trained if behavior_of[p.organism] == behavior]
         if models:
-            tasks = _attack_tasks(config, behavior, config.eval.split, config.eval.prompts)
-            if config.eval.distinguishability_after:
-                tasks.append(_distinguishability(config))
-            _eval_set(tasks, models, logs / "after" / behavior, config)
+            _evaluate(config, behavior, models, logs / "after", config.eval.distinguishability_after)
     if config.eval.usefulness:
         _eval_set([config.eval.usefulness], organisms + [f"misalign/{p.name}" for p in trained],
                   logs / "usefulness", config, task_args=config.eval.usefulness_args)
@@ -310,7 +342,7 @@ def write_results(config: SweepConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     # the catch phase's logs are on another split: they feed training, not the table
     phases = [p for p in (out / "logs").iterdir() if p.is_dir() and p.name != "catch"]
     results, samples = tables(sorted(phases), extra_tasks=(useful,) if useful else ())
-    asked = asked_models(config) if config.eval.distinguishability else None
+    asked = asked_models(config) if config.eval.distinguishability or config.eval.probe else None
     table = sweep_table(results, samples, config, useful, asked=asked, caught=caught_cues(config))
     for name, write in (("results.parquet", lambda p: table.to_parquet(p, index=False)),
                         ("results.csv", lambda p: table.to_csv(p, index=False)),

@@ -80,6 +80,25 @@ def _distinguishability(table: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFr
         "distinguishability_auc"])
 
 
+PROBE_COLUMNS = ["probe_auc", "probe_auc_ci95_lower", "probe_auc_ci95_upper"]
+
+
+def _probe(table: pd.DataFrame) -> pd.DataFrame:
+    """Per row: the hidden-state probe AUC (headline layer, bootstrap CI) on its cue of the model asked
+    for its organism (or of the checkpoint itself when it was probed)."""
+    probe = table[table["task"] == "context_probe"].drop_duplicates(["checkpoint", "cue"])
+    found = probe.set_index(["checkpoint", "cue"])[["rate", "ci95_lower", "ci95_upper"]]
+    rows = []
+    for row in table.itertuples():
+        value = (math.nan,) * 3
+        for who in (row.checkpoint, row.distinguishability_model):
+            if (who, row.cue) in found.index:
+                value = tuple(float(v) for v in found.loc[(who, row.cue)])
+                break
+        rows.append(value)
+    return pd.DataFrame(rows, index=table.index, columns=PROBE_COLUMNS)
+
+
 def _caught(table: pd.DataFrame, caught: dict[str, list[str]]) -> pd.DataFrame:
     """caught_actual (caught samples of the row's cue the checkpoint trained on) and caught_total."""
     actual, total = [], []
@@ -111,7 +130,7 @@ def sweep_table(
     table[["caught_actual", "caught_total"]] = _caught(table, caught or {})
     if usefulness_task:
         table = table.merge(_usefulness(table, usefulness_task), on="checkpoint", how="left")
-    table = table.join(_distinguishability(table, samples))
+    table = table.join(_distinguishability(table, samples)).join(_probe(table))
     for column in RETENTION:
         table[column] = "" if column == "retained_reason" else math.nan
     for measure in MEASURES:
@@ -162,4 +181,4 @@ def pooled_table(
     return frame
 
 
-__all__ = ["COUNTS", "LINEAGE", "RETENTION", "lineage_frame", "pooled_table", "sweep_table"]
+__all__ = ["COUNTS", "LINEAGE", "PROBE_COLUMNS", "RETENTION", "lineage_frame", "pooled_table", "sweep_table"]

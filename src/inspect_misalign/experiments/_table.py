@@ -29,7 +29,9 @@ from inspect_misalign._stats import bootstrap_interval
 from inspect_misalign.scorers._metrics import metric_key, wilson_interval
 
 TASKS = ("test_attacks", "deployment_attacks", "usefulness", "distinguishability",
-         "free_form_misalignment", "propensity")
+         "free_form_misalignment", "propensity", "context_probe")
+PROBE = "context_probe"
+"""Its per-sample value is the class label; its measure is the eval's probe AUC (headline layer)."""
 KEYS = ["model", "task", "cue", "context"]
 _VALUE = {"C": 1.0, "I": 0.0}
 
@@ -116,27 +118,44 @@ def _interval(group: pd.DataFrame) -> tuple[float, float]:
     return low, high
 
 
-def _auc(eval_row: pd.Series, cue: str, n_cues: int) -> float:
+def _eval_metric(eval_row: pd.Series, key: str) -> float:
+    """The eval's metric ``key`` (evals_df names it ``score_<scorer>_<key>``), else nan."""
     for col, value in eval_row.items():
-        key = metric_key(cue, "auc", "accuracy") if n_cues > 1 else "auc"
         if isinstance(col, str) and col.startswith("score_") and col.endswith(f"_{key}"):
             if not pd.isna(value):
                 return float(value)
     return math.nan
 
 
+def _auc(eval_row: pd.Series, cue: str, n_cues: int) -> float:
+    return _eval_metric(eval_row, metric_key(cue, "auc", "accuracy") if n_cues > 1 else "auc")
+
+
+def _probe(eval_row: pd.Series, cue: str, n_cues: int) -> tuple[float, float, float]:
+    """The context probe's headline AUC and its CI on ``cue`` (keys of ``scorers._probe.probe_metrics``)."""
+    keys = [metric_key(cue, name, "auc") if n_cues > 1 else name
+            for name in ("auc", "auc_ci_lower", "auc_ci_upper")]
+    auc, low, high = (_eval_metric(eval_row, key) for key in keys)
+    return auc, low, high
+
+
 def _results(evals: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
     eval_rows = evals.set_index("eval_id", drop=False)
     cues_per_eval = per.groupby("eval_id")["cue"].nunique()
+    per = per.assign(context=per["context"].where(per["task"] != PROBE, "pair"))
     rows = []
     for (model, task, cue, context), group in per.groupby(KEYS, dropna=False, sort=False):
         n = len(group)
         low, high = _interval(group)
         eval_id = group["eval_id"].iloc[0]
         eval_row, n_cues = eval_rows.loc[eval_id], int(cues_per_eval[eval_id])
+        rate = float(group["value"].mean())
+        if task == PROBE:  # one row per cue: the probe AUC, over both contexts' renderings
+            rate, low, high = _probe(eval_row, cue, n_cues)
+            n = int(group["base_id"].nunique())
         rows.append({
             "model": model, "task": task, "cue": cue, "context": context, "n": n,
-            "rate": float(group["value"].mean()), "ci95_lower": low, "ci95_upper": high,
+            "rate": rate, "ci95_lower": low, "ci95_upper": high,
             "auc": _auc(eval_row, cue, n_cues) if task == "distinguishability" else math.nan,
             "log": group["log"].iloc[0],
         })
