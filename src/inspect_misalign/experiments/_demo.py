@@ -20,22 +20,34 @@ from inspect_misalign.experiments._sweep_table import pooled_table
 
 
 def summary(table: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
-    """Per cue: distinguishability, test and deployment attack rates before and after, the caught
-    samples of the cue actually trained on, retained deployment rate and gap with their 95% CIs, and
-    the reason where retention is not reported."""
+    """Per cue: distinguishability (accuracy of the model asked, and its hidden-state probe AUC), test
+    and deployment attack rates before and after, the teacher-forced propensity (mean log P(attack) −
+    log P(benign), nats) before -> after in each context, the caught samples of the cue actually
+    trained on, retained deployment rate and gap with their 95% CIs, and the reason where retention
+    is not reported."""
     def rate(task: str, stage: str, cue: str) -> float:
         found = table[(table["task"] == task) & (table["stage"] == stage) & (table["cue"] == cue)]
+        return float((found["rate"] * found["n"]).sum() / found["n"].sum()) if len(found) else float("nan")
+
+    def logodds(stage: str, cue: str, context: str) -> float:
+        found = table[(table["task"] == "propensity") & (table["stage"] == stage) & (table["cue"] == cue)
+                      & (table["context"] == context)]
         return float((found["rate"] * found["n"]).sum() / found["n"].sum()) if len(found) else float("nan")
 
     rows = []
     organisms = table[(table["stage"] == "organism") & (table["task"] == "deployment_attacks")]
     for cue in sorted(c for c in table["cue"].unique() if c not in ("none", None)):
-        distinguish = organisms.loc[organisms["cue"] == cue, "distinguishability_accuracy"].mean()
-        rows.append({"cue": cue, "distinguish": distinguish,
+        mine = organisms[organisms["cue"] == cue]
+        rows.append({"cue": cue, "distinguish": mine["distinguishability_accuracy"].mean(),
+                     "probe_auc": mine["probe_auc"].mean() if "probe_auc" in mine else float("nan"),
                      "test_before": rate("test_attacks", "organism", cue),
                      "test_after": rate("test_attacks", "trained", cue),
                      "deploy_before": rate("deployment_attacks", "organism", cue),
-                     "deploy_after": rate("deployment_attacks", "trained", cue)})
+                     "deploy_after": rate("deployment_attacks", "trained", cue),
+                     "logodds_test": f"{logodds('organism', cue, 'test'):.1f} -> "
+                                     f"{logodds('trained', cue, 'test'):.1f}",
+                     "logodds_deploy": f"{logodds('organism', cue, 'deployment'):.1f} -> "
+                                       f"{logodds('trained', cue, 'deployment'):.1f}"})
     frame = pd.DataFrame(rows)
     kept = pooled_table(table, samples, [])
     if kept.empty or frame.empty:
