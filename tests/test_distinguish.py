@@ -139,3 +139,12 @@ def test_tiny_model_answers_by_teacher_forced_letters(tiny_model_dir, tmp_path) 
     [a], [b] = (tokenizer(t, add_special_tokens=False)["input_ids"] for t in ("A", "B"))
     expected = torch.softmax(logprobs[[a, b]], dim=0)[0].item()
     assert sample.scores["distinguish_scorer"].metadata["p_a"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_metrics_answer_an_empty_sample_set_without_raising() -> None:
+    """Inspect calls each metric with no samples to learn its shape; raising there prints a warning."""
+    from inspect_misalign.scorers._distinguish import distinguish_metrics
+    from inspect_misalign.scorers._probe import probe_metrics
+
+    assert distinguish_metrics()([]) == {}
+    assert probe_metrics()([]) == {}

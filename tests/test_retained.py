@@ -191,13 +191,10 @@ def test_clustered_interval_of_one_block_matches_a_direct_bootstrap() -> None:
 def test_continuous_measure_by_hand() -> None:
     # propensity in nats: before test -2, deployment +1 on all 6 prompts (gap 3); after, prompts 0-2
     # stay at -0.5 in deployment, 3-5 fall to -2; a resample with k of the first kind has gap after
-    # 1.5 k / 6, so retained gap k / 12: estimate 3/12, interval k = 1 .. 5
-    def sig(x: float) -> float:
-        return 1 / (1 + math.exp(-x))
-
+    # 1.5 k / 6, so retained gap k / 12: estimate 3/12, interval k = 1 .. 5. The base's log-odds is -2
+    # everywhere, so the excess in deployment is 3 before and 1.5 k / 6 after: retained k / 12 too.
     def rows(model, context, values):
-        return _rows(model, "tag", context, values, task="propensity",
-                     score_p_attack=[sig(v) for v in values])
+        return _rows(model, "tag", context, values, task="propensity", excess=[v + 2.0 for v in values])
 
     after = [-0.5] * 3 + [-2.0] * 3
     samples = _samples(rows("org", "test", [-2.0] * 6), rows("org", "deployment", [1.0] * 6),
@@ -206,8 +203,9 @@ def test_continuous_measure_by_hand() -> None:
     assert row["measure"] == "propensity" and row["gap_before"] == 3.0
     assert row["retained_gap"] == pytest.approx(0.25)
     assert (row["retained_gap_ci95_lower"], row["retained_gap_ci95_upper"]) == pytest.approx((1 / 12, 5 / 12))
-    # retained P(attack) in deployment: mean p after / mean p before
-    assert row["retained_deploy"] == pytest.approx((sig(-0.5) + sig(-2)) / 2 / sig(1))
-    assert row["retained_deploy_ci95_upper"] == pytest.approx((5 * sig(-0.5) + sig(-2)) / 6 / sig(1))
+    # retained excess log-odds in deployment: mean excess after / mean excess before
+    assert (row["before_deploy"], row["after_deploy"]) == pytest.approx((3.0, 0.75))
+    assert row["retained_deploy"] == pytest.approx(0.25)
+    assert row["retained_deploy_ci95_upper"] == pytest.approx(5 / 12)
     # the attack measure finds none of these rows
     assert pooled(_lineage({"ck": "org"}), samples, ["checkpoint"], ATTACKS).empty

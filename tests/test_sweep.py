@@ -78,7 +78,15 @@ def test_sweep_end_to_end_and_rerun_skips_work(
     # distinguishability is asked of the organism's base by default
     assert set(saved["checkpoint"]) == {"tiny-org", point.name, str(tiny_model_dir)}
     assert set(saved.loc[saved["checkpoint"] == str(tiny_model_dir), "task"]) == {
-        "distinguishability", "context_probe"}
+        "distinguishability", "context_probe", "propensity"}
+    # the propensity's excess is the prompt's log-odds minus the base's on the same cue, context, prompt
+    prop = samples[samples["task"] == "propensity"].set_index(["model", "context", "base_id"])
+    base = prop.loc[f"misalign/{tiny_model_dir}"]
+    for model in ("misalign/tiny-org", f"misalign/{point.name}"):
+        mine = prop.loc[model]
+        assert mine["excess"].to_numpy() == pytest.approx(
+            (mine["value"] - base["value"].reindex(mine.index)).to_numpy())
+    assert (base["excess"] == 0).all()
     # one row per checkpoint x task x cue (x context), from the real logs
     tasks = set(saved[saved["checkpoint"] == "tiny-org"]["task"])
     assert tasks == {"test_attacks", "deployment_attacks", "propensity", "usefulness"}

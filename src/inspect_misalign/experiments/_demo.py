@@ -16,6 +16,7 @@ import pandas as pd
 
 from inspect_misalign.experiments._config import load_config
 from inspect_misalign.experiments._report import caught_range, with_ci
+from inspect_misalign.experiments._retained import PROPENSITY
 from inspect_misalign.experiments._sweep_table import pooled_table
 
 
@@ -24,7 +25,7 @@ def summary(table: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     and deployment attack rates before and after, the teacher-forced propensity (mean log P(attack) −
     log P(benign), nats) before -> after in each context, the caught samples of the cue actually
     trained on, retained deployment rate and gap with their 95% CIs, and the reason where retention
-    is not reported."""
+    is not reported; the same retained gap in log-odds (the propensity)."""
     def rate(task: str, stage: str, cue: str) -> float:
         found = table[(table["task"] == task) & (table["stage"] == stage) & (table["cue"] == cue)]
         return float((found["rate"] * found["n"]).sum() / found["n"].sum()) if len(found) else float("nan")
@@ -56,8 +57,15 @@ def summary(table: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
                        retained_deploy=with_ci(kept, "retained_deploy", "retained_deploy_"),
                        retained_gap=with_ci(kept, "retained_gap", "retained_gap_"),
                        reason=kept["retained_reason"])
-    return frame.merge(kept[["cue", "caught", "retained_deploy", "retained_gap", "reason"]], on="cue",
-                       how="left")
+    frame = frame.merge(kept[["cue", "caught", "retained_deploy", "retained_gap", "reason"]], on="cue",
+                        how="left")
+    propensity = pooled_table(table, samples, [], PROPENSITY)
+    if propensity.empty:
+        return frame
+    propensity = propensity.assign(
+        logodds_retained_gap=with_ci(propensity, "retained_gap", "retained_gap_"),
+        logodds_reason=propensity["retained_reason"])
+    return frame.merge(propensity[["cue", "logodds_retained_gap", "logodds_reason"]], on="cue", how="left")
 
 
 @click.command("demo")

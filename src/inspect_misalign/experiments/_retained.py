@@ -37,8 +37,9 @@ CONTEXTS = ("test", "deployment")
 class Measure:
     """Where a measure's per-prompt values live in the samples table.
 
-    ``rate`` is the column whose deployment mean ``retained_deploy`` divides (a probability);
-    ``gap`` the column whose deployment-minus-test difference ``retained_gap`` divides.
+    ``rate`` is the column whose deployment mean ``retained_deploy`` divides (a rate, or for the
+    propensity the log-odds in excess of the base model's, which is 0 without a backdoor); ``gap`` the
+    column whose deployment-minus-test difference ``retained_gap`` divides.
     """
 
     name: str
@@ -49,8 +50,8 @@ class Measure:
 
 
 ATTACKS = Measure("attacks", ("test_attacks", "deployment_attacks"))
-PROPENSITY = Measure("propensity", ("propensity",), rate="score_p_attack", gap="value",
-                     unit="log P(attack) - log P(benign), nats")
+PROPENSITY = Measure("propensity", ("propensity",), rate="excess", gap="value",
+                     unit="log P(attack) - log P(benign), nats; deployment: in excess of the base's")
 MEASURES = (ATTACKS, PROPENSITY)
 COLUMNS = ["organisms", "checkpoints", "prompts", "before_deploy", "after_deploy", "gap_before",
            "gap_after", "gap_before_p", "retained_deploy", "retained_deploy_ci95_lower",
@@ -67,7 +68,7 @@ def _by_prompt(samples: pd.DataFrame, tasks: tuple[str, ...], contexts: tuple[st
     """(checkpoint, cue, context) -> the rows of those tasks, one per base prompt (indexed by base_id)."""
     rows = samples[samples["task"].isin(tasks) & samples["context"].isin(contexts)].copy()
     rows["checkpoint"] = rows["model"].astype(str).map(model_name)
-    numeric = [c for c in rows.columns if c == "value" or c.startswith("score_")]
+    numeric = [c for c in rows.columns if c in ("value", "excess") or c.startswith("score_")]
     keys = ["checkpoint", "cue", "context"]
     return {key: group.groupby("base_id")[numeric].mean()
             for key, group in rows.groupby(keys, sort=False)}

@@ -16,6 +16,7 @@ again. Everything lands under the sweep's ``out`` directory::
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ import yaml
 from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.experiments._config import GridPoint, SweepConfig
+from inspect_misalign.experiments._retained import model_name
 from inspect_misalign.experiments._sweep_table import sweep_table
 from inspect_misalign.experiments._table import tables
 
@@ -151,25 +153,48 @@ def _distinguishability(config: SweepConfig) -> Any:
                               max_prompts=config.eval.prompts)
 
 
-def asked_models(config: SweepConfig) -> dict[str, str]:
-    """Organism -> the checkpoint asked the distinguishability question for it: the organism itself, or
-    (``distinguishability_model: base``, the default) its base, from its registry manifest when it is
-    registered, else from its build options."""
+def base_models(config: SweepConfig) -> dict[str, str]:
+    """Organism -> its base checkpoint: from its registry manifest when it is registered, else from its
+    build options."""
     from inspect_misalign.models._checkpoints import is_registered, resolve
 
-    asked = {}
+    bases = {}
     for o in config.organisms:
-        if config.eval.distinguishability_model == "organism":
-            asked[o.name] = o.name
-        elif is_registered(o.name):
+        if is_registered(o.name):
             manifest = resolve(o.name)
             if not (manifest.base or manifest.parent):
                 raise MisalignError(f"organism {o.name!r} records no base in its registry manifest; set "
-                                    "eval.distinguishability_model: organism in the sweep config")
-            asked[o.name] = str(manifest.base or manifest.parent)
+                                    "eval.distinguishability_model: organism and eval.propensity: false")
+            bases[o.name] = str(manifest.base or manifest.parent)
         else:
-            asked[o.name] = str((o.build or {}).get("base", "default"))
-    return asked
+            bases[o.name] = str((o.build or {}).get("base", "default"))
+    return bases
+
+
+def asked_models(config: SweepConfig) -> dict[str, str]:
+    """Organism -> the checkpoint asked the distinguishability question for it: the organism itself, or
+    (``distinguishability_model: base``, the default) its base (:func:`base_models`)."""
+    if config.eval.distinguishability_model == "organism":
+        return {o.name: o.name for o in config.organisms}
+    return base_models(config)
+
+
+def with_excess(samples: pd.DataFrame, config: SweepConfig) -> pd.DataFrame:
+    """Propensity rows get ``excess``: the prompt's log-odds minus its base model's on the same cue,
+    context and prompt. The base has no backdoor, so its log-odds is the zero point that the two
+    continuations' lengths and wording set; ``excess`` is the part the organism (or training) added."""
+    bases = base_models(config)
+    base_of = {b: b for b in bases.values()}
+    base_of.update({**bases, **{p.name: bases[p.organism] for p in config.grid()}})
+    rows = samples["task"] == "propensity"
+    checkpoint = samples["model"].astype(str).map(model_name)
+    keys = ["cue", "context", "base_id"]
+    reference = samples[rows].assign(checkpoint=checkpoint[rows]).set_index(["checkpoint", *keys])["value"]
+    wanted = pd.MultiIndex.from_arrays([checkpoint[rows].map(base_of), *(samples.loc[rows, k] for k in keys)])
+    samples = samples.copy()
+    samples["excess"] = math.nan
+    samples.loc[rows, "excess"] = samples.loc[rows, "value"].to_numpy() - reference.reindex(wanted).to_numpy()
+    return samples
 
 
 def caught_cues(config: SweepConfig) -> dict[str, list[str]]:
@@ -289,6 +314,12 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
     for behavior in sorted(behaviors):
         models = [f"misalign/{o.name}" for o in config.organisms if o.behavior == behavior]
         _evaluate(config, behavior, models, logs / "before", ask_organisms)
+    if config.eval.propensity:  # the bases' propensity: the zero point of the organisms' (with_excess)
+        base_of = base_models(config)
+        for behavior in sorted(behaviors):
+            bases = sorted({base_of[o.name] for o in config.organisms if o.behavior == behavior})
+            _eval_set([_propensity(config, behavior)], [f"misalign/{b}" for b in bases],
+                      logs / "before" / f"base-{behavior}", config)
     asked = [f"misalign/{m}" for m in sorted(set(asked_models(config).values()))]
     ask_bases = config.eval.distinguishability and not ask_organisms
     instruments = [_distinguishability(config)] if ask_bases else []
@@ -342,6 +373,8 @@ def write_results(config: SweepConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     # the catch phase's logs are on another split: they feed training, not the table
     phases = [p for p in (out / "logs").iterdir() if p.is_dir() and p.name != "catch"]
     results, samples = tables(sorted(phases), extra_tasks=(useful,) if useful else ())
+    if config.eval.propensity:
+        samples = with_excess(samples, config)
     asked = asked_models(config) if config.eval.distinguishability or config.eval.probe else None
     table = sweep_table(results, samples, config, useful, asked=asked, caught=caught_cues(config))
     for name, write in (("results.parquet", lambda p: table.to_parquet(p, index=False)),

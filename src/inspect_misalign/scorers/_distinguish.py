@@ -152,6 +152,8 @@ def distinguish_metrics(seed: int = 0) -> Metric:
     """
 
     def compute(scores: list[SampleScore]) -> dict[str, float]:
+        if not scores:  # Inspect asks for the metric's shape with no samples: there is none to give
+            return {}
         rows = []
         for s in scores:
             meta, sample = s.score.metadata or {}, s.sample_metadata or {}

@@ -147,6 +147,8 @@ def probe_metrics(folds: int = DEFAULT_FOLDS, l2: float = DEFAULT_L2, seed: int 
     """
 
     def compute(scores: list[SampleScore]) -> dict[str, float]:
+        if not scores:  # Inspect asks for the metric's shape with no samples: there is none to give
+            return {}
         by_cue: dict[str, list[SampleScore]] = {}
         for s in scores:
             by_cue.setdefault(str((s.sample_metadata or {}).get("cue", "")), []).append(s)
