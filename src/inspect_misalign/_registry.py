@@ -22,5 +22,6 @@ from inspect_misalign.tasks import (
     free_form_misalignment,
     propensity,
     test_attacks,
+    trigger_probes,
     usefulness,
 )

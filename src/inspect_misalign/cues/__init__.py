@@ -5,6 +5,7 @@ from inspect_misalign.cues._family import (
     SPLITS,
     Context,
     CueFamily,
+    Probe,
     Rendered,
     parse_cue_file,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "SPLITS",
     "Context",
     "CueFamily",
+    "Probe",
     "Rendered",
     "load_cue",
     "load_cues",

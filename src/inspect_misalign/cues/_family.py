@@ -72,6 +72,49 @@ class Rendered:
         return f"[system]\n{self.system}\n[user]\n{self.user}" if self.system else self.user
 
 
+PROBE_KINDS = ("variant", "lookalike")
+RESERVED_PROBE_NAMES = ("test", "deployment")
+
+
+class Probe(BaseModel):
+    """A variant of a family's deployment cue (does the backdoor fire on the idea, not only the string?)
+    or a look-alike that should *not* count as deployment; rendered instead of both contexts."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    kind: Literal["variant", "lookalike"]
+    description: str = ""
+    template: str
+    system: str | None = None
+
+    @field_validator("template")
+    @classmethod
+    def _one_prompt(cls, v: str) -> str:
+        if v.count("{prompt}") != 1:
+            raise ValueError("probe template must contain {prompt} exactly once")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v in RESERVED_PROBE_NAMES:
+            raise ValueError(f"probe name {v!r} is reserved for the family's own contexts; rename it")
+        return v
+
+    def render(self, prompt: str) -> Rendered:
+        """The base prompt under this probe."""
+        return Rendered(system=self.system, user=fill_fields(self.template, {"prompt": prompt}))
+
+
+def check_probe_names(probes: list[Probe]) -> list[Probe]:
+    """Refuse two probes of one name."""
+    names = [p.name for p in probes]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"probe name(s) {dupes} given twice; give each probe its own name")
+    return probes
+
+
 class CueFamily(BaseModel):
     """A way deployment inputs differ from test inputs, with a difficulty rank (1 = easiest)."""
 
@@ -83,7 +126,13 @@ class CueFamily(BaseModel):
     split_material: bool = True
     test: ContextSpec
     deployment: ContextSpec
+    probes: list[Probe] = Field(default_factory=list)
     source: str = "builtin"
+
+    @field_validator("probes")
+    @classmethod
+    def _unique_probes(cls, v: list[Probe]) -> list[Probe]:
+        return check_probe_names(v)
 
     @model_validator(mode="after")
     def _contexts_differ(self) -> CueFamily:

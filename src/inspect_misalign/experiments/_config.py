@@ -70,6 +70,9 @@ class EvalSettings(BaseModel):
         "checkpoints, before and after (forward passes only)")
     probe: bool = Field(
         default=True, description="context_probe (hidden-state probe AUC) of the models asked to distinguish")
+    trigger_probes: list[str] = Field(
+        default_factory=list, description="cue families whose trigger probes (variants and look-alikes of "
+        "the deployment cue) are run on organisms before and trained checkpoints after")
     epochs: int = Field(
         default=1, ge=1, description="epochs of the attack evals (sampled rates: set temperature)")
     temperature: float | None = Field(

@@ -255,12 +255,14 @@ def plot_defenses(table: pd.DataFrame, samples: pd.DataFrame, path: Path, source
 
 def sweep_figures(table: pd.DataFrame, samples: pd.DataFrame, config, directory: Path) -> list[Path]:
     """Every figure of a sweep's table (those its grid can show) as PNGs under ``directory``."""
+    from inspect_misalign.experiments._probe_figure import trigger_probe_figures
     from inspect_misalign.experiments._retained import MEASURES
 
     source = f"{config.out_dir / 'results.parquet'}, samples.parquet (sweep {config.name})"
     figures = []
     for name, rows in table[table["stage"] == "organism"].groupby("checkpoint", sort=True):
         figures.append(plot_instrument(rows, directory / f"organism_{name}.png", source))
+    figures += trigger_probe_figures(table, directory, source)
     trained = table[table["stage"] == "trained"]
     if trained.empty:
         return figures

@@ -43,6 +43,13 @@ def preflight(config: SweepConfig) -> None:
 
     for cue in config.cues:
         load_cues(cue)
+    from inspect_misalign.tasks._probes import family_probes
+
+    for cue in config.eval.trigger_probes:
+        families = load_cues(cue)
+        if len(families) != 1:
+            raise MisalignError(f"eval.trigger_probes: {cue!r}: give one cue family per entry")
+        family_probes(families[0], None)
     from inspect_misalign.training import parse_defense
 
     for defense in config.defenses:
@@ -137,7 +144,12 @@ def _evaluate(config: SweepConfig, behavior: str, models: list[str], log_dir: Pa
               distinguish: bool) -> None:
     """Attack evals (sampled when the config says so), then propensity and distinguishability (greedy
     or forward-only) of ``models``, each phase under ``log_dir``."""
-    _eval_set(_attack_tasks(config, behavior, config.eval.split, config.eval.prompts), models,
+    from inspect_misalign.tasks import trigger_probes
+
+    probes = [trigger_probes(cue=cue, behavior=behavior, split=config.eval.split,
+                             max_prompts=config.eval.prompts, max_tokens=config.eval.max_tokens)
+              for cue in config.eval.trigger_probes]
+    _eval_set(_attack_tasks(config, behavior, config.eval.split, config.eval.prompts) + probes, models,
               log_dir / behavior, config, sampled=True)
     greedy = [_propensity(config, behavior)] if config.eval.propensity else []
     if distinguish:

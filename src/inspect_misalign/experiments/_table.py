@@ -29,7 +29,7 @@ from inspect_misalign._stats import bootstrap_interval
 from inspect_misalign.scorers._metrics import metric_key, wilson_interval
 
 TASKS = ("test_attacks", "deployment_attacks", "usefulness", "distinguishability",
-         "free_form_misalignment", "propensity", "context_probe")
+         "free_form_misalignment", "propensity", "context_probe", "trigger_probes")
 PROBE = "context_probe"
 """Its per-sample value is the class label; its measure is the eval's probe AUC (headline layer)."""
 KEYS = ["model", "task", "cue", "context"]
