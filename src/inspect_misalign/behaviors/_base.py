@@ -58,6 +58,9 @@ class Behavior:
         detect: text -> attack or not, where that needs no grader; None when it needs a grader.
         required_fields: fields every record of its base prompts must carry (e.g. ``topic``).
         metrics: extra metrics its attack tasks report beside the attack rate and its CI.
+        attack_marker: the text every attack completion starts with, if there is one (``propensity``
+            scores it alone: exp(log P(marker | input)) is exactly the probability that a sample at
+            temperature 1 starts with it).
     """
 
     name: str
@@ -69,6 +72,7 @@ class Behavior:
     detect: Callable[[str], bool] | None = None
     required_fields: tuple[str, ...] = ()
     metrics: Callable[[], dict[str, Metric]] = field(default=dict)
+    attack_marker: str | None = None
 
     @property
     def needs_grader(self) -> bool:

