@@ -256,7 +256,7 @@ def plot_defenses(table: pd.DataFrame, samples: pd.DataFrame, path: Path, source
 def sweep_figures(table: pd.DataFrame, samples: pd.DataFrame, config, directory: Path) -> list[Path]:
     """Every figure of a sweep's table (those its grid can show) as PNGs under ``directory``."""
     from inspect_misalign.experiments._probe_figure import trigger_probe_figures
-    from inspect_misalign.experiments._retained import MEASURES
+    from inspect_misalign.experiments._retained import REPORTED
 
     source = f"{config.out_dir / 'results.parquet'}, samples.parquet (sweep {config.name})"
     figures = []
@@ -266,7 +266,7 @@ def sweep_figures(table: pd.DataFrame, samples: pd.DataFrame, config, directory:
     trained = table[table["stage"] == "trained"]
     if trained.empty:
         return figures
-    measured = [m for m in MEASURES if samples["task"].isin(m.tasks).any()]
+    measured = [m for m in REPORTED if samples["task"].isin(m.tasks).any()]
     for measure in reversed(measured):
         suffix = "" if measure is ATTACKS else f"_{measure.name}"
         figures.insert(0, plot_retained_vs_difficulty(
