@@ -195,5 +195,5 @@ def prompt_interval(
     return clustered_interval(blocks, lambda means: float(np.mean([m[0] for m in means])))
 
 
-__all__ = ["ATTACKS", "COLUMNS", "GAP_ALPHA", "MARKER", "MEASURES", "PROPENSITY", "REPORTED", "Measure", "model_name",
-           "pooled", "prompt_interval"]
+__all__ = ["ATTACKS", "COLUMNS", "GAP_ALPHA", "MARKER", "MEASURES", "PROPENSITY", "REPORTED", "Measure",
+           "model_name", "pooled", "prompt_interval"]
