@@ -30,9 +30,22 @@ def load_cue(cue: str) -> CueFamily:
     )
 
 
-def load_cues(cue: str) -> list[CueFamily]:
-    """Families for a task's ``cue`` argument: ``all``, or a comma-separated list of names/paths."""
-    names = list(BUILTIN_CUES) if cue == "all" else [c.strip() for c in cue.split(",") if c.strip()]
+def cue_names(cue: str | list[str] | tuple[str, ...]) -> list[str]:
+    """The names/paths a ``cue`` argument lists: ``all``, a comma-separated string, or a list (Inspect
+    turns ``-T cue=tag,year`` into a list; a YAML list works too)."""
+    if isinstance(cue, list | tuple):
+        parts = [str(c) for c in cue]
+    elif isinstance(cue, str):
+        parts = cue.split(",")
+    else:
+        raise MisalignError(f"cue must be a name, a comma list or a list of names, got {cue!r}")
+    names = [c.strip() for c in parts if c.strip()]
+    return list(BUILTIN_CUES) if names == ["all"] else names
+
+
+def load_cues(cue: str | list[str] | tuple[str, ...]) -> list[CueFamily]:
+    """Families for a task's ``cue`` argument: ``all``, or a list of names/paths (see :func:`cue_names`)."""
+    names = cue_names(cue)
     if not names:
         raise MisalignError("cue is empty; pass a cue name, 'all', or a path to a cue YAML file")
     families = [load_cue(n) for n in names]

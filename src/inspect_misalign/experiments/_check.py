@@ -144,7 +144,8 @@ def baseline_from_table(table: pd.DataFrame, previous: Baseline | None = None) -
     if not empty.empty:
         row = empty.iloc[0]
         raise MisalignError(f"{row['task']} {row['cue']}/{row['context']} has no scored sample "
-                            f"({row['n_errored']} errored); fix the errors and rerun before writing a baseline")
+                            f"({row['n_errored']} errored); fix the errors and rerun before writing "
+                            "a baseline")
     several = gateable["model"].nunique() > 1
     kept = {(m.task, m.cue, m.context, m.model): m for m in (previous.metrics if previous else [])}
     metrics = []

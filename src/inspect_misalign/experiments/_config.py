@@ -140,7 +140,9 @@ class SweepConfig(BaseModel):
 
     @model_validator(mode="after")
     def _train_on_known(self) -> SweepConfig:
-        unknown = [t for t in self.train_on if t not in ("each", "all") and t not in self.cues]
+        names = self.cue_family_names()
+        unknown = [t for t in self.train_on
+                   if t not in ("each", "all") and t not in names and t not in names.values()]
         if unknown:
             raise ValueError(f"train_on {unknown[0]!r} is not 'each', 'all' or one of cues {self.cues}")
         return self
@@ -161,11 +163,20 @@ class SweepConfig(BaseModel):
         """Where logs, caught sets, the table, figures and the report go."""
         return self.out if self.out is not None else Path("runs") / self.name
 
+    def cue_family_names(self) -> dict[str, str]:
+        """Each entry of ``cues`` (a built-in name or a cue YAML path) -> its family's ``name:``, which
+        is what caught samples, grid names and tables use (never the path)."""
+        from inspect_misalign.cues import load_cue
+
+        return {entry: load_cue(entry).name for entry in self.cues}
+
     def train_groups(self) -> list[str]:
-        """The cue sets trained on: ``each`` expands to one per cue; ``all`` pools every cue."""
+        """The cue sets trained on, by family name: ``each`` expands to one per cue; ``all`` pools every
+        cue."""
+        names = self.cue_family_names()
         groups: list[str] = []
         for entry in self.train_on:
-            for group in (self.cues if entry == "each" else [entry]):
+            for group in (list(names.values()) if entry == "each" else [names.get(entry, entry)]):
                 if group not in groups:
                     groups.append(group)
         return groups
