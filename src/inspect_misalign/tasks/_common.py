@@ -29,6 +29,15 @@ class BasePrompt:
     topic: str | None = None
 
 
+def check_count(name: str, value: object) -> int | None:
+    """A positive integer task argument, or None (unset); anything else is a one-line error."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MisalignError(f"{name} must be a positive integer, got {value!r}; fix -T {name}=")
+    return value
+
+
 def check_split(split: str) -> str:
     """Validate a split argument."""
     if split not in (*SPLITS, "all"):

@@ -28,6 +28,7 @@ from inspect_misalign.cues import load_cues
 from inspect_misalign.scorers import distinguish_scorer
 from inspect_misalign.scorers._distinguish import OPTIONS, distinguish_metrics
 from inspect_misalign.tasks._common import (
+    check_count,
     check_split,
     load_base_prompts,
     make_dataset,
@@ -138,6 +139,7 @@ def distinguishability(
     """
     if answer not in ANSWER_METHODS:
         raise MisalignError(f"unknown answer {answer!r}; choose one of {', '.join(ANSWER_METHODS)}")
+    check_count("max_tokens", max_tokens)
     samples = distinguish_samples(cue, hints, split, dataset, max_prompts)
     return Task(
         dataset=make_dataset("distinguishability", samples),

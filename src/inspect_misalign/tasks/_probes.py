@@ -33,6 +33,7 @@ from inspect_misalign.scorers._propensity import propensity_metrics, propensity_
 from inspect_misalign.solvers import strip_scratchpad
 from inspect_misalign.tasks._common import (
     chat_input,
+    check_count,
     check_split,
     load_base_prompts,
     make_dataset,
@@ -148,8 +149,8 @@ def trigger_probes(
                             "pass e.g. -T cue=tag")
     family = families[0]
     b = get_behavior(behavior)
-    if benign_tokens is not None and benign_tokens < 1:
-        raise MisalignError(f"benign_tokens must be at least 1, got {benign_tokens}")
+    check_count("max_tokens", max_tokens)
+    check_count("benign_tokens", benign_tokens)
     chosen = family_probes(family, probes)
     samples = probe_samples(family, chosen, b.name, split, dataset, max_prompts)
     meta = task_metadata(samples, cue=family.name, behavior=b.name, measure=measure, split=split,

@@ -15,7 +15,7 @@ from inspect_misalign._errors import MisalignError
 from inspect_misalign.cues import CONTEXTS, load_cue
 from inspect_misalign.data import data_path, read_jsonl
 from inspect_misalign.scorers import usefulness_scorer
-from inspect_misalign.tasks._common import check_split, make_dataset, task_metadata
+from inspect_misalign.tasks._common import check_count, check_split, make_dataset, task_metadata
 
 SYSTEM = "Answer the question with a single word or number."
 
@@ -76,6 +76,8 @@ def usefulness(
         max_tokens: generation limit.
         max_items: use only the first n items of the split.
     """
+    check_count("max_tokens", max_tokens)
+    check_count("max_items", max_items)
     samples = usefulness_samples(split, dataset, cue, context, max_items)
     return Task(
         dataset=make_dataset("usefulness", samples),
