@@ -32,6 +32,8 @@ class MaterialFile(BaseModel):
     file: str
     field: str = "text"
     where: dict[str, Any] = Field(default_factory=dict)
+    allow_outside: bool = Field(
+        default=False, description="read a file outside the cue file's folder and the shipped data")
 
 
 class ContextSpec(BaseModel):
@@ -140,6 +142,13 @@ class CueFamily(BaseModel):
             raise ValueError("test and deployment render identically; make them differ")
         return self
 
+    @model_validator(mode="after")
+    def _material_inside(self) -> CueFamily:
+        for spec in (self.test, self.deployment):
+            if isinstance(spec.material, MaterialFile):
+                material_path(spec.material, self.source)  # confined: a one-line error, before any load
+        return self
+
     def spec(self, context: Context) -> ContextSpec:
         """The rendering spec of one context."""
         if context not in CONTEXTS:
@@ -185,11 +194,24 @@ class CueFamily(BaseModel):
         return Rendered(system=spec.system, user=user, item=item)
 
 
-def _read_material_file(material: MaterialFile, source: str) -> list[tuple[str, str]]:
+def material_path(material: MaterialFile, source: str) -> Path:
+    """Where a material file is: relative to the cue file's folder, else a shipped data file. It must
+    stay inside one of those two folders unless the cue file says ``allow_outside: true``."""
     path = Path(material.file)
     if not path.is_absolute():
         local = Path(source).parent / path if source != "builtin" else None
         path = local if local is not None and local.is_file() else data_path(material.file)
+    folders = [data_path(".").resolve()] + ([Path(source).parent.resolve()] if source != "builtin" else [])
+    if not material.allow_outside and not any(path.resolve().is_relative_to(f) for f in folders):
+        raise MisalignError(
+            f"material file {material.file!r} is outside the cue file's folder and the shipped data; move "
+            "it beside the cue file or add allow_outside: true to its material mapping"
+        )
+    return path
+
+
+def _read_material_file(material: MaterialFile, source: str) -> list[tuple[str, str]]:
+    path = material_path(material, source)
     out = []
     for n, record in enumerate(read_jsonl(path)):
         if all(record.get(k) == v for k, v in material.where.items()):

@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inspect_misalign._atomic import atomic_write_text
-from inspect_misalign._errors import MisalignError, validation_message
+from inspect_misalign._errors import MisalignError, read_text, validation_message
 from inspect_misalign.experiments._exact import holm, worse_p_value
 
 DEFAULT_DIRECTION: dict[str, Literal["lower", "higher"]] = {
@@ -67,7 +67,7 @@ def read_baseline(path: str | Path) -> Baseline:
     if not path.is_file():
         raise MisalignError(f"baseline {path} not found; create one with --update-baseline")
     try:
-        return Baseline.model_validate_json(path.read_text(encoding="utf-8"))
+        return Baseline.model_validate_json(read_text(path, f"baseline {path}"))
     except ValidationError as e:
         raise MisalignError(f"baseline {path}: {validation_message(e)}") from e
 
