@@ -50,6 +50,8 @@ def test_grid_expands_each_and_all(tmp_path: Path) -> None:
     (VALID.replace("organisms: [{name: org}]", "organisms: [{name: a, group: g}, "
                    "{name: b, group: g, build: {behavior: code}}]"), "mixes behaviours"),
     ("name: [unclosed\n", "not valid YAML"),
+    (VALID.replace("organisms: [{name: org}]", "organisms: [{name: ../../x}]"), "invalid checkpoint name"),
+    (VALID.replace("organisms: [{name: org}]", "organisms: [{name: '" + "o" * 95 + "'}]"), "too long"),
 ])
 def test_invalid_configs_fail_in_one_line(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(MisalignError, match=message) as err:
@@ -134,3 +136,11 @@ def test_list_cues_as_inspect_passes_them() -> None:
     assert [f.name for f in load_cues(["tag", "year"])] == ["tag", "year"]
     task = deployment_attacks(cue=["tag", "year"], max_prompts=2)
     assert sorted({s.metadata["cue"] for s in task.dataset}) == ["tag", "year"]
+
+
+def test_out_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> None:
+    taken = tmp_path / "results.txt"
+    taken.write_text("not a directory")
+    with pytest.raises(MisalignError, match="is a file") as err:
+        load_config(_write(tmp_path, VALID + f"out: {taken}\n"))
+    assert "\n" not in str(err.value)

@@ -45,6 +45,14 @@ class OrganismEntry(BaseModel):
         "them and its interval resamples organisms, then prompts [default: the organism alone]",
     )
 
+    @field_validator("name")
+    @classmethod
+    def _registry_name(cls, value: str) -> str:
+        from inspect_misalign.models._checkpoints import validate_name
+
+        validate_name(value)  # a registry name: no path, no newline, not too long
+        return value
+
     @property
     def behavior(self) -> str:
         """The organism's behaviour (from its build options; ``hate`` unless they say otherwise)."""
@@ -137,6 +145,20 @@ class SweepConfig(BaseModel):
         if any(v <= 0 for v in values):
             raise ValueError("every value must be a positive integer")
         return values
+
+    @model_validator(mode="after")
+    def _grid_names_register(self) -> SweepConfig:
+        from inspect_misalign.models._checkpoints import validate_name
+
+        for point in self.grid():
+            validate_name(point.name)  # e.g. too long once sweep, organism and settings are joined
+        return self
+
+    @model_validator(mode="after")
+    def _out_is_a_directory(self) -> SweepConfig:
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise ValueError(f"out {self.out_dir} is a file; give a directory for the sweep's results")
+        return self
 
     @model_validator(mode="after")
     def _train_on_known(self) -> SweepConfig:
