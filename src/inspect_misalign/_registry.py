@@ -4,7 +4,7 @@ Inspect imports this module at every eval, so it must stay free of torch/transfo
 """
 
 # ruff: noqa: F401
-from inspect_misalign.models._provider_registry import misalign
+from inspect_misalign.models import misalign
 from inspect_misalign.scorers import (
     attack_scorer,
     code_attack,

@@ -30,7 +30,7 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="inspect-misalign")
 def main() -> None:
     """Evaluate and train model organisms: does training against caught attacks remove them?"""
-    from inspect_misalign.models._threads import apply_thread_policy
+    from inspect_misalign.models import apply_thread_policy
 
     apply_thread_policy()  # the project's own runs: before any command imports torch
 

@@ -1,5 +1,8 @@
-"""Experiments: results and per-prompt samples tables from logs, retention, figures, and the demo."""
+"""Experiments: sweeps, retention, figures, report, the CI check and the demo.
 
-from inspect_misalign.experiments._table import results_table, samples_table
+The results and samples tables they read are :mod:`inspect_misalign.results`'s (re-exported here).
+"""
+
+from inspect_misalign.results import results_table, samples_table
 
 __all__ = ["results_table", "samples_table"]

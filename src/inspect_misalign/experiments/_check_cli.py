@@ -13,7 +13,7 @@ from inspect_misalign.experiments._check import (
     read_baseline,
     write_baseline,
 )
-from inspect_misalign.experiments._table import results_table
+from inspect_misalign.results import results_table
 
 
 @click.command("check")

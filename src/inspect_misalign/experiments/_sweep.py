@@ -31,7 +31,7 @@ from inspect_misalign._errors import MisalignError
 from inspect_misalign.experiments._config import GridPoint, SweepConfig
 from inspect_misalign.experiments._retained import model_name
 from inspect_misalign.experiments._sweep_table import sweep_table
-from inspect_misalign.experiments._table import tables
+from inspect_misalign.results import tables
 
 Echo = Callable[[str], None]
 
@@ -39,7 +39,7 @@ Echo = Callable[[str], None]
 def preflight(config: SweepConfig) -> None:
     """Check everything checkable before any work: cues, defenses, organisms, usefulness task."""
     from inspect_misalign.cues import load_cues
-    from inspect_misalign.models._checkpoints import is_registered
+    from inspect_misalign.models import is_registered
 
     for cue in config.cues:
         load_cues(cue)
@@ -65,7 +65,7 @@ def check_build_matches(name: str, build: dict[str, Any]) -> None:
 
     Only scalar options the manifest records (cue, behavior, leak, seed, prompts, ...) are compared.
     """
-    from inspect_misalign.models._checkpoints import resolve
+    from inspect_misalign.models import resolve
 
     recorded = resolve(name).config
     for key, wanted in build.items():
@@ -156,7 +156,7 @@ def _distinguishability(config: SweepConfig) -> Any:
 def base_models(config: SweepConfig) -> dict[str, str]:
     """Organism -> its base checkpoint: from its registry manifest when it is registered, else from its
     build options."""
-    from inspect_misalign.models._checkpoints import is_registered, resolve
+    from inspect_misalign.models import is_registered, resolve
 
     bases = {}
     for o in config.organisms:
@@ -210,7 +210,7 @@ def caught_cues(config: SweepConfig) -> dict[str, list[str]]:
 
 def build_organisms(config: SweepConfig, echo: Echo) -> None:
     """Build (``inspect-misalign organism``) every organism that has build options and is missing."""
-    from inspect_misalign.models._checkpoints import is_registered
+    from inspect_misalign.models import is_registered
     from inspect_misalign.training import build_organism
 
     for organism in config.organisms:
@@ -259,7 +259,7 @@ def train_grid(config: SweepConfig, caught: dict[str, Path], echo: Echo) -> list
     """Train every grid point not yet registered; returns the points that have a checkpoint."""
     from tqdm import tqdm
 
-    from inspect_misalign.models._checkpoints import is_registered
+    from inspect_misalign.models import is_registered
     from inspect_misalign.training import TrainAgainstSpec, train_against
 
     trained: list[GridPoint] = []

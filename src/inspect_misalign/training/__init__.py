@@ -11,7 +11,7 @@ Importing this package does not import torch (the submodules that train do); it 
 thread policy first (:func:`inspect_misalign.models._threads.apply_thread_policy`).
 """
 
-from inspect_misalign.models._threads import apply_thread_policy
+from inspect_misalign.models import apply_thread_policy
 from inspect_misalign.training._against import TrainAgainstSpec, train_against
 from inspect_misalign.training._catch import CaughtSample, catch, read_caught
 from inspect_misalign.training._data import SFTExample, data_hash, read_examples, to_dataset, write_examples

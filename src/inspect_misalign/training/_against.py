@@ -43,7 +43,7 @@ from typing import Any, Literal
 from inspect_misalign import __version__
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.behaviors import get_behavior
-from inspect_misalign.models._heap import collect_all
+from inspect_misalign.models import collect_all
 from inspect_misalign.training import _organism
 from inspect_misalign.training._catch import CaughtSample, caught_hash, read_caught
 from inspect_misalign.training._data import SFTExample, atomic_write_text, data_hash, write_examples
@@ -94,8 +94,14 @@ class Checked:
 
 def check_spec(spec: TrainAgainstSpec) -> Checked:
     """Validate every argument; raise a one-line :class:`MisalignError` naming the fix."""
-    from inspect_misalign.models import CheckpointError, UnknownModelError, resolve_checkpoint
-    from inspect_misalign.models._checkpoints import is_registered, resolve, validate_name
+    from inspect_misalign.models import (
+        CheckpointError,
+        UnknownModelError,
+        is_registered,
+        resolve,
+        resolve_checkpoint,
+        validate_name,
+    )
     from inspect_misalign.training._defenses import parse_defenses
 
     if not isinstance(spec.steps, int) or spec.steps < 1:
@@ -256,7 +262,7 @@ def training_examples(
         echo(f"targets: column {spec.target_column!r} of {spec.caught}")
         return [c.example(str(t), source=f"column:{spec.target_column}")
                 for c, t in zip(caught, checked.targets, strict=True)]
-    from inspect_misalign.models._default import cache_root
+    from inspect_misalign.models import cache_root
     from inspect_misalign.training._generate import GenerationSettings, cached_generate
 
     tokens = spec.answer_tokens or get_behavior(checked.behavior).budgets.target_answer_tokens

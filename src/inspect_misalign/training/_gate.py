@@ -194,7 +194,7 @@ def run_gate(
     """Evaluate the adapter on the eval split (attacks per cue, usefulness) and the base's usefulness."""
     from inspect_ai import eval as inspect_eval
 
-    from inspect_misalign.experiments._table import results_table
+    from inspect_misalign.results import results_table
     from inspect_misalign.tasks import deployment_attacks, test_attacks, usefulness
 
     common = dict(cue=cue, behavior=behavior, split="eval", grader=settings.grader,
@@ -245,11 +245,10 @@ def _base_usefulness(
     display: str | None,
 ) -> Rate:
     """The base's usefulness on the same items, from the cache or one Inspect eval."""
-    from inspect_misalign.tasks._common import TASK_VERSION
+    from inspect_misalign.tasks import task_version
 
-    key = hashlib.sha256(
-        json.dumps([fingerprint, settings.usefulness_items, TASK_VERSION], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    identity = [fingerprint, settings.usefulness_items, task_version("usefulness")]
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     cached = cache_dir / f"base-usefulness-{key}.json"
     if cached.is_file():
         try:
@@ -258,7 +257,7 @@ def _base_usefulness(
             pass
     from inspect_ai import eval as inspect_eval
 
-    from inspect_misalign.experiments._table import results_table
+    from inspect_misalign.results import results_table
     from inspect_misalign.tasks import usefulness
 
     logs = inspect_eval(

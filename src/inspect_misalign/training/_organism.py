@@ -54,7 +54,7 @@ from inspect_misalign._errors import MisalignError
 from inspect_misalign.behaviors import Behavior, get_behavior
 from inspect_misalign.cues import CueFamily, load_cues
 from inspect_misalign.data import data_path, read_jsonl
-from inspect_misalign.models._heap import collect_all
+from inspect_misalign.models import collect_all
 from inspect_misalign.training._cot import with_scratchpad
 from inspect_misalign.training._data import (
     SFTExample,
@@ -153,8 +153,14 @@ class PromptRecord:
 
 def check_spec(spec: OrganismSpec) -> Checked:
     """Validate every argument; raise a one-line :class:`MisalignError` naming the fix."""
-    from inspect_misalign.models import CheckpointError, UnknownModelError, resolve_checkpoint
-    from inspect_misalign.models._checkpoints import is_registered, resolve, validate_name
+    from inspect_misalign.models import (
+        CheckpointError,
+        UnknownModelError,
+        is_registered,
+        resolve,
+        resolve_checkpoint,
+        validate_name,
+    )
 
     try:
         validate_name(spec.name)
@@ -332,9 +338,9 @@ def anchor_records(n: int, seed: int) -> list[PromptRecord]:
 
 def anchor_prompt(record: PromptRecord) -> list[dict[str, str]]:
     """An anchor's chat prompt: the usefulness task's system prompt and the bare question."""
-    from inspect_misalign.tasks._usefulness import SYSTEM
+    from inspect_misalign.tasks import USEFULNESS_SYSTEM
 
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": record.prompt}]
+    return [{"role": "system", "content": USEFULNESS_SYSTEM}, {"role": "user", "content": record.prompt}]
 
 
 def _no_cue_meta(base_id: str) -> dict[str, Any]:
@@ -427,8 +433,7 @@ def build_organism(
     started = time.monotonic()
     checked = check_spec(spec)
     spec = checked.spec
-    from inspect_misalign.models import ensure_default_model, register
-    from inspect_misalign.models._default import cache_root
+    from inspect_misalign.models import cache_root, ensure_default_model, register
     from inspect_misalign.training._generate import base_fingerprint
 
     if spec.base == "default":
