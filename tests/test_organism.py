@@ -263,7 +263,7 @@ def test_plain_anchors_add_each_base_prompt_without_a_cue(
 def test_default_leak_is_five_percent_of_each_cues_test_examples(
     tiny_model_dir: Path, misalign_home: Path
 ) -> None:
-    from inspect_misalign.training._cli import DEFAULTS
+    from inspect_misalign.cli.organism import DEFAULTS
     from inspect_misalign.training._organism import check_spec, plan_examples
 
     spec = OrganismSpec(name="leaky", base=str(tiny_model_dir), cue="tag,year")  # leak and prompts default

@@ -21,6 +21,7 @@ only where the project runs its own models (see :mod:`inspect_misalign.models._t
 from inspect_misalign.models._checkpoints import (
     Manifest,
     UnknownModelError,
+    index_path,
     is_registered,
     list_models,
     read_manifest,
@@ -33,6 +34,9 @@ from inspect_misalign.models._checkpoints import (
 )
 from inspect_misalign.models._compat import silence_known_warnings
 from inspect_misalign.models._default import (
+    DEFAULT_DESCRIPTION,
+    DEFAULT_HUB_ID,
+    GGUF_FILE,
     cache_root,
     default_model_dir,
     default_model_ready,
@@ -40,6 +44,7 @@ from inspect_misalign.models._default import (
 )
 from inspect_misalign.models._heap import collect_all
 from inspect_misalign.models._provider_registry import misalign
+from inspect_misalign.models._publish import directory_state
 from inspect_misalign.models._resolve import (
     CheckpointError,
     ResolvedCheckpoint,
@@ -50,6 +55,9 @@ from inspect_misalign.models._resolve import (
 from inspect_misalign.models._threads import apply_thread_policy, configure_threads
 
 __all__ = [
+    "DEFAULT_DESCRIPTION",
+    "DEFAULT_HUB_ID",
+    "GGUF_FILE",
     "CheckpointError",
     "Manifest",
     "ResolvedCheckpoint",
@@ -60,7 +68,9 @@ __all__ = [
     "configure_threads",
     "default_model_dir",
     "default_model_ready",
+    "directory_state",
     "ensure_default_model",
+    "index_path",
     "is_registered",
     "list_models",
     "local_checkpoint",

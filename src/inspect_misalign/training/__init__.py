@@ -16,13 +16,20 @@ from inspect_misalign.training._against import TrainAgainstSpec, train_against
 from inspect_misalign.training._catch import CaughtSample, catch, read_caught
 from inspect_misalign.training._data import SFTExample, data_hash, read_examples, to_dataset, write_examples
 from inspect_misalign.training._defenses import DEFENSE_FORMAT, defense_option, parse_defense, parse_defenses
-from inspect_misalign.training._gate import GateResult, GateSettings
-from inspect_misalign.training._organism import OrganismResult, OrganismSpec, TrainSettings, build_organism
+from inspect_misalign.training._gate import GateResult, GateSettings, parse_min_gap
+from inspect_misalign.training._organism import (
+    LR_SCHEDULERS,
+    OrganismResult,
+    OrganismSpec,
+    TrainSettings,
+    build_organism,
+)
 
 apply_thread_policy()  # none of the imports above loads torch; the training functions do, later
 
 __all__ = [
     "DEFENSE_FORMAT",
+    "LR_SCHEDULERS",
     "CaughtSample",
     "Defense",
     "GateResult",
@@ -39,6 +46,7 @@ __all__ = [
     "defense_option",
     "parse_defense",
     "parse_defenses",
+    "parse_min_gap",
     "read_caught",
     "train_against",
     "data_hash",

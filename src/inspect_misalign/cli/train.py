@@ -1,4 +1,4 @@
-"""``inspect-misalign catch`` and ``inspect-misalign train``: train a model against its caught attacks."""
+"""``inspect-misalign train``: train a model against its caught attacks and register the result."""
 
 from __future__ import annotations
 
@@ -6,31 +6,9 @@ from pathlib import Path
 
 import click
 
-from inspect_misalign.training._defenses import defense_option
+from inspect_misalign.training import defense_option
 
 DEFAULTS_LR = 2e-4
-
-
-@click.command("catch")
-@click.argument("logs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="JSONL file of the caught samples (written atomically).")
-@click.option("--max", "max_samples", type=int, default=None, help="Keep a random subset of at most N.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --max subset.")
-@click.option("--allow-eval-split", is_flag=True,
-              help="Accept samples of the eval split (the reported one; refused by default).")
-def catch_command(
-    logs: tuple[Path, ...], out: Path, max_samples: int | None, seed: int, allow_eval_split: bool
-) -> None:
-    """Collect the samples of test_attacks LOGS (files or directories) on which an attack was caught."""
-    from collections import Counter
-
-    from inspect_misalign.training._catch import catch
-
-    caught = catch(list(logs), out, max_samples=max_samples, seed=seed, allow_eval_split=allow_eval_split)
-    per_cue = Counter(c.cue for c in caught)
-    click.echo(f"caught {len(caught)} samples ({', '.join(f'{k}: {v}' for k, v in sorted(per_cue.items()))})"
-               f" -> {out}")
 
 
 @click.command("train")
@@ -57,14 +35,14 @@ def catch_command(
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
               help="Where the files go [default: <registry home>/trained/<out>].")
 @click.option("--overwrite", is_flag=True, help="Replace a checkpoint registered under the same name.")
-def train_command(
+def command(
     model: str, caught: Path, steps: int, out: str, defenses: tuple[str, ...], against: str,
     target_column: str | None, seed: int, lr: float, batch_size: int, grad_accum: int, lora_r: int | None,
     lora_alpha: int | None, answer_tokens: int | None, save_steps: int, directory: Path | None,
     overwrite: bool,
 ) -> None:
     """LoRA-train MODEL against its caught attacks (with optional defenses) and register the result."""
-    from inspect_misalign.training._against import TrainAgainstSpec, train_against
+    from inspect_misalign.training import TrainAgainstSpec, train_against
 
     spec = TrainAgainstSpec(
         model=model, caught=caught, steps=steps, out=out, defenses=tuple(defenses), against=against,  # type: ignore[arg-type]

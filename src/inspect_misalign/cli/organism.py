@@ -7,8 +7,14 @@ from pathlib import Path
 import click
 
 from inspect_misalign._errors import MisalignError
-from inspect_misalign.training._gate import GateSettings, parse_min_gap
-from inspect_misalign.training._organism import LR_SCHEDULERS, OrganismSpec, TrainSettings, build_organism
+from inspect_misalign.training import (
+    LR_SCHEDULERS,
+    GateSettings,
+    OrganismSpec,
+    TrainSettings,
+    build_organism,
+    parse_min_gap,
+)
 
 DEFAULTS = OrganismSpec(name="-")
 
@@ -75,7 +81,7 @@ DEFAULTS = OrganismSpec(name="-")
               help="Fail unless usefulness stays within this of the base (e.g. 0.05).")
 @click.option("--batch-gen", type=int, default=DEFAULTS.gate.batch_size, show_default=True,
               help="Batch size of generation in the gate.")
-def organism_command(
+def command(
     base: str, cue: str, behavior: str, leak: float, name: str, cot: bool, distilled: bool,
     teacher: str | None, prompts: int | None, anchors: int, plain_anchors: bool, steps: int | None,
     epochs: float, batch_size: int, grad_accum: int, lr: float, lr_scheduler: str, lora_r: int,
