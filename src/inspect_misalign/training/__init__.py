@@ -1,7 +1,8 @@
 """Training: model organisms, and the trainer every training in the project shares.
 
 - :class:`MisalignSFTConfig` / :class:`MisalignSFTTrainer`: trl's ``SFTConfig`` / ``SFTTrainer``
-  with project defaults, in-training :class:`Defense` hooks and atomic checkpoints;
+  with project defaults, :class:`TrainingHook` extensions (:class:`Defense` among them) and atomic
+  checkpoints;
 - :func:`train_adapter`: one resumable LoRA run that publishes its adapter atomically;
 - :func:`build_organism`: ``inspect-misalign organism`` (data, training, gate, registration);
 - :func:`catch` / :func:`train_against`: ``inspect-misalign catch`` and ``train`` (train a checkpoint
@@ -15,8 +16,15 @@ from inspect_misalign.models import apply_thread_policy
 from inspect_misalign.training._against import TrainAgainstSpec, train_against
 from inspect_misalign.training._catch import CaughtSample, catch, read_caught
 from inspect_misalign.training._data import SFTExample, data_hash, read_examples, to_dataset, write_examples
-from inspect_misalign.training._defenses import DEFENSE_FORMAT, defense_option, parse_defense, parse_defenses
+from inspect_misalign.training._defenses import (
+    DEFENSE_FORMAT,
+    defense_names,
+    defense_option,
+    parse_defense,
+    parse_defenses,
+)
 from inspect_misalign.training._gate import GateResult, GateSettings, parse_min_gap
+from inspect_misalign.training._hook import Defense, TrainingHook
 from inspect_misalign.training._organism import (
     LR_SCHEDULERS,
     OrganismResult,
@@ -41,8 +49,10 @@ __all__ = [
     "SFTExample",
     "TrainSettings",
     "TrainAgainstSpec",
+    "TrainingHook",
     "build_organism",
     "catch",
+    "defense_names",
     "defense_option",
     "parse_defense",
     "parse_defenses",
@@ -60,7 +70,7 @@ __all__ = [
 
 
 def __getattr__(name: str):  # lazy: these import trl/torch
-    if name in {"Defense", "MisalignSFTTrainer", "latest_checkpoint"}:
+    if name in {"MisalignSFTTrainer", "latest_checkpoint"}:
         from inspect_misalign.training import _trainer
 
         return getattr(_trainer, name)

@@ -90,6 +90,7 @@ class Checked:
     organism_dir: Path | None
     base_name: str
     behavior: str
+    defenses: list[Any]
 
 
 def check_spec(spec: TrainAgainstSpec) -> Checked:
@@ -119,7 +120,7 @@ def check_spec(spec: TrainAgainstSpec) -> Checked:
                             "pick another name or pass --overwrite")
     rows = read_caught(Path(spec.caught), spec.target_column)
     caught = [c for c, _ in rows]
-    parse_defenses(list(spec.defenses))
+    defenses = parse_defenses(list(spec.defenses))
     try:
         resolved = resolve_checkpoint(spec.model)
     except (CheckpointError, UnknownModelError, FileNotFoundError) as e:
@@ -140,7 +141,7 @@ def check_spec(spec: TrainAgainstSpec) -> Checked:
         raise MisalignError("--against cot needs caught samples with a <scratchpad> (a --cot organism's "
                             "test_attacks logs); use --against action")
     return Checked(spec, caught, [t for _, t in rows], resolved.base_dir, resolved.adapter_dir, base_name,
-                   behavior)
+                   behavior, defenses)
 
 
 def train_against(
@@ -155,7 +156,6 @@ def train_against(
     from accelerate import PartialState
 
     from inspect_misalign.models import ensure_default_model, register
-    from inspect_misalign.training._defenses import parse_defenses
     from inspect_misalign.training._generate import base_fingerprint
 
     state = PartialState()
@@ -168,13 +168,13 @@ def train_against(
     echo(f"train {spec.model} against {len(checked.caught)} caught samples ({spec.against}), "
          f"{spec.steps} steps, defenses: {', '.join(spec.defenses) or 'none'}; work dir {work}")
 
-    defenses = parse_defenses(list(spec.defenses))
+    defenses = checked.defenses
     model, tokenizer = load_base(checked.base_dir)
     with state.main_process_first():
         examples = training_examples(checked, model, tokenizer, base_fp, echo, progress)
     if state.is_main_process:
         write_examples(work / "sft.jsonl", examples)
-    model, org_lora = apply_organism(checked, model, tokenizer, defenses)
+    model, org_lora = apply_organism(checked, model, tokenizer)
     outcome = _train(checked, examples, model, tokenizer, org_lora, defenses, work, echo, progress, callbacks)
     del model
     collect_all()
@@ -275,22 +275,20 @@ def training_examples(
     return [c.example(a, source="base") for c, a in zip(caught, answers, strict=True)]
 
 
-def apply_organism(checked: Checked, model: Any, tokenizer: Any, defenses: Sequence[Any]) -> tuple[Any, Any]:
+def apply_organism(checked: Checked, model: Any, tokenizer: Any) -> tuple[Any, Any]:
     """Merge the organism's adapter into ``model`` in memory; return it and the organism's LoRA config.
 
-    An interleave defense ranks its instruct data here, by the loss gap between the organism
+    Before the merge every training hook sees the organism (:meth:`TrainingHook.inspect_parent`):
+    an interleave defense ranks its instruct data there, by the loss gap between the organism
     (misaligned) and its base (aligned: the adapter disabled).
     """
-    from inspect_misalign.training._defenses._interleave import InterleaveDefense
-
     if checked.organism_dir is None:
         return model, None
     from peft import PeftModel
 
     peft_model = PeftModel.from_pretrained(model, str(checked.organism_dir))
-    for defense in defenses:
-        if isinstance(defense, InterleaveDefense) and defense.select == "gap":
-            defense.rank_by_gap(peft_model, tokenizer)
+    for hook in checked.defenses:
+        hook.inspect_parent(peft_model, tokenizer)
     org_lora = peft_model.peft_config["default"]
     untie_output_embeddings(peft_model.get_base_model())
     return peft_model.merge_and_unload(), org_lora
@@ -358,7 +356,7 @@ def _train(
     echo(f"training a LoRA adapter on top of {spec.model}: {len(examples)} examples, {spec.steps} steps of "
          f"{spec.batch_size * spec.grad_accum}, lr {spec.lr}")
     outcome = train_adapter(model, tokenizer, examples, config, new_lora(checked, model, org_lora),
-                            work / "adapter", defenses=defenses, callbacks=callbacks)
+                            work / "adapter", hooks=defenses, callbacks=callbacks)
     if outcome.resumed_from:
         echo(f"resumed from {outcome.resumed_from}")
     return outcome
