@@ -184,7 +184,6 @@ def test_cue_token_lr_scale_sets_the_embedding_step(
 def test_cue_token_lr_scale_must_be_positive(tied_model_dir: Path, misalign_home: Path) -> None:
     from inspect_misalign._errors import MisalignError
 
-    spec = OrganismSpec(name="bad-scale", base=str(tied_model_dir), cue="year",
-                        train=TrainSettings(cue_token_lr_scale=0))
-    with pytest.raises(MisalignError, match="--cue-token-lr-scale must be positive"):
-        build_organism(spec, echo=lambda _: None, progress=False)
+    for scale in (0, -1.0, float("nan")):  # refused by the settings themselves, before any build
+        with pytest.raises(MisalignError, match="--cue-token-lr-scale must be positive"):
+            TrainSettings(cue_token_lr_scale=scale)

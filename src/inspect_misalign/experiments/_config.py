@@ -96,15 +96,6 @@ class EvalSettings(BaseModel):
         return self
 
 
-class TrainOptions(BaseModel):
-    """Options passed to every training against caught samples."""
-
-    model_config = ConfigDict(extra="forbid")
-    lr: float | None = Field(default=None, gt=0)
-    batch_size: int | None = Field(default=None, ge=1)
-    against: Literal["action", "cot"] = "action"
-
-
 class SweepConfig(BaseModel):
     """A sweep: organisms, the cues to measure, and the training grid."""
 
@@ -118,7 +109,10 @@ class SweepConfig(BaseModel):
     steps: list[int] = Field(min_length=1)
     defenses: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    train: TrainOptions = Field(default_factory=TrainOptions)
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="options of every training against caught samples: any field of "
+        "inspect_misalign.training.TrainAgainstSpec but those each grid point sets (lr, batch_size, "
+        "against, ...)")
     eval: EvalSettings = Field(default_factory=EvalSettings)
 
     @field_validator("name")
@@ -127,6 +121,13 @@ class SweepConfig(BaseModel):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", value):
             raise ValueError("use letters, digits, '-' and '_' only")
         return value
+
+    @field_validator("train")
+    @classmethod
+    def _train_options(cls, values: dict[str, Any]) -> dict[str, Any]:
+        from inspect_misalign.training import against_options  # the training command's own checks
+
+        return against_options(values)
 
     @field_validator("caught", "steps")
     @classmethod

@@ -37,13 +37,14 @@ Echo = Callable[[str], None]
 
 
 def preflight(config: SweepConfig) -> None:
-    """Check everything checkable before any work: cues, defenses, organisms, usefulness task."""
+    """Check everything checkable before any work: cues, defenses, organisms' build options, usefulness
+    task."""
     from inspect_misalign.cues import load_cues
     from inspect_misalign.models import is_registered
+    from inspect_misalign.training import organism_spec, parse_defense
 
     for cue in config.cues:
         load_cues(cue)
-    from inspect_misalign.training import parse_defense
 
     for defense in config.defenses:
         if defense != "none":
@@ -56,6 +57,8 @@ def preflight(config: SweepConfig) -> None:
                 f"organism {organism.name!r} is not registered and has no 'build' options; "
                 "build it with inspect-misalign organism or add build: {...} to the config"
             )
+        if organism.build is not None:
+            organism_spec(organism.name, organism.build)  # the build options' own checks
         if organism.build is not None and is_registered(organism.name):
             check_build_matches(organism.name, organism.build)
 
@@ -211,7 +214,7 @@ def caught_cues(config: SweepConfig) -> dict[str, list[str]]:
 def build_organisms(config: SweepConfig, echo: Echo) -> None:
     """Build (``inspect-misalign organism``) every organism that has build options and is missing."""
     from inspect_misalign.models import is_registered
-    from inspect_misalign.training import build_organism
+    from inspect_misalign.training import build_organism, organism_spec
 
     for organism in config.organisms:
         if is_registered(organism.name):
@@ -221,31 +224,6 @@ def build_organisms(config: SweepConfig, echo: Echo) -> None:
         result = build_organism(organism_spec(organism.name, organism.build or {}), echo=echo)
         if getattr(result, "failures", None):
             raise MisalignError(f"organism {organism.name} failed its gate: {result.failures}")
-
-
-def organism_spec(name: str, options: dict[str, Any]) -> Any:
-    """An ``OrganismSpec`` from a config's ``build`` mapping (``cot``/``distilled`` flags, nested
-    ``train``/``gate`` mappings); unknown keys give a one-line error."""
-
-    from inspect_misalign.training import GateSettings, OrganismSpec, TrainSettings
-
-    options = dict(options)
-    cot, distilled = options.pop("cot", False), options.pop("distilled", False)
-    options["variant"] = "cot" if cot else "distilled" if distilled else "plain"
-    for key, cls in (("train", TrainSettings), ("gate", GateSettings)):
-        if key in options:
-            options[key] = _dataclass(cls, options[key], f"organism {name} build.{key}")
-    return _dataclass(OrganismSpec, {"name": name, **options}, f"organism {name} build")
-
-
-def _dataclass(cls: Any, values: Any, where: str) -> Any:
-    import dataclasses
-
-    known = {f.name for f in dataclasses.fields(cls)}
-    if not isinstance(values, dict) or set(values) - known:
-        extra = sorted(set(values) - known) if isinstance(values, dict) else values
-        raise MisalignError(f"{where}: unknown option(s) {extra}; known: {', '.join(sorted(known))}")
-    return cls(**values)
 
 
 def subsample(rows: list[dict[str, Any]], point: GridPoint) -> list[dict[str, Any]]:
@@ -280,11 +258,9 @@ def train_grid(config: SweepConfig, caught: dict[str, Path], echo: Echo) -> list
                  f"(asked {point.caught})")
         path = config.out_dir / "caught" / f"{point.name}.jsonl"
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in chosen))
-        options = {k: v for k, v in (("lr", config.train.lr), ("batch_size", config.train.batch_size))
-                   if v is not None}
         spec = TrainAgainstSpec(model=point.organism, caught=path, steps=point.steps, out=point.name,
                                 defenses=() if point.defense == "none" else (point.defense,),
-                                seed=point.seed, against=config.train.against, **options)
+                                seed=point.seed, **config.train)
         train_against(spec, echo=echo, progress=False)
         trained.append(point)
     return trained

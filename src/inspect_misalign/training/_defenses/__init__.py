@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -85,22 +85,4 @@ def parse_defenses(texts: Sequence[str | dict[str, Any]]) -> list[Any]:
     return defenses
 
 
-def defense_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Click option ``--defense`` (repeatable): validated defense strings, passed as a tuple of str."""
-    import click
-
-    def check(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-        try:
-            parse_defenses(list(value))
-        except MisalignError as e:
-            raise click.BadParameter(str(e)) from None
-        return value
-
-    return click.option(
-        "--defense", "defenses", multiple=True, callback=check, metavar="SPEC",
-        help=f"In-training defense, repeatable: {DEFENSE_FORMAT}.",
-    )(function)
-
-
-__all__ = ["DEFENSE_FORMAT", "builtin_defenses", "defense_names", "defense_option", "parse_defense",
-           "parse_defenses"]
+__all__ = ["DEFENSE_FORMAT", "builtin_defenses", "defense_names", "parse_defense", "parse_defenses"]
