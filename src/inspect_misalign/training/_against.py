@@ -330,6 +330,7 @@ def combine_adapters(base_dir: Path, adapters: Sequence[Path], out: Path) -> Pat
     for name, path in zip(names[1:], adapters[1:], strict=True):
         model.load_adapter(str(path), adapter_name=name)
     model.add_weighted_adapter(names, [1.0] * len(names), "default", combination_type="cat")
+    model.set_adapter("default")  # so that deleting the parts does not move the active adapter (peft warns)
     for name in names:
         model.delete_adapter(name)
     out.parent.mkdir(parents=True, exist_ok=True)
