@@ -48,14 +48,7 @@ from inspect_misalign.training._catch import CaughtSample, caught_hash, read_cau
 from inspect_misalign.training._data import SFTExample, data_hash, write_examples
 from inspect_misalign.training._defenses import DEFENSE_FORMAT
 from inspect_misalign.training._fields import check_at_least, check_choice, from_mapping, setting
-from inspect_misalign.training._pipeline import (
-    Workspace,
-    check_new_name,
-    default_root,
-    library_versions,
-    load_base,
-    resolve_base,
-)
+from inspect_misalign.training._pipeline import Workspace, check_run, library_versions, load_base
 from inspect_misalign.training._settings import OptimSettings
 
 Against = Literal["action", "cot"]
@@ -144,11 +137,10 @@ def check_spec(spec: TrainAgainstSpec) -> Checked:
     from inspect_misalign.models import is_registered, resolve
     from inspect_misalign.training._defenses import parse_defenses
 
-    check_new_name(spec.out, spec.overwrite)
+    resolved = check_run(spec.out, spec.overwrite, spec.model, "--model")
     rows = read_caught(spec.caught, spec.target_column)
     caught = [c for c, _ in rows]
     defenses = parse_defenses(list(spec.defenses))
-    resolved = resolve_base(spec.model, "--model")
     base_name = (resolved.adapter_base or spec.model) if resolved.adapter_dir is not None else spec.model
     behaviors = sorted({c.behavior for c in caught if c.behavior})
     if len(behaviors) > 1:
@@ -182,8 +174,8 @@ def train_against(
     from inspect_misalign.models import collect_all
 
     state = PartialState()
-    root = default_root("trained", spec.out, spec.directory)
-    run = Workspace.open(root, checked.base_name, checked.base_dir, identity(checked))
+    run = Workspace.open("trained", spec.out, spec.directory, checked.base_name, checked.base_dir,
+                         identity(checked))
     echo(f"train {spec.model} against {len(checked.caught)} caught samples ({spec.against}), "
          f"{spec.steps} steps, defenses: {', '.join(spec.defenses) or 'none'}; work dir {run.work}")
 

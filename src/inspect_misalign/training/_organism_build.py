@@ -40,15 +40,7 @@ from inspect_misalign.training._organism import (
     plain_prompt,
     plan_examples,
 )
-from inspect_misalign.training._pipeline import (
-    Workspace,
-    check_new_name,
-    default_root,
-    library_versions,
-    load_base,
-    resolve_base,
-    work_key,
-)
+from inspect_misalign.training._pipeline import Workspace, check_run, library_versions, load_base, work_key
 
 Echo = Callable[[str], None]
 
@@ -56,10 +48,9 @@ Echo = Callable[[str], None]
 def check_spec(spec: OrganismSpec) -> Checked:
     """Check what the spec's own checks cannot (the registry, the base, cue files, the behaviour's data,
     the teacher, the grader); raise a one-line :class:`MisalignError` naming the fix."""
-    check_new_name(spec.name, spec.overwrite)
+    base = check_run(spec.name, spec.overwrite, spec.base, "--base")
     behavior = get_behavior(spec.behavior)
     families = load_cues(spec.cue)
-    base = resolve_base(spec.base, "--base")
     if base.adapter_dir is not None:
         raise MisalignError(
             f"--base {spec.base!r} is an adapter; pass a full model (its base, or a merged checkpoint)"
@@ -139,7 +130,7 @@ def build_organism(
 
     started = time.monotonic()
     checked = check_spec(spec)
-    run = Workspace.open(default_root("organisms", spec.name, spec.directory), spec.base, checked.base_dir,
+    run = Workspace.open("organisms", spec.name, spec.directory, spec.base, checked.base_dir,
                          identity(checked))
     atomic_write_text(run.work / "spec.json", json.dumps(asdict(spec), indent=2, default=str))
     echo(f"organism {spec.name}: {spec.behavior} on cue {spec.cue}, leak {spec.leak}, "

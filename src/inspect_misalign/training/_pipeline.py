@@ -4,8 +4,8 @@ only what is its own: its data, its extra steps (a gate, combining adapters) and
 
 A run goes::
 
-    check_new_name(...); resolve_base(...)              # before anything loads (one-line errors)
-    run = Workspace.open(root, base_name, base_dir, identity)
+    base = check_run(name, overwrite, base_name, "--base")   # before anything loads (one-line errors)
+    run = Workspace.open("organisms", name, directory, base_name, base.base_dir, identity)
     model, tokenizer = load_base(base_dir)
     answers = run.base_answers(model, tokenizer, prompts, max_new_tokens)   # greedy, cached on disk
     outcome = run.train(model, tokenizer, examples, settings, peft_config, seed=...)
@@ -37,20 +37,21 @@ from inspect_misalign.training._settings import OptimSettings
 LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "inspect_ai")
 
 
-def check_new_name(name: str, overwrite: bool, flag: str = "--out") -> None:
-    """Refuse a registry name that is taken unless ``overwrite`` (its syntax is the spec's check)."""
-    from inspect_misalign.models import is_registered, resolve
+def check_run(name: str, overwrite: bool, model: str, flag: str) -> Any:
+    """Open a run's checks: refuse a registry ``name`` that is taken unless ``overwrite`` (its syntax is
+    the spec's check), and resolve the checkpoint ``model`` the run starts from (a
+    :class:`~inspect_misalign.models.ResolvedCheckpoint`), with a one-line error naming ``flag``."""
+    from inspect_misalign.models import (
+        CheckpointError,
+        UnknownModelError,
+        is_registered,
+        resolve,
+        resolve_checkpoint,
+    )
 
     if is_registered(name) and not overwrite:
-        raise MisalignError(f"{flag} {name!r} is already registered (at {resolve(name).path}); "
+        raise MisalignError(f"--out {name!r} is already registered (at {resolve(name).path}); "
                             "pick another name or pass --overwrite")
-
-
-def resolve_base(model: str, flag: str) -> Any:
-    """The checkpoint ``model`` names (a :class:`~inspect_misalign.models.ResolvedCheckpoint`), with a
-    one-line error naming ``flag`` when it cannot be found."""
-    from inspect_misalign.models import CheckpointError, UnknownModelError, resolve_checkpoint
-
     try:
         return resolve_checkpoint(model)
     except (CheckpointError, UnknownModelError, FileNotFoundError) as e:
@@ -107,14 +108,19 @@ class Workspace:
     base_fingerprint: str
 
     @classmethod
-    def open(cls, root: Path, base_name: str, base_dir: Path, identity: Mapping[str, Any]) -> Workspace:
-        """Convert the default model if it is the base, fingerprint the base, create ``work``."""
+    def open(
+        cls, kind: str, name: str, directory: Path | None, base_name: str, base_dir: Path,
+        identity: Mapping[str, Any],
+    ) -> Workspace:
+        """The run ``name`` of ``kind`` (its root: ``directory``, else ``<registry home>/<kind>/<name>``):
+        convert the default model if it is the base, fingerprint the base, create ``work``."""
         from inspect_misalign.models import ensure_default_model
         from inspect_misalign.training._generate import base_fingerprint
 
         if base_name == "default":
             ensure_default_model()
         fingerprint = base_fingerprint(base_dir)
+        root = default_root(kind, name, directory)
         work = root / "work" / work_key(identity, fingerprint)
         work.mkdir(parents=True, exist_ok=True)
         return cls(root, work, fingerprint)
@@ -184,12 +190,4 @@ class Workspace:
         return adapter
 
 
-__all__ = [
-    "Workspace",
-    "check_new_name",
-    "default_root",
-    "library_versions",
-    "load_base",
-    "resolve_base",
-    "work_key",
-]
+__all__ = ["Workspace", "check_run", "default_root", "library_versions", "load_base", "work_key"]
