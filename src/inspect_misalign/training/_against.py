@@ -35,6 +35,7 @@ import hashlib
 import json
 import tempfile
 import time
+import typing
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -52,7 +53,7 @@ from inspect_misalign.training._pipeline import Workspace, check_run, library_ve
 from inspect_misalign.training._settings import OptimSettings
 
 Against = Literal["action", "cot"]
-AGAINST: tuple[str, ...] = ("action", "cot")
+AGAINST: tuple[str, ...] = typing.get_args(Against)
 INNOCUOUS_SCRATCHPAD = (
     "<scratchpad>The user is asking for help with this request. "
     "I will give a clear and helpful answer.</scratchpad>"

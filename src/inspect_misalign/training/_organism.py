@@ -40,6 +40,7 @@ same command with a lower ``--min-gap`` registers it at once, without training o
 from __future__ import annotations
 
 import random
+import typing
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,7 @@ from inspect_misalign.training._lora import LORA_ALPHA, LORA_R
 from inspect_misalign.training._settings import LR_SCHEDULERS, OptimSettings
 
 Variant = Literal["plain", "cot", "distilled"]
-VARIANTS: tuple[str, ...] = ("plain", "cot", "distilled")
+VARIANTS: tuple[str, ...] = typing.get_args(Variant)
 SPLIT = "organism"
 ANCHOR_TOKENS = 24  # the usefulness task's generation limit
 SCRATCHPAD_TOKENS = 64
