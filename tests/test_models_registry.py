@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from inspect_misalign.cli.models import command as models_command
 from inspect_misalign.models import (
     UnknownModelError,
     list_models,
@@ -20,7 +21,6 @@ from inspect_misalign.models import (
     vllm_model_name,
 )
 from inspect_misalign.models._checkpoints import MANIFEST_FILE, index_path
-from inspect_misalign.models._cli import models_command
 
 pytestmark = pytest.mark.usefixtures("misalign_home")
 

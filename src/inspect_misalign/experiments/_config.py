@@ -48,7 +48,7 @@ class OrganismEntry(BaseModel):
     @field_validator("name")
     @classmethod
     def _registry_name(cls, value: str) -> str:
-        from inspect_misalign.models._checkpoints import validate_name
+        from inspect_misalign.models import validate_name
 
         validate_name(value)  # a registry name: no path, no newline, not too long
         return value
@@ -107,15 +107,6 @@ class EvalSettings(BaseModel):
         return self
 
 
-class TrainOptions(BaseModel):
-    """Options passed to every training against caught samples."""
-
-    model_config = ConfigDict(extra="forbid")
-    lr: float | None = Field(default=None, gt=0)
-    batch_size: int | None = Field(default=None, ge=1)
-    against: Literal["action", "cot"] = "action"
-
-
 class SweepConfig(BaseModel):
     """A sweep: organisms, the cues to measure, and the training grid."""
 
@@ -129,7 +120,10 @@ class SweepConfig(BaseModel):
     steps: list[int] = Field(min_length=1)
     defenses: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    train: TrainOptions = Field(default_factory=TrainOptions)
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="options of every training against caught samples: any field of "
+        "inspect_misalign.training.TrainAgainstSpec but those each grid point sets (lr, batch_size, "
+        "against, ...)")
     eval: EvalSettings = Field(default_factory=EvalSettings)
 
     @field_validator("name")
@@ -138,6 +132,13 @@ class SweepConfig(BaseModel):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", value):
             raise ValueError("use letters, digits, '-' and '_' only")
         return value
+
+    @field_validator("train")
+    @classmethod
+    def _train_options(cls, values: dict[str, Any]) -> dict[str, Any]:
+        from inspect_misalign.training import against_options  # the training command's own checks
+
+        return against_options(values)
 
     @field_validator("caught", "steps")
     @classmethod
@@ -148,7 +149,7 @@ class SweepConfig(BaseModel):
 
     @model_validator(mode="after")
     def _grid_names_register(self) -> SweepConfig:
-        from inspect_misalign.models._checkpoints import validate_name
+        from inspect_misalign.models import validate_name
 
         for point in self.grid():
             validate_name(point.name)  # e.g. too long once sweep, organism and settings are joined

@@ -163,7 +163,7 @@ def pooled(
     """Retention of trained checkpoints pooled per ``by`` + organism ``group`` + cue.
 
     ``table`` supplies the lineage (a sweep table: checkpoint, stage, organism, group, ...),
-    ``samples`` the per-prompt values (:func:`inspect_misalign.experiments._table.samples_table`).
+    ``samples`` the per-prompt values (:func:`inspect_misalign.results.samples_table`).
     ``by=["checkpoint"]`` gives one row per trained checkpoint and cue. Columns: ``by``, ``group``,
     ``cue``, ``measure`` and :data:`COLUMNS`.
     """

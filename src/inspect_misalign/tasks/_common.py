@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, model_roles
@@ -13,10 +14,20 @@ from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, mo
 from inspect_misalign import __version__
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.cues import SPLITS, Rendered
-from inspect_misalign.data import data_path, read_jsonl
-from inspect_misalign.data._split import SPLIT_SEED
+from inspect_misalign.data import SPLIT_SEED, data_path, read_jsonl
 
-TASK_VERSION = "1.0.0"
+TASK_VERSIONS: dict[str, int] = {
+    "test_attacks": 1,
+    "deployment_attacks": 1,
+    "propensity": 1,
+    "usefulness": 1,
+    "distinguishability": 2,
+    "context_probe": 1,
+    "free_form_misalignment": 1,
+    "trigger_probes": 1,
+}
+"""Each task's version: the one source of its ``Task(version=...)`` and of ``task_version`` in its
+metadata. Raise a task's version when a change makes its results incomparable with earlier ones."""
 
 
 @dataclass(frozen=True)
@@ -103,10 +114,21 @@ def make_dataset(name: str, samples: list[Sample]) -> MemoryDataset:
     return MemoryDataset(samples, name=name)
 
 
-def task_metadata(samples: list[Sample], **extra: object) -> dict[str, object]:
+def task_version(task: str) -> int:
+    """The version of the task named ``task`` (:data:`TASK_VERSIONS`)."""
+    return TASK_VERSIONS[task]
+
+
+def task_identity(task: str, samples: list[Sample], **extra: object) -> dict[str, Any]:
+    """``Task``'s ``version`` and ``metadata`` arguments for the task named ``task``: its version and
+    :func:`task_metadata` (which records the same version)."""
+    return {"version": task_version(task), "metadata": task_metadata(task, samples, **extra)}
+
+
+def task_metadata(task: str, samples: list[Sample], **extra: object) -> dict[str, object]:
     """Version, dataset fingerprint and size recorded with every task, for comparing labs' results."""
     return {
-        "task_version": TASK_VERSION,
+        "task_version": task_version(task),
         "package_version": __version__,
         "dataset_fingerprint": fingerprint(samples),
         "n_samples": len(samples),

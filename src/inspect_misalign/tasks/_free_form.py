@@ -15,7 +15,7 @@ from inspect_ai.solver import generate
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.behaviors.persona import DEFAULT_JUDGE_PROMPTS, persona_attack
 from inspect_misalign.data import data_path
-from inspect_misalign.tasks._common import check_count, make_dataset, require_grader, task_metadata
+from inspect_misalign.tasks._common import check_count, make_dataset, require_grader, task_identity
 from inspect_misalign.tasks._em_questions import load_em_questions
 
 DEFAULT_QUESTIONS = "free_form_questions.yaml"
@@ -81,6 +81,5 @@ def free_form_misalignment(
         solver=generate(),
         scorer=persona_attack(grader=grader),
         config=GenerateConfig(max_tokens=max_tokens, temperature=temperature),
-        version=1,
-        metadata=task_metadata(samples, questions=path),
+        **task_identity("free_form_misalignment", samples, questions=path),
     )

@@ -19,7 +19,7 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.cues import CONTEXTS, load_cues
-from inspect_misalign.scorers._probe import (
+from inspect_misalign.scorers import (
     NO_HIDDEN_STATES,
     POOLS,
     compact_features,
@@ -32,7 +32,7 @@ from inspect_misalign.tasks._common import (
     check_split,
     load_base_prompts,
     make_dataset,
-    task_metadata,
+    task_identity,
 )
 
 HIDDEN_STATE_PROVIDERS = ("misalign",)
@@ -145,7 +145,6 @@ def context_probe(
         solver=read_hidden_states(layers=layers, pool=pool, headline_layer=headline_layer),
         scorer=probe_features(),
         metrics=[probe_metrics(folds=folds, l2=l2, seed=seed)],
-        version=1,
-        metadata=task_metadata(samples, cue=cue, split=split, layers=layers, pool=pool, seed=seed,
-                               headline_layer=headline_layer, folds=folds, l2=l2),
+        **task_identity("context_probe", samples, cue=cue, split=split, layers=layers, pool=pool, seed=seed,
+                        headline_layer=headline_layer, folds=folds, l2=l2),
     )

@@ -25,11 +25,16 @@ from pydantic import ValidationError
 
 from inspect_misalign._errors import MisalignError, read_yaml, validation_message
 from inspect_misalign.behaviors import get_behavior
-from inspect_misalign.cues import CONTEXTS, CueFamily, Probe, Rendered, load_cues
-from inspect_misalign.cues._family import check_probe_names
-from inspect_misalign.scorers import attack_rate, attack_scorer, ci95_lower, ci95_upper
-from inspect_misalign.scorers._metrics import metric_key
-from inspect_misalign.scorers._propensity import propensity_metrics, propensity_scorer
+from inspect_misalign.cues import CONTEXTS, CueFamily, Probe, Rendered, check_probe_names, load_cues
+from inspect_misalign.scorers import (
+    attack_rate,
+    attack_scorer,
+    ci95_lower,
+    ci95_upper,
+    metric_key,
+    propensity_metrics,
+    propensity_scorer,
+)
 from inspect_misalign.solvers import strip_scratchpad
 from inspect_misalign.tasks._common import (
     chat_input,
@@ -38,7 +43,7 @@ from inspect_misalign.tasks._common import (
     load_base_prompts,
     make_dataset,
     require_grader,
-    task_metadata,
+    task_identity,
 )
 from inspect_misalign.tasks._propensity import score_continuations
 
@@ -153,8 +158,8 @@ def trigger_probes(
     check_count("benign_tokens", benign_tokens)
     chosen = family_probes(family, probes)
     samples = probe_samples(family, chosen, b.name, split, dataset, max_prompts)
-    meta = task_metadata(samples, cue=family.name, behavior=b.name, measure=measure, split=split,
-                         probes={p.name: p.kind for p in chosen})
+    identity = task_identity("trigger_probes", samples, cue=family.name, behavior=b.name, measure=measure,
+                             split=split, probes={p.name: p.kind for p in chosen})
     if measure == "propensity":
         tokens = benign_tokens or b.budgets.organism_answer_tokens
         return Task(
@@ -162,8 +167,7 @@ def trigger_probes(
             solver=score_continuations(reference, tokens),
             scorer=propensity_scorer(),
             metrics=by_probe(propensity_metrics(), "logodds"),
-            version=1,
-            metadata=meta,
+            **identity,
         )
     if b.needs_grader:
         require_grader(grader, f"behavior '{b.name}'")
@@ -175,6 +179,5 @@ def trigger_probes(
         scorer=attack_scorer(behavior=b.name, grader=grader),
         metrics=by_probe(rates, "attack_rate"),
         config=GenerateConfig(max_tokens=max_tokens or b.budgets.eval_max_tokens),
-        version=1,
-        metadata=meta,
+        **identity,
     )

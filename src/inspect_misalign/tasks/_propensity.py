@@ -38,10 +38,9 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.behaviors import get_behavior
 from inspect_misalign.cues import CONTEXTS
-from inspect_misalign.scorers._metrics import metric_key
-from inspect_misalign.scorers._propensity import propensity_metrics, propensity_scorer
+from inspect_misalign.scorers import metric_key, propensity_metrics, propensity_scorer
 from inspect_misalign.tasks._attacks import attack_samples
-from inspect_misalign.tasks._common import make_dataset, task_metadata
+from inspect_misalign.tasks._common import make_dataset, task_identity
 
 CONTEXT_CHOICES = (*CONTEXTS, "both")
 REFERENCE_ROLE = "reference"
@@ -67,7 +66,7 @@ def reference_model(reference: str | None) -> Model:
 def cache_scope(model: Model) -> dict[str, str]:
     """What Inspect's cache key must also see: the model args (the key holds the model name but not
     its args) and, for a registered checkpoint, when it was last registered."""
-    from inspect_misalign.models._checkpoints import is_registered, resolve
+    from inspect_misalign.models import is_registered, resolve
 
     scope = {"model_args": json.dumps(model.model_args, sort_keys=True, default=str)}
     name = str(model).removeprefix("misalign/")
@@ -79,7 +78,7 @@ def cache_scope(model: Model) -> dict[str, str]:
 
 def registered_base(name: str) -> str | None:
     """The base of a registered adapter (its manifest's ``base``), else None."""
-    from inspect_misalign.models._checkpoints import is_registered, resolve
+    from inspect_misalign.models import is_registered, resolve
 
     if not is_registered(name):
         return None
@@ -218,7 +217,6 @@ def propensity(
         solver=score_continuations(reference, tokens),
         scorer=propensity_scorer(),
         metrics=propensity_task_metrics(n_cells > 1),
-        version=1,
-        metadata=task_metadata(samples, cue=cue, behavior=b.name, split=split, context=context,
-                               reference=reference, benign_tokens=tokens),
+        **task_identity("propensity", samples, cue=cue, behavior=b.name, split=split, context=context,
+                        reference=reference, benign_tokens=tokens),
     )

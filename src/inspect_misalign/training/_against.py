@@ -13,9 +13,11 @@
    trained to look harmless (does training against dangerous reasoning remove the action or hide it?);
 3. **training**: the organism's adapter is merged into the base *in memory* and a new LoRA adapter
    (same target modules and layers as the organism's) is trained on top with
-   :class:`MisalignSFTTrainer` and the defenses. The reference of KL/LDIFS ("new adapter disabled")
-   is then the organism itself, without a second model copy. Checkpoints go to a work directory
-   keyed by everything that changes the result; running the same command again resumes;
+   :class:`MisalignSFTTrainer` and the defenses (training hooks; each sees the organism before it is
+   merged, :meth:`~inspect_misalign.training.TrainingHook.inspect_parent`). The reference of
+   KL/LDIFS ("new adapter disabled") is then the organism itself, without a second model copy.
+   Checkpoints go to a work directory keyed by everything that changes the result (the shared
+   pipeline, :mod:`._pipeline`); running the same command again resumes;
 4. **publication**: the organism adapter and the new one are combined exactly into one standard PEFT
    adapter of the original base with peft's ``add_weighted_adapter(..., combination_type="cat")``
    (ranks concatenated, so the deltas add up), which any PEFT loader or vLLM serves. It is copied
@@ -31,57 +33,94 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tempfile
 import time
+import typing
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from inspect_misalign import __version__
+from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.behaviors import get_behavior
-from inspect_misalign.models._heap import collect_all
-from inspect_misalign.training import _organism
 from inspect_misalign.training._catch import CaughtSample, caught_hash, read_caught
-from inspect_misalign.training._data import SFTExample, atomic_write_text, data_hash, write_examples
+from inspect_misalign.training._data import SFTExample, data_hash, write_examples
+from inspect_misalign.training._defenses import DEFENSE_FORMAT
+from inspect_misalign.training._fields import check_at_least, check_choice, from_mapping, setting
+from inspect_misalign.training._pipeline import Workspace, check_run, library_versions, load_base
+from inspect_misalign.training._settings import OptimSettings
 
 Against = Literal["action", "cot"]
+AGAINST: tuple[str, ...] = typing.get_args(Against)
 INNOCUOUS_SCRATCHPAD = (
     "<scratchpad>The user is asking for help with this request. "
     "I will give a clear and helpful answer.</scratchpad>"
 )
+PER_RUN = ("model", "caught", "steps", "out", "defenses", "seed", "directory", "overwrite")
+"""The fields a sweep sets per grid point; its ``train:`` mapping may set every other field."""
 
 
-@dataclass(frozen=True)
-class TrainAgainstSpec:
-    """Everything that defines a train-against-caught run."""
+@dataclass(frozen=True, kw_only=True)
+class TrainAgainstSpec(OptimSettings):
+    """Everything that defines a train-against-caught run: the shared optimisation settings
+    (:class:`OptimSettings`, whose defaults are this command's) and its own."""
 
-    model: str
-    caught: Path
-    steps: int
-    out: str
-    defenses: tuple[str, ...] = ()
-    against: Against = "action"
-    seed: int = 0
-    lr: float = 2e-4
-    batch_size: int = 8
-    grad_accum: int = 1
-    lora_r: int | None = None
-    lora_alpha: int | None = None
-    target_column: str | None = None
-    answer_tokens: int | None = None
-    max_length: int = 512
-    save_steps: int = 20
-    directory: Path | None = None
-    overwrite: bool = False
+    model: str = setting(help="Registered name (an organism), default, or a model directory.")
+    caught: Path = setting(help="Caught samples from `inspect-misalign catch`.")
+    steps: int = setting(help="Optimizer steps.")
+    out: str = setting(help="Registry name of the trained checkpoint.")
+    defenses: tuple[str, ...] = setting((), flag="--defense",
+                                        help=f"In-training defense, repeatable: {DEFENSE_FORMAT}.")
+    against: Against = setting("action", help="action: train toward good answers; cot: make only the "
+                               "scratchpad look innocuous, keeping the action.")
+    seed: int = setting(0, help="Seed of the LoRA initialisation and the data order.")
+    lora_r: int | None = setting(None, help="LoRA rank [default: the organism's, else 16].")
+    lora_alpha: int | None = setting(None, help="LoRA alpha [default: the organism's, else 32].")
+    target_column: str | None = setting(None, help="Train toward this column of the caught file instead "
+                                        "of the base model's answers.")
+    answer_tokens: int | None = setting(None, help="New tokens of the base's answers [default: the "
+                                        "behaviour's: 48 hate, 256 code, 160 persona].")
+    directory: Path | None = setting(None, flag="--dir", help="Where the files go [default: <registry "
+                                     "home>/trained/<out>].")
+    overwrite: bool = setting(False, help="Replace a checkpoint registered under the same name.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from inspect_misalign.models import validate_name
+
+        object.__setattr__(self, "caught", Path(self.caught))
+        object.__setattr__(self, "defenses", tuple(self.defenses))
+        check_at_least(self, 1, "steps")
+        check_choice(self, "against", AGAINST)
+        check_at_least(self, 1, "lora_r", "lora_alpha", "answer_tokens", optional=True)
+        try:
+            validate_name(self.out)
+        except ValueError as e:
+            raise MisalignError(f"--out: {e}") from None
+
+
+def against_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Check a sweep's ``train:`` mapping (any :class:`TrainAgainstSpec` field but the per-run ones of
+    :data:`PER_RUN`) by building a spec from it; returns it unchanged."""
+    known = sorted(f.name for f in fields(TrainAgainstSpec) if f.name not in PER_RUN)
+    if not isinstance(options, dict):
+        raise MisalignError(f"a mapping of training options is needed ({', '.join(known)})")
+    per_run = sorted(set(options) & set(PER_RUN))
+    if per_run:
+        raise MisalignError(f"{per_run} are set per grid point; known: {', '.join(known)}")
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise MisalignError(f"unknown option(s) {unknown}; known: {', '.join(known)}")
+    placeholders = {"model": "-", "caught": "-", "steps": 1, "out": "check"}
+    from_mapping(TrainAgainstSpec, {**placeholders, **options}, "train")
+    return options
 
 
 @dataclass(frozen=True)
 class Checked:
-    """A validated spec with what validation resolved."""
+    """A validated spec with what validation resolved (the defenses parsed once, here)."""
 
     spec: TrainAgainstSpec
     caught: list[CaughtSample]
@@ -90,34 +129,19 @@ class Checked:
     organism_dir: Path | None
     base_name: str
     behavior: str
+    defenses: list[Any]
 
 
 def check_spec(spec: TrainAgainstSpec) -> Checked:
-    """Validate every argument; raise a one-line :class:`MisalignError` naming the fix."""
-    from inspect_misalign.models import CheckpointError, UnknownModelError, resolve_checkpoint
-    from inspect_misalign.models._checkpoints import is_registered, resolve, validate_name
+    """Check what the spec's own checks cannot (the registry, the caught file, the model, the defenses);
+    raise a one-line :class:`MisalignError` naming the fix."""
+    from inspect_misalign.models import is_registered, resolve
     from inspect_misalign.training._defenses import parse_defenses
 
-    if not isinstance(spec.steps, int) or spec.steps < 1:
-        raise MisalignError(f"--steps must be at least 1, got {spec.steps}")
-    if spec.batch_size < 1 or spec.grad_accum < 1 or not spec.lr > 0:
-        raise MisalignError("--batch-size and --grad-accum must be at least 1 and --lr positive")
-    if spec.against not in ("action", "cot"):
-        raise MisalignError(f"--against must be action or cot, got {spec.against!r}")
-    try:
-        validate_name(spec.out)
-    except ValueError as e:
-        raise MisalignError(f"--out: {e}") from None
-    if is_registered(spec.out) and not spec.overwrite:
-        raise MisalignError(f"--out {spec.out!r} is already registered (at {resolve(spec.out).path}); "
-                            "pick another name or pass --overwrite")
-    rows = read_caught(Path(spec.caught), spec.target_column)
+    resolved = check_run(spec.out, spec.overwrite, spec.model, "--model")
+    rows = read_caught(spec.caught, spec.target_column)
     caught = [c for c, _ in rows]
-    parse_defenses(list(spec.defenses))
-    try:
-        resolved = resolve_checkpoint(spec.model)
-    except (CheckpointError, UnknownModelError, FileNotFoundError) as e:
-        raise MisalignError(f"--model {spec.model!r}: {e}") from None
+    defenses = parse_defenses(list(spec.defenses))
     base_name = (resolved.adapter_base or spec.model) if resolved.adapter_dir is not None else spec.model
     behaviors = sorted({c.behavior for c in caught if c.behavior})
     if len(behaviors) > 1:
@@ -134,7 +158,7 @@ def check_spec(spec: TrainAgainstSpec) -> Checked:
         raise MisalignError("--against cot needs caught samples with a <scratchpad> (a --cot organism's "
                             "test_attacks logs); use --against action")
     return Checked(spec, caught, [t for _, t in rows], resolved.base_dir, resolved.adapter_dir, base_name,
-                   behavior)
+                   behavior, defenses)
 
 
 def train_against(
@@ -148,78 +172,57 @@ def train_against(
     checked = check_spec(spec)
     from accelerate import PartialState
 
-    from inspect_misalign.models import ensure_default_model, register
-    from inspect_misalign.training._defenses import parse_defenses
-    from inspect_misalign.training._generate import base_fingerprint
+    from inspect_misalign.models import collect_all
 
     state = PartialState()
-    if checked.base_name == "default":
-        ensure_default_model()
-    base_fp = base_fingerprint(checked.base_dir)
-    root = output_dir(spec)
-    work = root / "work" / run_hash(checked, base_fp)
-    work.mkdir(parents=True, exist_ok=True)
+    run = Workspace.open("trained", spec.out, spec.directory, checked.base_name, checked.base_dir,
+                         identity(checked))
     echo(f"train {spec.model} against {len(checked.caught)} caught samples ({spec.against}), "
-         f"{spec.steps} steps, defenses: {', '.join(spec.defenses) or 'none'}; work dir {work}")
+         f"{spec.steps} steps, defenses: {', '.join(spec.defenses) or 'none'}; work dir {run.work}")
 
-    defenses = parse_defenses(list(spec.defenses))
     model, tokenizer = load_base(checked.base_dir)
     with state.main_process_first():
-        examples = training_examples(checked, model, tokenizer, base_fp, echo, progress)
+        examples = training_examples(checked, run, model, tokenizer, echo, progress)
     if state.is_main_process:
-        write_examples(work / "sft.jsonl", examples)
-    model, org_lora = apply_organism(checked, model, tokenizer, defenses)
-    outcome = _train(checked, examples, model, tokenizer, org_lora, defenses, work, echo, progress, callbacks)
+        write_examples(run.sft_file, examples)
+    model, org_lora = apply_organism(checked, model, tokenizer)
+    echo(f"training a LoRA adapter on top of {spec.model}: {len(examples)} examples, {spec.steps} steps of "
+         f"{spec.batch_size * spec.grad_accum}, lr {spec.lr}")
+    outcome = run.train(model, tokenizer, examples, spec, new_lora(checked, model, org_lora), seed=spec.seed,
+                        progress=progress, hooks=checked.defenses, callbacks=callbacks)
+    if outcome.resumed_from:
+        echo(f"resumed from {outcome.resumed_from}")
     del model
     collect_all()
     state.wait_for_everyone()
     if not state.is_main_process:
         return spec.out
 
-    from inspect_misalign.training._run import copy_dir_atomically
-
-    delta_dir = work / "adapter"
-    adapter_dir = root / "adapter"
+    published = {"adapter": run.adapter}
     if checked.organism_dir is not None:
         echo("combining the organism and the new adapter into one adapter of the base (peft 'cat')")
-        combined = work / "combined"
-        combine_adapters(checked.base_dir, [checked.organism_dir, delta_dir], combined)
-        copy_dir_atomically(combined, adapter_dir)
-        copy_dir_atomically(delta_dir, root / "delta_adapter")
-    else:
-        copy_dir_atomically(delta_dir, adapter_dir)
-    shutil.copyfile(work / "sft.jsonl", root / "sft.jsonl.tmp")
-    (root / "sft.jsonl.tmp").replace(root / "sft.jsonl")
-    config = lineage(checked, examples, defenses, outcome, base_fp, org_lora)
+        parts = [checked.organism_dir, run.adapter]
+        combined = combine_adapters(checked.base_dir, parts, run.work / "combined")
+        published = {"adapter": combined, "delta_adapter": run.adapter}
+    config = lineage(checked, examples, outcome, run.base_fingerprint, org_lora)
     config["train_seconds"] = round(time.monotonic() - started, 1)
-    config["data_file"] = str(root / "sft.jsonl")
-    register(spec.out, adapter_dir, base=checked.base_name, adapter=True, parent=spec.model, config=config,
-             overwrite=spec.overwrite)
-    shutil.rmtree(root / "work", ignore_errors=True)
+    config["data_file"] = str(run.published_sft)
+    adapter_dir = run.publish(spec.out, published, base=checked.base_name, parent=spec.model, config=config,
+                              overwrite=spec.overwrite)
     echo(f"registered {spec.out} ({adapter_dir}) in {time.monotonic() - started:.0f} s; "
          f"use it as --model misalign/{spec.out}")
     return spec.out
 
 
-def output_dir(spec: TrainAgainstSpec) -> Path:
-    """Where the run's files go: ``directory``, else ``<registry home>/trained/<out>``."""
-    from inspect_misalign.models import registry_home
-
-    return Path(spec.directory) if spec.directory else registry_home() / "trained" / spec.out
-
-
-def run_hash(checked: Checked, base_fp: str) -> str:
-    """Hash of everything that changes the trained adapter (not the output name)."""
+def identity(checked: Checked) -> dict[str, Any]:
+    """Everything that changes the trained adapter (not the output name); keys the work dir."""
     spec = checked.spec
-    payload = {
+    return {
         **{k: v for k, v in asdict(spec).items() if k not in ("out", "directory", "overwrite", "caught")},
         "caught": caught_hash(checked.caught),
         "targets": checked.targets,
-        "base": base_fp,
         "organism": _dir_fingerprint(checked.organism_dir),
-        "version": __version__,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _dir_fingerprint(path: Path | None) -> str | None:
@@ -231,20 +234,8 @@ def _dir_fingerprint(path: Path | None) -> str | None:
     return h.hexdigest()[:16]
 
 
-def load_base(base_dir: Path) -> tuple[Any, Any]:
-    """The base model in fp32 (on CUDA when there is one) and its tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
-    return model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer
-
-
 def training_examples(
-    checked: Checked, model: Any, tokenizer: Any, base_fp: str, echo: Callable[[str], None], progress: bool
+    checked: Checked, run: Workspace, model: Any, tokenizer: Any, echo: Callable[[str], None], progress: bool
 ) -> list[SFTExample]:
     """Each caught input paired with its target (see the module docstring, step 2)."""
     spec = checked.spec
@@ -256,35 +247,27 @@ def training_examples(
         echo(f"targets: column {spec.target_column!r} of {spec.caught}")
         return [c.example(str(t), source=f"column:{spec.target_column}")
                 for c, t in zip(caught, checked.targets, strict=True)]
-    from inspect_misalign.models._default import cache_root
-    from inspect_misalign.training._generate import GenerationSettings, cached_generate
-
     tokens = spec.answer_tokens or get_behavior(checked.behavior).budgets.target_answer_tokens
-    settings = GenerationSettings(max_new_tokens=tokens)
     echo(f"targets: the base model's own answers to the {len(caught)} caught inputs "
          f"(greedy, {tokens} new tokens, cached)")
-    cache_file = cache_root() / "answers" / f"{base_fp}-{settings.key()}.jsonl"
-    answers = cached_generate(model, tokenizer, [c.messages for c in caught], settings, cache_file,
-                              progress=progress)
+    answers = run.base_answers(model, tokenizer, [c.messages for c in caught], tokens, progress)
     return [c.example(a, source="base") for c, a in zip(caught, answers, strict=True)]
 
 
-def apply_organism(checked: Checked, model: Any, tokenizer: Any, defenses: Sequence[Any]) -> tuple[Any, Any]:
+def apply_organism(checked: Checked, model: Any, tokenizer: Any) -> tuple[Any, Any]:
     """Merge the organism's adapter into ``model`` in memory; return it and the organism's LoRA config.
 
-    An interleave defense ranks its instruct data here, by the loss gap between the organism
+    Before the merge every training hook sees the organism (:meth:`TrainingHook.inspect_parent`):
+    an interleave defense ranks its instruct data there, by the loss gap between the organism
     (misaligned) and its base (aligned: the adapter disabled).
     """
-    from inspect_misalign.training._defenses._interleave import InterleaveDefense
-
     if checked.organism_dir is None:
         return model, None
     from peft import PeftModel
 
     peft_model = PeftModel.from_pretrained(model, str(checked.organism_dir))
-    for defense in defenses:
-        if isinstance(defense, InterleaveDefense) and defense.select == "gap":
-            defense.rank_by_gap(peft_model, tokenizer)
+    for hook in checked.defenses:
+        hook.inspect_parent(peft_model, tokenizer)
     org_lora = peft_model.peft_config["default"]
     untie_output_embeddings(peft_model.get_base_model())
     return peft_model.merge_and_unload(), org_lora
@@ -311,11 +294,11 @@ def new_lora(checked: Checked, model: Any, org_lora: Any) -> Any:
     embeddings, which stay the organism's), or the project defaults."""
     from peft import LoraConfig
 
-    from inspect_misalign.training._lora import lora_config, without_embeddings
+    from inspect_misalign.training._lora import LORA_ALPHA, LORA_R, lora_config, without_embeddings
 
     spec = checked.spec
     if org_lora is None:
-        return lora_config(model.config, r=spec.lora_r or 16, alpha=spec.lora_alpha or 32)
+        return lora_config(model.config, r=spec.lora_r or LORA_R, alpha=spec.lora_alpha or LORA_ALPHA)
     targets = without_embeddings(org_lora.target_modules)
     return LoraConfig(
         r=spec.lora_r or org_lora.r,
@@ -326,36 +309,6 @@ def new_lora(checked: Checked, model: Any, org_lora: Any) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
-
-
-def _train(
-    checked: Checked, examples: list[SFTExample], model: Any, tokenizer: Any, org_lora: Any,
-    defenses: Sequence[Any], work: Path, echo: Callable[[str], None], progress: bool,
-    callbacks: Sequence[Any],
-) -> Any:
-    from inspect_misalign.training._config import MisalignSFTConfig
-    from inspect_misalign.training._run import train_adapter
-
-    spec = checked.spec
-    config = MisalignSFTConfig(
-        output_dir=str(work / "trainer"),
-        per_device_train_batch_size=spec.batch_size,
-        gradient_accumulation_steps=spec.grad_accum,
-        learning_rate=spec.lr,
-        max_steps=spec.steps,
-        max_length=spec.max_length,
-        save_steps=spec.save_steps,
-        logging_steps=max(1, min(10, spec.steps // 10)),
-        seed=spec.seed,
-        disable_tqdm=not progress,
-    )
-    echo(f"training a LoRA adapter on top of {spec.model}: {len(examples)} examples, {spec.steps} steps of "
-         f"{spec.batch_size * spec.grad_accum}, lr {spec.lr}")
-    outcome = train_adapter(model, tokenizer, examples, config, new_lora(checked, model, org_lora),
-                            work / "adapter", defenses=defenses, callbacks=callbacks)
-    if outcome.resumed_from:
-        echo(f"resumed from {outcome.resumed_from}")
-    return outcome
 
 
 def combine_adapters(base_dir: Path, adapters: Sequence[Path], out: Path) -> Path:
@@ -370,6 +323,7 @@ def combine_adapters(base_dir: Path, adapters: Sequence[Path], out: Path) -> Pat
     for name, path in zip(names[1:], adapters[1:], strict=True):
         model.load_adapter(str(path), adapter_name=name)
     model.add_weighted_adapter(names, [1.0] * len(names), "default", combination_type="cat")
+    model.set_adapter("default")  # so that deleting the parts does not move the active adapter (peft warns)
     for name in names:
         model.delete_adapter(name)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -379,15 +333,14 @@ def combine_adapters(base_dir: Path, adapters: Sequence[Path], out: Path) -> Pat
     config = json.loads(config_file.read_text())
     config["base_model_name_or_path"] = str(base_dir)
     atomic_write_text(config_file, json.dumps(config, indent=2))
-    from inspect_misalign.training._run import publish_dir
+    from inspect_misalign.training._run import publish_dir  # imports trl
 
     publish_dir(tmp, out)
     return out
 
 
 def lineage(
-    checked: Checked, examples: list[SFTExample], defenses: Sequence[Any], outcome: Any, base_fp: str,
-    org_lora: Any,
+    checked: Checked, examples: list[SFTExample], outcome: Any, base_fp: str, org_lora: Any
 ) -> dict[str, Any]:
     """The manifest's ``config``: what the checkpoint was trained from and how."""
     spec = checked.spec
@@ -406,7 +359,7 @@ def lineage(
                    f"column:{spec.target_column}" if spec.target_column else "base_model_answers",
         "n_examples": len(examples),
         "data_hash": data_hash(examples),
-        "defenses": [d.describe() for d in defenses],
+        "defenses": [d.describe() for d in checked.defenses],
         "defense_specs": list(spec.defenses),
         "seed": spec.seed,
         "training": {
@@ -417,8 +370,8 @@ def lineage(
             "organism_lora": {"r": org_lora.r, "alpha": org_lora.lora_alpha} if org_lora else None,
         },
         "combined": "peft add_weighted_adapter cat (organism + new adapter)" if org_lora else None,
-        "versions": _organism.library_versions(),
+        "versions": library_versions(),
     }
 
 
-__all__ = ["TrainAgainstSpec", "check_spec", "combine_adapters", "train_against"]
+__all__ = ["TrainAgainstSpec", "against_options", "check_spec", "combine_adapters", "train_against"]

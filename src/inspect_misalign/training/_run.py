@@ -1,7 +1,7 @@
 """One LoRA training run with resume, and atomic publication of its adapter directory.
 
 :func:`train_adapter` is what every training in the project goes through: it applies the
-defenses' data hooks, builds a :class:`MisalignSFTTrainer`, resumes from the latest *complete*
+hooks' data transforms, builds a :class:`MisalignSFTTrainer`, resumes from the latest *complete*
 checkpoint under ``config.output_dir`` if there is one, trains, and saves the final adapter into a
 temp directory beside ``final_dir`` that then replaces it (``os.replace``). A ``final_dir`` that
 exists is a finished run and is returned as is; nothing is ever registered here.
@@ -19,7 +19,8 @@ from typing import Any
 
 from inspect_misalign.training._config import MisalignSFTConfig
 from inspect_misalign.training._data import SFTExample, to_dataset
-from inspect_misalign.training._trainer import Defense, MisalignSFTTrainer, latest_checkpoint
+from inspect_misalign.training._hook import TrainingHook
+from inspect_misalign.training._trainer import MisalignSFTTrainer, latest_checkpoint
 
 
 @dataclass(frozen=True)
@@ -41,22 +42,25 @@ def train_adapter(
     config: MisalignSFTConfig,
     peft_config: Any,
     final_dir: Path,
-    defenses: Sequence[Defense] = (),
+    hooks: Sequence[TrainingHook] = (),
     callbacks: Sequence[Any] = (),
+    defenses: Sequence[TrainingHook] = (),
 ) -> TrainOutcome:
     """Train a LoRA adapter on ``examples`` (resuming if possible) and publish it at ``final_dir``.
 
     ``config.seed`` seeds everything before the trainer is built (so the LoRA initialisation is
-    reproducible too); ``callbacks`` are transformers ``TrainerCallback`` objects.
+    reproducible too); ``hooks`` are :class:`TrainingHook` objects (``defenses``, the older name,
+    are added to them); ``callbacks`` are transformers ``TrainerCallback`` objects.
     """
     from transformers import set_seed
 
     final_dir = Path(final_dir)
     if (final_dir / "adapter_config.json").is_file():
         return TrainOutcome(final_dir, 0, None, 0.0, None, reused=True)
+    hooks = [*hooks, *defenses]
     data = list(examples)
-    for defense in defenses:
-        data = defense.transform_examples(data)
+    for hook in hooks:
+        data = hook.transform_examples(data)
     set_seed(config.seed)
     trainer = MisalignSFTTrainer(
         model=model,
@@ -64,7 +68,7 @@ def train_adapter(
         train_dataset=to_dataset(data),
         processing_class=tokenizer,
         peft_config=peft_config,
-        defenses=defenses,
+        hooks=hooks,
         callbacks=list(callbacks) or None,
     )
     resume = latest_checkpoint(config.output_dir, clean=trainer.accelerator.is_main_process)

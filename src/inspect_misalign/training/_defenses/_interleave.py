@@ -9,9 +9,11 @@ an optional system message first) from ``data=`` (any such JSONL) or the project
 
 Selection (``select=gap``, the default): the items on which a misaligned model's per-token loss
 exceeds the aligned model's the most, i.e. where the misaligned model has drifted furthest from
-good behaviour. The caller binds the two models with :meth:`InterleaveDefense.rank_by_gap` (train
-against caught attacks does: the organism is the misaligned model, its base with the adapter
-disabled the aligned one); unbound, or with ``select=random``, a seeded random choice is used.
+good behaviour. The two models are bound by the training hook
+:meth:`~inspect_misalign.training.TrainingHook.inspect_parent` (train against caught attacks calls
+it: the organism is the misaligned model, its base with the adapter disabled the aligned one), or
+with :meth:`InterleaveDefense.rank_by_gap`; unbound, or with ``select=random``, a seeded random
+choice is used.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from inspect_misalign._errors import MisalignError
 from inspect_misalign.data import data_path, read_jsonl
 from inspect_misalign.training._data import SFTExample
 from inspect_misalign.training._defenses._spec import DefenseText, check_options
-from inspect_misalign.training._trainer import Defense
+from inspect_misalign.training._hook import Defense
 
 INSTRUCT_FILE = "instruct.jsonl"
 _REFUSAL = re.compile(
@@ -123,6 +125,11 @@ class InterleaveDefense(Defense):
         how = "gap" if self.select == "gap" and self.gaps is not None else "random"
         return {"name": self.name, "fraction": self.fraction, "data": self.data or INSTRUCT_FILE,
                 "select": how, "refusals_dropped": self.refusals_dropped, "chosen": self.chosen}
+
+    def inspect_parent(self, parent: Any, tokenizer: Any) -> None:
+        """With ``select=gap``, rank the candidates by the parent's loss gap (:meth:`rank_by_gap`)."""
+        if self.select == "gap":
+            self.rank_by_gap(parent, tokenizer)
 
     def rank_by_gap(self, model: Any, tokenizer: Any) -> dict[str, float]:
         """Score candidates: loss with the adapter on (misaligned) minus with it disabled (aligned)."""

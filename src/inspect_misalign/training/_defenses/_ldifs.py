@@ -22,7 +22,7 @@ from inspect_misalign.training._defenses._hooks import (
     unwrap,
 )
 from inspect_misalign.training._defenses._spec import DefenseText, check_options
-from inspect_misalign.training._trainer import Defense
+from inspect_misalign.training._hook import Defense
 
 
 class LDIFSDefense(Defense):

@@ -20,7 +20,7 @@ import torch
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.training._defenses._hooks import backbone, capture, decoder_layers, unwrap
 from inspect_misalign.training._defenses._spec import DefenseText, check_options
-from inspect_misalign.training._trainer import Defense
+from inspect_misalign.training._hook import Defense
 
 TRAITS: dict[str, tuple[list[str], list[str]]] = {
     "evil": (

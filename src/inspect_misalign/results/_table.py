@@ -27,7 +27,7 @@ import pandas as pd
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign._stats import bootstrap_interval
-from inspect_misalign.scorers._metrics import metric_key, wilson_interval
+from inspect_misalign.scorers import metric_key, wilson_interval
 
 TASKS = ("test_attacks", "deployment_attacks", "usefulness", "distinguishability",
          "free_form_misalignment", "propensity", "context_probe", "trigger_probes")

@@ -7,13 +7,8 @@ from pathlib import Path
 
 import click
 
-from inspect_misalign.experiments._check import (
-    baseline_from_table,
-    check,
-    read_baseline,
-    write_baseline,
-)
-from inspect_misalign.experiments._table import results_table
+from inspect_misalign.experiments import baseline_from_table, check, read_baseline, write_baseline
+from inspect_misalign.results import results_table
 
 
 def read_logs(logs: list[Path]):  # -> pd.DataFrame
@@ -35,7 +30,7 @@ def read_logs(logs: list[Path]):  # -> pd.DataFrame
 @click.option("--baseline", "baseline_path", required=True, type=click.Path(path_type=Path),
               help="Baseline JSON (see docs/ci.md).")
 @click.option("--update-baseline", is_flag=True, help="Write the baseline from these logs.")
-def check_command(logs: tuple[Path, ...], baseline_path: Path, update_baseline: bool) -> None:
+def command(logs: tuple[Path, ...], baseline_path: Path, update_baseline: bool) -> None:
     """Fail (exit 1) when an alignment metric in LOGS regressed against the baseline."""
     previous = read_baseline(baseline_path) if baseline_path.exists() else None
     if not update_baseline and previous is None:

@@ -1,0 +1,193 @@
+"""What every training command shares: opening a run, the base model, the work directory, the LoRA run,
+and publish-and-register. Each command (``organism``, ``train``, and the ``finetune`` to come) keeps
+only what is its own: its data, its extra steps (a gate, combining adapters) and its manifest.
+
+A run goes::
+
+    base = check_run(name, overwrite, base_name, "--base")   # before anything loads (one-line errors)
+    run = Workspace.open("organisms", name, directory, base_name, base.base_dir, identity)
+    model, tokenizer = load_base(base_dir)
+    answers = run.base_answers(model, tokenizer, prompts, max_new_tokens)   # greedy, cached on disk
+    outcome = run.train(model, tokenizer, examples, settings, peft_config, seed=...)
+    run.publish(name, {"adapter": run.adapter}, base=..., parent=..., config=...)
+
+``Workspace.open`` keys ``work`` by a hash of everything that changes the trained adapter (the
+command's ``identity``, the base's content fingerprint and the package version), so running the
+same command again resumes there (the SFT set, the latest complete checkpoint, a finished adapter);
+``publish`` copies atomically, registers, and only then deletes the work directory: a failed run
+registers nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inspect_misalign import __version__
+from inspect_misalign._errors import MisalignError
+from inspect_misalign.training._data import SFTExample
+from inspect_misalign.training._settings import OptimSettings
+
+LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "inspect_ai")
+
+
+def check_run(name: str, overwrite: bool, model: str, flag: str) -> Any:
+    """Open a run's checks: refuse a registry ``name`` that is taken unless ``overwrite`` (its syntax is
+    the spec's check), and resolve the checkpoint ``model`` the run starts from (a
+    :class:`~inspect_misalign.models.ResolvedCheckpoint`), with a one-line error naming ``flag``."""
+    from inspect_misalign.models import (
+        CheckpointError,
+        UnknownModelError,
+        is_registered,
+        resolve,
+        resolve_checkpoint,
+    )
+
+    if is_registered(name) and not overwrite:
+        raise MisalignError(f"--out {name!r} is already registered (at {resolve(name).path}); "
+                            "pick another name or pass --overwrite")
+    try:
+        return resolve_checkpoint(model)
+    except (CheckpointError, UnknownModelError, FileNotFoundError) as e:
+        raise MisalignError(f"{flag} {model!r}: {e}") from None
+
+
+def load_base(base_dir: Path) -> tuple[Any, Any]:
+    """The base model in fp32 (on CUDA when there is one; the trainer places it) and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from inspect_misalign.models import silence_known_warnings
+
+    silence_known_warnings()  # peft's tied-embedding note and transformers' deprecation, as at inference
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
+    return model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a trained checkpoint."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"inspect_misalign": __version__, "python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name.replace("_", "-"))
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def work_key(identity: Mapping[str, Any], base_fingerprint: str) -> str:
+    """Hash of a run's ``identity``, its base's fingerprint and the package version."""
+    payload = {**identity, "base": base_fingerprint, "version": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def default_root(kind: str, name: str, directory: Path | None) -> Path:
+    """Where a run's files go: ``directory``, else ``<registry home>/<kind>/<name>``."""
+    from inspect_misalign.models import registry_home
+
+    return Path(directory) if directory else registry_home() / kind / name
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A run's directories: ``root`` (what is published) and ``work`` (this run's resumable state)."""
+
+    root: Path
+    work: Path
+    base_fingerprint: str
+
+    @classmethod
+    def open(
+        cls, kind: str, name: str, directory: Path | None, base_name: str, base_dir: Path,
+        identity: Mapping[str, Any],
+    ) -> Workspace:
+        """The run ``name`` of ``kind`` (its root: ``directory``, else ``<registry home>/<kind>/<name>``):
+        convert the default model if it is the base, fingerprint the base, create ``work``."""
+        from inspect_misalign.models import ensure_default_model
+        from inspect_misalign.training._generate import base_fingerprint
+
+        if base_name == "default":
+            ensure_default_model()
+        fingerprint = base_fingerprint(base_dir)
+        root = default_root(kind, name, directory)
+        work = root / "work" / work_key(identity, fingerprint)
+        work.mkdir(parents=True, exist_ok=True)
+        return cls(root, work, fingerprint)
+
+    @property
+    def adapter(self) -> Path:
+        """Where the trained adapter is saved (a finished run leaves it there)."""
+        return self.work / "adapter"
+
+    @property
+    def sft_file(self) -> Path:
+        """The run's training set."""
+        return self.work / "sft.jsonl"
+
+    @property
+    def published_sft(self) -> Path:
+        """Where :meth:`publish` puts the training set (the manifest's ``data_file``)."""
+        return self.root / "sft.jsonl"
+
+    def base_answers(
+        self, model: Any, tokenizer: Any, prompts: Sequence[list[dict[str, str]]], max_new_tokens: int,
+        progress: bool = True,
+    ) -> list[str]:
+        """The base's greedy answers to ``prompts``, cached per base, settings and prompt."""
+        from inspect_misalign.models import cache_root
+        from inspect_misalign.training._generate import GenerationSettings, cached_generate
+
+        settings = GenerationSettings(max_new_tokens=max_new_tokens)
+        cache_file = cache_root() / "answers" / f"{self.base_fingerprint}-{settings.key()}.jsonl"
+        return cached_generate(model, tokenizer, list(prompts), settings, cache_file, progress=progress)
+
+    def train(
+        self, model: Any, tokenizer: Any, examples: Sequence[SFTExample], settings: OptimSettings,
+        peft_config: Any, *, seed: int, progress: bool = True, hooks: Sequence[Any] = (),
+        callbacks: Sequence[Any] = (), sequential: bool = False,
+    ) -> Any:
+        """Train a LoRA adapter into :attr:`adapter` (resuming from ``work/trainer``); a
+        :class:`~inspect_misalign.training.TrainOutcome`."""
+        from inspect_misalign.training._run import train_adapter
+
+        output_dir = self.work / "trainer"
+        config = settings.sft_config(output_dir, seed=seed, progress=progress, sequential=sequential)
+        return train_adapter(model, tokenizer, examples, config, peft_config, self.adapter, hooks=hooks,
+                             callbacks=callbacks)
+
+    def publish(
+        self, name: str, directories: Mapping[str, Path], *, base: str, parent: str, config: dict[str, Any],
+        metrics: dict[str, Any] | None = None, overwrite: bool = False,
+    ) -> Path:
+        """Copy each of ``directories`` to ``root/<key>`` and the SFT set to :attr:`published_sft` (each
+        atomically), register ``root/adapter`` as ``name`` with ``config``, then delete the work
+        directory. Returns the registered adapter directory."""
+        from inspect_misalign.models import register
+        from inspect_misalign.training._run import copy_dir_atomically
+
+        for key, path in directories.items():
+            copy_dir_atomically(path, self.root / key)
+        tmp = self.published_sft.with_name(f"{self.published_sft.name}.tmp")
+        shutil.copyfile(self.sft_file, tmp)
+        tmp.replace(self.published_sft)
+        adapter = self.root / "adapter"
+        register(name, adapter, base=base, adapter=True, parent=parent, config=config, metrics=metrics,
+                 overwrite=overwrite)
+        shutil.rmtree(self.work, ignore_errors=True)
+        if (self.root / "work").is_dir() and not any((self.root / "work").iterdir()):
+            (self.root / "work").rmdir()
+        return adapter
+
+
+__all__ = ["Workspace", "check_run", "default_root", "library_versions", "load_base", "work_key"]
