@@ -48,7 +48,15 @@ from inspect_misalign.behaviors import get_behavior
 from inspect_misalign.training._catch import CaughtSample, caught_hash, read_caught
 from inspect_misalign.training._data import SFTExample, data_hash, write_examples
 from inspect_misalign.training._defenses import DEFENSE_FORMAT
-from inspect_misalign.training._fields import check_at_least, check_choice, from_mapping, setting
+from inspect_misalign.training._fields import (
+    check_at_least,
+    check_choice,
+    check_path,
+    check_seed,
+    check_text,
+    from_mapping,
+    setting,
+)
 from inspect_misalign.training._pipeline import Workspace, check_run, library_versions, load_base
 from inspect_misalign.training._settings import OptimSettings
 
@@ -90,11 +98,15 @@ class TrainAgainstSpec(OptimSettings):
         super().__post_init__()
         from inspect_misalign.models import validate_name
 
-        object.__setattr__(self, "caught", Path(self.caught))
         object.__setattr__(self, "defenses", tuple(self.defenses))
         check_at_least(self, 1, "steps")
         check_choice(self, "against", AGAINST)
         check_at_least(self, 1, "lora_r", "lora_alpha", "answer_tokens", optional=True)
+        check_text(self, "model")
+        check_text(self, "target_column", optional=True)
+        check_seed(self, "seed")
+        check_path(self, "caught")
+        check_path(self, "directory", optional=True)
         try:
             validate_name(self.out)
         except ValueError as e:
@@ -138,7 +150,8 @@ def check_spec(spec: TrainAgainstSpec) -> Checked:
     from inspect_misalign.models import is_registered, resolve
     from inspect_misalign.training._defenses import parse_defenses
 
-    resolved = check_run(spec.out, spec.overwrite, spec.model, "--model")
+    resolved = check_run(spec.out, spec.overwrite, spec.model, "--model", kind="trained",
+                         directory=spec.directory)
     rows = read_caught(spec.caught, spec.target_column)
     caught = [c for c, _ in rows]
     defenses = parse_defenses(list(spec.defenses))
