@@ -22,6 +22,8 @@ def _builtin(name: str) -> CueFamily:
 def load_cue(cue: str) -> CueFamily:
     """One family: a built-in name, a path to a cue YAML file, or a plugin's name (the
     ``inspect_misalign.cues`` entry point of that name: a cue YAML path or a :class:`CueFamily`)."""
+    if not isinstance(cue, str) or not cue.strip() or any(ord(c) < 32 for c in cue):
+        raise MisalignError(f"cue must be a cue family name or a cue YAML path, got {cue!r}")
     if cue in BUILTIN_CUES:
         return _builtin(cue)
     if cue.endswith((".yaml", ".yml")) or Path(cue).exists():

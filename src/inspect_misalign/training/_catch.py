@@ -204,8 +204,8 @@ def read_caught(path: Path, target_column: str | None = None) -> list[tuple[Caug
     """Caught samples from a JSONL file, each with its ``target_column`` value (None without one).
 
     Every line is checked before anything loads (one-line :class:`MisalignError` naming the line): a
-    JSON object whose fields have :class:`CaughtSample`'s types (pydantic), whose ``messages`` are chat messages
-    (``role`` system, user or assistant, ``content`` text) with a user message."""
+    JSON object whose fields have :class:`CaughtSample`'s types (pydantic), whose ``messages`` are
+    chat messages (``role`` system, user or assistant, ``content`` text) with a user message."""
     path = Path(path)
     if not path.is_file():
         raise MisalignError(f"--caught {path}: no such file; make one with `inspect-misalign catch`")
