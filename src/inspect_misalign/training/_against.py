@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 import typing
 from collections import Counter
@@ -339,16 +338,14 @@ def combine_adapters(base_dir: Path, adapters: Sequence[Path], out: Path) -> Pat
     model.set_adapter("default")  # so that deleting the parts does not move the active adapter (peft warns)
     for name in names:
         model.delete_adapter(name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    model.save_pretrained(str(tmp), save_embedding_layers=False)  # LoRA weights only
-    config_file = tmp / "adapter_config.json"
-    config = json.loads(config_file.read_text())
-    config["base_model_name_or_path"] = str(base_dir)
-    atomic_write_text(config_file, json.dumps(config, indent=2))
-    from inspect_misalign.training._run import publish_dir  # imports trl
+    from inspect_misalign.training._run import building_dir  # imports trl
 
-    publish_dir(tmp, out)
+    with building_dir(out) as tmp:  # deleted if saving fails
+        model.save_pretrained(str(tmp), save_embedding_layers=False)  # LoRA weights only
+        config_file = tmp / "adapter_config.json"
+        config = json.loads(config_file.read_text())
+        config["base_model_name_or_path"] = str(base_dir)
+        atomic_write_text(config_file, json.dumps(config, indent=2))
     return out
 
 

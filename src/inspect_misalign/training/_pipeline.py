@@ -242,6 +242,12 @@ class Workspace:
         from inspect_misalign.models import register
         from inspect_misalign.training._run import copy_dir_atomically
 
+        for key in [*directories, self.published_sft.name]:  # what a killed publication of this run left
+            for stale in self.root.glob(f".{key}.*"):
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    stale.unlink(missing_ok=True)
         for key, path in directories.items():
             copy_dir_atomically(path, self.root / key)
         tmp = self.published_sft.with_name(f".{self.published_sft.name}.tmp")
