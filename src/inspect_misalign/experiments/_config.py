@@ -252,7 +252,7 @@ def builtin_configs() -> list[str]:
 
 def load_config(source: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
     """Read and validate a sweep config (a YAML path or a built-in name); one-line error if invalid."""
-    path = Path(source)
+    path = checks.path(source, "sweep config")
     if not path.is_file():
         shipped = CONFIG_DIR / f"{source}.yaml"
         if not shipped.is_file():

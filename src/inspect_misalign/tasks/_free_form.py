@@ -23,11 +23,9 @@ from inspect_misalign.tasks._common import (
     require_grader,
     task_identity,
 )
-from inspect_misalign.tasks._em_questions import load_em_questions
+from inspect_misalign.tasks._em_questions import MAX_REPEATS, load_em_questions
 
 DEFAULT_QUESTIONS = "free_form_questions.yaml"
-MAX_REPEATS = 10_000
-"""Most samples per paraphrase (the Emergent Misalignment paper uses 100): more is a typo, not a run."""
 
 
 def free_form_samples(questions: str, samples_per_paraphrase: int | None) -> list[Sample]:
