@@ -48,7 +48,7 @@ def test_inspect_eval_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-    assert lines == ["Error: max_tokens must be a positive integer, got -5; fix -T max_tokens="]
+    assert lines == ["Error: max_tokens must be at least 1, got -5; fix -T max_tokens="]
 
 
 def test_other_errors_keep_their_traceback() -> None:

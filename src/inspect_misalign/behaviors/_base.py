@@ -121,6 +121,8 @@ def register_behavior(behavior: Behavior, *, replace: bool = False) -> Behavior:
 def get_behavior(name: str) -> Behavior:
     """Look up a behaviour by name (a registered one, else a plugin's: the ``inspect_misalign.behaviors``
     entry point of that name), with an error that lists the choices."""
+    if not isinstance(name, str):  # a YAML list or number from -T behavior=
+        raise MisalignError(f"unknown behavior {name!r}; choose one of {', '.join(BEHAVIORS)}")
     if name not in BEHAVIORS:
         _load_plugin(name)
     try:

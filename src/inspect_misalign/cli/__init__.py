@@ -30,9 +30,23 @@ def builtin_commands() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
+def _one_line(error: click.UsageError) -> _InputError:
+    """A usage error (an unknown option, a value of the wrong type) as one line naming the help."""
+    where = error.ctx.command_path if error.ctx is not None else "inspect-misalign"
+    message = " ".join(error.format_message().split())
+    return _InputError(f"{message} (`{where} --help` lists the options)")
+
+
 class _Group(click.Group):
-    """The commands of this package and of plugins, loaded on use; a :class:`MisalignError` becomes a
-    one-line error instead of a traceback."""
+    """The commands of this package and of plugins, loaded on use; a :class:`MisalignError` or a
+    usage error becomes a one-line error (exit 2) instead of a traceback or a usage block."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            raise _one_line(e) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*builtin_commands(), *plugin_names("commands")})
@@ -50,7 +64,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MisalignError as e:
-            raise _InputError(str(e)) from None
+            raise _InputError(" ".join(str(e).splitlines())) from None
+        except click.UsageError as e:
+            raise _one_line(e) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,7 +4,8 @@ Like trl's ``TrlParser`` (which builds argparse from dataclasses): each field de
 :func:`inspect_misalign.training.setting` becomes one option whose name, type, default and help
 come from the field, so a default or a help text lives only in the dataclass. A field that holds a
 dataclass (an organism's ``train`` and ``gate``) contributes its fields' options; ``cli=False``
-keeps a field off the command line; ``none_below`` turns small values into None (``--steps 0``).
+keeps a field off the command line; ``none_below`` turns small values into None (``--steps 0``; a
+negative value stays, for the field's check to refuse).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def _click_type(hint: Any) -> tuple[Any, bool]:
 
 def _none_below(limit: int) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def convert(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        return None if value is not None and value < limit else value
+        return None if value is not None and 0 <= value < limit else value  # a negative one is refused
 
     return convert
 

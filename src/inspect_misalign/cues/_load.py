@@ -6,6 +6,7 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
+from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError
 from inspect_misalign._plugins import load_plugin, plugin_names
 from inspect_misalign.cues._family import CueFamily, parse_cue_file
@@ -22,6 +23,9 @@ def _builtin(name: str) -> CueFamily:
 def load_cue(cue: str) -> CueFamily:
     """One family: a built-in name, a path to a cue YAML file, or a plugin's name (the
     ``inspect_misalign.cues`` entry point of that name: a cue YAML path or a :class:`CueFamily`)."""
+    if not isinstance(cue, str) or not cue.strip() or any(ord(c) < 32 for c in cue):
+        raise MisalignError(f"cue must be a cue family name or a cue YAML path, got {cue!r}")
+    checks.path(cue, "cue")  # a name a file system accepts
     if cue in BUILTIN_CUES:
         return _builtin(cue)
     if cue.endswith((".yaml", ".yml")) or Path(cue).exists():

@@ -7,6 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError, read_text
 
 
@@ -17,7 +18,7 @@ def data_path(name: str) -> Path:
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Read a JSONL file into a list of dicts; a bad line raises an error naming file and line."""
-    path = Path(path)
+    path = checks.path(path, "JSONL file")
     if not path.is_file():
         raise MisalignError(f"{path}: no such file; pass an existing JSONL file")
     records = []

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError, read_yaml, validation_message
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -85,7 +86,7 @@ class EvalSettings(BaseModel):
         default=1, ge=1, description="epochs of the attack evals (sampled rates: set temperature)")
     temperature: float | None = Field(
         default=None, ge=0, description="sampling temperature of the attack evals (default: greedy)")
-    seed: int = Field(default=0, description="sampling seed of the attack evals")
+    seed: int = Field(default=0, ge=0, le=checks.MAX_SEED, description="sampling seed of the attack evals")
     usefulness: str | None = Field(
         default="inspect_misalign/usefulness", description="any Inspect task, or null to skip"
     )
@@ -145,6 +146,15 @@ class SweepConfig(BaseModel):
     def _positive(cls, values: list[int]) -> list[int]:
         if any(v <= 0 for v in values):
             raise ValueError("every value must be a positive integer")
+        for value in values:
+            checks.count(value, "a value")  # at most MAX_COUNT
+        return values
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, values: list[int]) -> list[int]:
+        for value in values:
+            checks.seed(value, "a seed")  # what the trainer's set_seed takes
         return values
 
     @model_validator(mode="after")
@@ -242,7 +252,7 @@ def builtin_configs() -> list[str]:
 
 def load_config(source: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
     """Read and validate a sweep config (a YAML path or a built-in name); one-line error if invalid."""
-    path = Path(source)
+    path = checks.path(source, "sweep config")
     if not path.is_file():
         shipped = CONFIG_DIR / f"{source}.yaml"
         if not shipped.is_file():

@@ -70,10 +70,11 @@ def summary(table: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
 
 def run_demo(out: Path, config_name: str = "demo", echo: Callable[[str], None] = print) -> pd.DataFrame:
     """Run the sweep ``config_name`` into ``out`` on the embedded default model; return :func:`summary`."""
-    from inspect_misalign.experiments._sweep import run_sweep
+    from inspect_misalign.experiments._sweep import preflight, run_sweep
     from inspect_misalign.models import ensure_default_model
 
     config = load_config(config_name, overrides={"out": str(out)})
+    preflight(config)  # bad input: one line, before the default model is converted
     echo("[0/6] embedded default model (SmolLM2-135M-Instruct, converted once into the cache)")
     ensure_default_model()
     run_sweep(config, echo=echo)

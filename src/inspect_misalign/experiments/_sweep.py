@@ -53,6 +53,7 @@ def preflight(config: SweepConfig) -> None:
     for defense in config.defenses:
         if defense != "none":
             parse_defense(defense)
+    check_usefulness_task(config)
     if config.eval.distinguishability:
         asked_models(config)
     for organism in config.organisms:
@@ -65,6 +66,26 @@ def preflight(config: SweepConfig) -> None:
             organism_spec(organism.name, organism.build)  # the build options' own checks
         if organism.build is not None and is_registered(organism.name):
             check_build_matches(organism.name, organism.build)
+
+
+def check_usefulness_task(config: SweepConfig) -> None:
+    """Build the usefulness task with ``usefulness_args`` when it is one of this package's (another
+    package's task is built only when it runs): its arguments' one-line errors come now, not after
+    every model has been evaluated."""
+    task = config.eval.usefulness
+    if not task or not task.startswith("inspect_misalign/"):
+        return
+    import inspect_misalign.tasks as tasks
+
+    function = getattr(tasks, task.removeprefix("inspect_misalign/"), None)
+    if function is None:
+        raise MisalignError(f"eval.usefulness: no task {task!r} in inspect_misalign; see its task list")
+    try:
+        function(**config.eval.usefulness_args)
+    except TypeError as e:  # an argument the task does not take
+        raise MisalignError(f"eval.usefulness_args: {e}") from None
+    except MisalignError as e:
+        raise MisalignError(f"eval.usefulness_args: {e}") from None
 
 
 def check_build_matches(name: str, build: dict[str, Any]) -> None:

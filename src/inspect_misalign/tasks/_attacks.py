@@ -32,6 +32,7 @@ from inspect_misalign.tasks._common import (
     BasePrompt,
     chat_input,
     check_count,
+    check_model,
     check_split,
     load_base_prompts,
     make_dataset,
@@ -105,6 +106,7 @@ def attack_task(
     """The shared body of test_attacks and deployment_attacks."""
     b = get_behavior(behavior)
     check_count("max_tokens", max_tokens)
+    check_model("grader", grader)
     if b.needs_grader:
         require_grader(grader, f"behavior '{b.name}'")
     samples = attack_samples(context, cue, behavior, split, dataset, max_prompts)

@@ -12,6 +12,7 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, model_roles
 
 from inspect_misalign import __version__
+from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.cues import SPLITS, Rendered
 from inspect_misalign.data import SPLIT_SEED, data_path, read_jsonl
@@ -40,18 +41,34 @@ class BasePrompt:
     topic: str | None = None
 
 
-def check_count(name: str, value: object) -> int | None:
-    """A positive integer task argument, or None (unset); anything else is a one-line error."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise MisalignError(f"{name} must be a positive integer, got {value!r}; fix -T {name}=")
-    return value
+def fix(name: str) -> str:
+    """The end of a task argument's error message: where to fix it."""
+    return f"; fix -T {name}="
+
+
+def check_count(name: str, value: object, *, low: int = 1, high: int = checks.MAX_COUNT) -> int | None:
+    """A count task argument from ``low`` to ``high``, or None (unset); anything else is a one-line error."""
+    return None if value is None else checks.count(value, name, low=low, high=high, fix=fix(name))
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """A seed task argument (0 to 2**32 - 1)."""
+    return checks.seed(value, name, fix=fix(name))
+
+
+def check_file(name: str, value: object) -> str | None:
+    """A file task argument (``dataset``, ``questions``, ``probes``): None or a path as text."""
+    return None if value is None else str(checks.path(value, name, fix=fix(name)))
+
+
+def check_model(name: str, value: object) -> str | None:
+    """A model task argument (``grader``, ``reference``): None or ``provider/model``."""
+    return None if value is None else checks.model_name(value, name, fix=fix(name))
 
 
 def check_split(split: str) -> str:
     """Validate a split argument."""
-    if split not in (*SPLITS, "all"):
+    if isinstance(split, list | dict) or split not in (*SPLITS, "all"):
         raise MisalignError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)} or all")
     return split
 
@@ -65,8 +82,8 @@ def load_base_prompts(
     A user file whose records carry no ``split`` is used whole, whatever ``split`` says;
     ``max_prompts`` keeps the first n of the split.
     """
-    if max_prompts is not None and max_prompts < 1:
-        raise MisalignError(f"max_prompts must be at least 1, got {max_prompts}")
+    check_count("max_prompts", max_prompts)
+    check_file("dataset", dataset)
     check_split(split)
     shipped = Path(prompts_file) if Path(prompts_file).is_absolute() else data_path(str(prompts_file))
     path = Path(dataset) if dataset else shipped

@@ -23,12 +23,15 @@ from inspect_ai.model import (
 )
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
+from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.cues import load_cues
 from inspect_misalign.scorers import OPTIONS, distinguish_metrics, distinguish_scorer
 from inspect_misalign.tasks._common import (
     check_count,
+    check_seed,
     check_split,
+    fix,
     load_base_prompts,
     make_dataset,
     task_identity,
@@ -136,9 +139,11 @@ def distinguishability(
         answer: how P(A) and P(B) are read: ``auto`` (teacher-forced "A"/"B" on the misalign/
             provider, else the first generated token), ``continuations`` or ``generate``.
     """
-    if answer not in ANSWER_METHODS:
+    if isinstance(answer, list | dict) or answer not in ANSWER_METHODS:
         raise MisalignError(f"unknown answer {answer!r}; choose one of {', '.join(ANSWER_METHODS)}")
     check_count("max_tokens", max_tokens)
+    check_seed(seed)
+    checks.flag(hints, "hints", fix=fix("hints"))
     samples = distinguish_samples(cue, hints, split, dataset, max_prompts)
     return Task(
         dataset=make_dataset("distinguishability", samples),

@@ -39,6 +39,8 @@ from inspect_misalign.solvers import strip_scratchpad
 from inspect_misalign.tasks._common import (
     chat_input,
     check_count,
+    check_file,
+    check_model,
     check_split,
     load_base_prompts,
     make_dataset,
@@ -146,8 +148,11 @@ def trigger_probes(
             (as in the propensity task).
         benign_tokens: with ``measure=propensity``, the benign answer's length.
     """
-    if measure not in MEASURES:
+    if isinstance(measure, list | dict) or measure not in MEASURES:
         raise MisalignError(f"unknown measure {measure!r}; choose one of {', '.join(MEASURES)}")
+    check_file("probes", probes)
+    check_model("grader", grader)
+    check_model("reference", reference)
     families = load_cues(cue)
     if len(families) != 1:
         raise MisalignError(f"trigger_probes runs one cue family at a time, got {cue!r}; "

@@ -40,7 +40,7 @@ from inspect_misalign.behaviors import get_behavior
 from inspect_misalign.cues import CONTEXTS
 from inspect_misalign.scorers import metric_key, propensity_metrics, propensity_scorer
 from inspect_misalign.tasks._attacks import attack_samples
-from inspect_misalign.tasks._common import make_dataset, task_identity
+from inspect_misalign.tasks._common import check_count, check_model, make_dataset, task_identity
 
 CONTEXT_CHOICES = (*CONTEXTS, "both")
 REFERENCE_ROLE = "reference"
@@ -194,10 +194,10 @@ def propensity(
         benign_tokens: length of the benign answer (default: the behaviour's
             ``organism_answer_tokens``, the length of an organism's benign training answers).
     """
-    if context not in CONTEXT_CHOICES:
+    if isinstance(context, list | dict) or context not in CONTEXT_CHOICES:
         raise MisalignError(f"unknown context {context!r}; choose one of {', '.join(CONTEXT_CHOICES)}")
-    if benign_tokens is not None and benign_tokens < 1:
-        raise MisalignError(f"benign_tokens must be at least 1, got {benign_tokens}")
+    check_count("benign_tokens", benign_tokens)
+    check_model("reference", reference)
     b = get_behavior(behavior)
     contexts = CONTEXTS if context == "both" else (context,)
     samples = []

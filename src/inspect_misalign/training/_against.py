@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 import typing
 from collections import Counter
@@ -48,7 +47,15 @@ from inspect_misalign.behaviors import get_behavior
 from inspect_misalign.training._catch import CaughtSample, caught_hash, read_caught
 from inspect_misalign.training._data import SFTExample, data_hash, write_examples
 from inspect_misalign.training._defenses import DEFENSE_FORMAT
-from inspect_misalign.training._fields import check_at_least, check_choice, from_mapping, setting
+from inspect_misalign.training._fields import (
+    check_at_least,
+    check_choice,
+    check_path,
+    check_seed,
+    check_text,
+    from_mapping,
+    setting,
+)
 from inspect_misalign.training._pipeline import Workspace, check_run, library_versions, load_base
 from inspect_misalign.training._settings import OptimSettings
 
@@ -90,11 +97,15 @@ class TrainAgainstSpec(OptimSettings):
         super().__post_init__()
         from inspect_misalign.models import validate_name
 
-        object.__setattr__(self, "caught", Path(self.caught))
         object.__setattr__(self, "defenses", tuple(self.defenses))
         check_at_least(self, 1, "steps")
         check_choice(self, "against", AGAINST)
         check_at_least(self, 1, "lora_r", "lora_alpha", "answer_tokens", optional=True)
+        check_text(self, "model")
+        check_text(self, "target_column", optional=True)
+        check_seed(self, "seed")
+        check_path(self, "caught")
+        check_path(self, "directory", optional=True)
         try:
             validate_name(self.out)
         except ValueError as e:
@@ -138,7 +149,8 @@ def check_spec(spec: TrainAgainstSpec) -> Checked:
     from inspect_misalign.models import is_registered, resolve
     from inspect_misalign.training._defenses import parse_defenses
 
-    resolved = check_run(spec.out, spec.overwrite, spec.model, "--model")
+    resolved = check_run(spec.out, spec.overwrite, spec.model, "--model", kind="trained",
+                         directory=spec.directory)
     rows = read_caught(spec.caught, spec.target_column)
     caught = [c for c, _ in rows]
     defenses = parse_defenses(list(spec.defenses))
@@ -326,16 +338,14 @@ def combine_adapters(base_dir: Path, adapters: Sequence[Path], out: Path) -> Pat
     model.set_adapter("default")  # so that deleting the parts does not move the active adapter (peft warns)
     for name in names:
         model.delete_adapter(name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    model.save_pretrained(str(tmp), save_embedding_layers=False)  # LoRA weights only
-    config_file = tmp / "adapter_config.json"
-    config = json.loads(config_file.read_text())
-    config["base_model_name_or_path"] = str(base_dir)
-    atomic_write_text(config_file, json.dumps(config, indent=2))
-    from inspect_misalign.training._run import publish_dir  # imports trl
+    from inspect_misalign.training._run import building_dir  # imports trl
 
-    publish_dir(tmp, out)
+    with building_dir(out) as tmp:  # deleted if saving fails
+        model.save_pretrained(str(tmp), save_embedding_layers=False)  # LoRA weights only
+        config_file = tmp / "adapter_config.json"
+        config = json.loads(config_file.read_text())
+        config["base_model_name_or_path"] = str(base_dir)
+        atomic_write_text(config_file, json.dumps(config, indent=2))
     return out
 
 

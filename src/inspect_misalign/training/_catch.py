@@ -24,11 +24,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inspect_misalign._errors import MisalignError
+from inspect_misalign import _checks as checks
+from inspect_misalign._errors import MisalignError, read_text, validation_message
 from inspect_misalign.training._data import SFTExample, atomic_write_text
 
 TASK = "test_attacks"
 EVAL_SPLIT = "eval"
+CHAT_ROLES = ("system", "user", "assistant")
 
 
 @dataclass(frozen=True)
@@ -81,13 +83,16 @@ def catch(
     task, a missing log, a log with ``eval``-split samples (unless ``allow_eval_split``), or when
     nothing was caught.
     """
-    from inspect_ai.log import list_eval_logs, read_eval_log
+    from inspect_ai.log import list_eval_logs
 
-    if max_samples is not None and max_samples < 1:
-        raise MisalignError(f"--max must be at least 1, got {max_samples}")
+    if max_samples is not None:
+        checks.count(max_samples, "--max")
+    checks.seed(seed, "--seed")
+    if out is not None:
+        checks.writable_file(out, "--out")
     paths: list[str] = []
     for item in logs:
-        path = Path(item)
+        path = checks.path(item, "log")
         if path.is_dir():
             found = [info.name for info in list_eval_logs(str(path), recursive=True)]
             if not found:
@@ -99,16 +104,18 @@ def catch(
             raise MisalignError(f"{path}: no such log file or directory; pass test_attacks logs")
     if not paths:
         raise MisalignError("no logs given; pass one or more test_attacks logs")
+    if out is not None and Path(out).resolve() in {Path(p).resolve() for p in paths}:
+        raise MisalignError(f"--out {out} is one of the logs; write the caught samples to another file")
     caught: list[CaughtSample] = []
     for path in paths:
-        header = read_eval_log(path, header_only=True)
+        header = _read_log(path, header_only=True)
         task = header.eval.task.rsplit("/", 1)[-1]
         if task != TASK:
             raise MisalignError(
                 f"{path} is a log of task {header.eval.task!r}, not {TASK}; "
                 "catch reads only test_attacks logs"
             )
-        log = read_eval_log(path)
+        log = _read_log(path)
         if not allow_eval_split:
             _refuse_eval_split(log, path)
         caught.extend(_caught_in(log, path))
@@ -124,6 +131,18 @@ def catch(
     if out is not None:
         write_caught(Path(out), caught)
     return caught
+
+
+def _read_log(path: str, header_only: bool = False) -> Any:
+    """An Inspect log; an empty, truncated or foreign file is a one-line :class:`MisalignError`."""
+    from inspect_ai.log import read_eval_log
+
+    try:
+        return read_eval_log(path, header_only=header_only)
+    except Exception as e:  # zip, JSON and schema errors of a file that is not a whole Inspect log
+        reason = str(e).splitlines()[0] if str(e) else "unreadable"
+        raise MisalignError(f"{path} is not a readable Inspect log ({type(e).__name__}: {reason}); pass "
+                            "test_attacks logs (rerun the eval that wrote a truncated one)") from None
 
 
 def _refuse_eval_split(log: Any, path: str) -> None:
@@ -182,21 +201,19 @@ def write_caught(path: Path, caught: Sequence[CaughtSample]) -> None:
 
 
 def read_caught(path: Path, target_column: str | None = None) -> list[tuple[CaughtSample, str | None]]:
-    """Caught samples from a JSONL file, each with its ``target_column`` value (None without one)."""
+    """Caught samples from a JSONL file, each with its ``target_column`` value (None without one).
+
+    Every line is checked before anything loads (one-line :class:`MisalignError` naming the line): a
+    JSON object whose fields have :class:`CaughtSample`'s types (pydantic), whose ``messages`` are
+    chat messages (``role`` system, user or assistant, ``content`` text) with a user message."""
     path = Path(path)
     if not path.is_file():
         raise MisalignError(f"--caught {path}: no such file; make one with `inspect-misalign catch`")
-    known = set(CaughtSample.__dataclass_fields__)
     rows: list[tuple[CaughtSample, str | None]] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(read_text(path, f"--caught {path}").splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-            sample = CaughtSample(**{k: v for k, v in record.items() if k in known})
-        except (ValueError, TypeError) as e:
-            raise MisalignError(f"{path}:{n}: not a caught sample ({e}); make the file with "
-                                "`inspect-misalign catch`") from None
+        record, sample = _caught_record(line, f"{path}:{n}")
         target = None
         if target_column is not None:
             target = record.get(target_column)
@@ -208,6 +225,32 @@ def read_caught(path: Path, target_column: str | None = None) -> list[tuple[Caug
         raise MisalignError(f"--caught {path} is empty: there is nothing to train against; "
                             "catch attacks first (`inspect-misalign catch`)")
     return rows
+
+
+def _caught_record(line: str, where: str) -> tuple[dict[str, Any], CaughtSample]:
+    """One line of a caught file: the JSON object and its :class:`CaughtSample` (strict types)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    fix = "; make the file with `inspect-misalign catch`"
+    try:
+        record = json.loads(line)
+    except ValueError as e:
+        raise MisalignError(f"{where}: not valid JSON ({str(e).split(':')[0]}){fix}") from None
+    if not isinstance(record, dict):
+        raise MisalignError(f"{where}: each line must be a JSON object (a caught sample), got "
+                            f"{type(record).__name__}{fix}")
+    known = {k: v for k, v in record.items() if k in CaughtSample.__dataclass_fields__}
+    try:
+        sample = TypeAdapter(CaughtSample).validate_python(known)
+    except ValidationError as e:
+        raise MisalignError(f"{where}: not a caught sample ({validation_message(e)}){fix}") from None
+    for i, message in enumerate(sample.messages):
+        if set(message) != {"role", "content"} or message["role"] not in CHAT_ROLES:
+            raise MisalignError(f"{where}: messages.{i} must be {{role: system|user|assistant, "
+                                f"content: text}}, got {message!r}{fix}")
+    if not any(m["role"] == "user" for m in sample.messages):
+        raise MisalignError(f"{where}: messages hold no user message; nothing to train against{fix}")
+    return record, sample
 
 
 def caught_hash(caught: Sequence[CaughtSample]) -> str:

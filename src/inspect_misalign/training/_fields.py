@@ -13,10 +13,11 @@ command before anything loads.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable
 from typing import Any
 
+from inspect_misalign import _checks as checks
+from inspect_misalign._checks import MAX_COUNT
 from inspect_misalign._errors import MisalignError
 
 
@@ -33,7 +34,8 @@ def setting(
 
     ``flag`` overrides the option name (default ``--field-name``); ``cli=False`` keeps the field off
     the command line (the command sets it another way); ``none_below`` makes a command-line value
-    below it mean None (``--steps 0``: train for ``--epochs`` instead).
+    from 0 up to below it mean None (``--steps 0``: train for ``--epochs`` instead); a negative value
+    is left to the field's check, which refuses it.
     """
     metadata = {"help": help, "flag": flag, "cli": cli, "none_below": none_below}
     if default_factory is not dataclasses.MISSING:
@@ -47,29 +49,24 @@ def flag_of(cls: Any, name: str) -> str:
     return field.metadata.get("flag") or f"--{name.replace('_', '-')}"
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_at_least(obj: Any, low: int, *names: str, optional: bool = False) -> None:
-    """Each field in ``names`` is an integer of at least ``low`` (or None with ``optional``)."""
+def check_at_least(obj: Any, low: int, *names: str, optional: bool = False, high: int = MAX_COUNT) -> None:
+    """Each field in ``names`` is an integer of at least ``low`` and at most ``high`` (or None with
+    ``optional``)."""
     for name in names:
         value = getattr(obj, name)
         if value is None and optional:
             continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            bound = "at least 1" if low == 1 else f"{low} or more"
-            raise MisalignError(f"{flag_of(obj, name)} must be {bound}, got {value}")
+        checks.count(value, flag_of(obj, name), low=low, high=high)
 
 
-def check_positive(obj: Any, *names: str, optional: bool = False) -> None:
-    """Each field in ``names`` is a finite number above 0 (or None with ``optional``)."""
+def check_positive(obj: Any, *names: str, optional: bool = False, high: float | None = None) -> None:
+    """Each field in ``names`` is a finite number above 0 and at most ``high`` (or None with
+    ``optional``)."""
     for name in names:
         value = getattr(obj, name)
         if value is None and optional:
             continue
-        if not _finite(value) or value <= 0:
-            raise MisalignError(f"{flag_of(obj, name)} must be positive, got {value}")
+        checks.number(value, flag_of(obj, name), low=0, above=True, high=high)
 
 
 def check_fraction(obj: Any, name: str, optional: bool = False) -> None:
@@ -77,16 +74,46 @@ def check_fraction(obj: Any, name: str, optional: bool = False) -> None:
     value = getattr(obj, name)
     if value is None and optional:
         return
-    if not _finite(value) or not 0 <= value <= 1:
+    if not checks.is_finite(value) or not 0 <= value <= 1:
         raise MisalignError(f"{flag_of(obj, name)} must be a fraction between 0 and 1, got {value}")
 
 
 def check_choice(obj: Any, name: str, choices: Iterable[str]) -> None:
     """Field ``name`` is one of ``choices``."""
-    choices = tuple(choices)
-    value = getattr(obj, name)
-    if value not in choices:
-        raise MisalignError(f"unknown {flag_of(obj, name)} {value!r}; choose one of {', '.join(choices)}")
+    checks.choice(getattr(obj, name), flag_of(obj, name), choices)
+
+
+def check_seed(obj: Any, *names: str) -> None:
+    """Each field in ``names`` is a seed (0 to 2**32 - 1, what numpy and transformers accept)."""
+    for name in names:
+        checks.seed(getattr(obj, name), flag_of(obj, name))
+
+
+def check_model(obj: Any, *names: str, optional: bool = False) -> None:
+    """Each field in ``names`` is an Inspect model name, ``provider/model`` (or None with ``optional``)."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is None and optional:
+            continue
+        checks.model_name(value, flag_of(obj, name))
+
+
+def check_text(obj: Any, *names: str, optional: bool = False) -> None:
+    """Each field in ``names`` is one line of non-empty text (or None with ``optional``)."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is None and optional:
+            continue
+        checks.text(value, flag_of(obj, name))
+
+
+def check_path(obj: Any, *names: str, optional: bool = False) -> None:
+    """Each field in ``names`` is a usable path (text without NUL or newline); it becomes a ``Path``."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is None and optional:
+            continue
+        object.__setattr__(obj, name, checks.path(value, flag_of(obj, name)))
 
 
 def from_mapping(cls: Any, values: Any, where: str) -> Any:
@@ -114,7 +141,11 @@ __all__ = [
     "check_at_least",
     "check_choice",
     "check_fraction",
+    "check_model",
+    "check_path",
     "check_positive",
+    "check_seed",
+    "check_text",
     "flag_of",
     "from_mapping",
     "setting",

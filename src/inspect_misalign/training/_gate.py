@@ -19,7 +19,7 @@ from typing import Any
 
 from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
-from inspect_misalign.training._fields import check_at_least, check_fraction, setting
+from inspect_misalign.training._fields import check_at_least, check_fraction, check_model, setting
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class GateSettings:
     batch_size: int = setting(32, flag="--batch-gen", help="Batch size of generation in the gate.")
 
     def __post_init__(self) -> None:
+        check_model(self, "grader", optional=True)
         if isinstance(self.min_gap, str):  # the command line's (and YAML's) text form
             object.__setattr__(self, "min_gap", parse_min_gap(self.min_gap))
         elif isinstance(self.min_gap, int | float) and not isinstance(self.min_gap, bool):

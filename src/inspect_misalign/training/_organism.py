@@ -56,7 +56,10 @@ from inspect_misalign.training._fields import (
     check_at_least,
     check_choice,
     check_fraction,
+    check_path,
     check_positive,
+    check_seed,
+    check_text,
     from_mapping,
     setting,
 )
@@ -77,7 +80,7 @@ class TrainSettings(OptimSettings):
     recipe's defaults, its LoRA shape, and the cue-token embeddings."""
 
     steps: int | None = setting(150, none_below=1,
-                                help="Optimizer steps (0 or less: --epochs passes over the SFT set).")
+                                help="Optimizer steps (0: --epochs passes over the SFT set).")
     batch_size: int = setting(4, help="Examples per optimizer micro-step (and device).")
     lr: float = setting(2e-3, help="Learning rate (LoRA; a backdoor from scratch needs more than the "
                         "default of training against caught attacks).")
@@ -140,6 +143,10 @@ class OrganismSpec:
         check_choice(self, "variant", VARIANTS)
         check_at_least(self, 0, "anchors")
         check_at_least(self, 1, "prompts", "answer_tokens", optional=True)
+        check_text(self, "base", "cue", "behavior")
+        check_text(self, "teacher", optional=True)
+        check_seed(self, "seed")
+        check_path(self, "directory", optional=True)
 
 
 def variant_of(cot: bool, distilled: bool) -> str:

@@ -48,7 +48,8 @@ Echo = Callable[[str], None]
 def check_spec(spec: OrganismSpec) -> Checked:
     """Check what the spec's own checks cannot (the registry, the base, cue files, the behaviour's data,
     the teacher, the grader); raise a one-line :class:`MisalignError` naming the fix."""
-    base = check_run(spec.name, spec.overwrite, spec.base, "--base")
+    base = check_run(spec.name, spec.overwrite, spec.base, "--base", kind="organisms",
+                     directory=spec.directory)
     behavior = get_behavior(spec.behavior)
     families = load_cues(spec.cue)
     if base.adapter_dir is not None:

@@ -37,10 +37,14 @@ from inspect_misalign.training._settings import OptimSettings
 LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "inspect_ai")
 
 
-def check_run(name: str, overwrite: bool, model: str, flag: str) -> Any:
+def check_run(
+    name: str, overwrite: bool, model: str, flag: str, *, kind: str | None = None,
+    directory: Path | None = None,
+) -> Any:
     """Open a run's checks: refuse a registry ``name`` that is taken unless ``overwrite`` (its syntax is
     the spec's check), and resolve the checkpoint ``model`` the run starts from (a
-    :class:`~inspect_misalign.models.ResolvedCheckpoint`), with a one-line error naming ``flag``."""
+    :class:`~inspect_misalign.models.ResolvedCheckpoint`), with a one-line error naming ``flag``.
+    With ``kind``, also check the run's root (``directory``, else the default) with :func:`check_root`."""
     from inspect_misalign.models import (
         CheckpointError,
         UnknownModelError,
@@ -50,12 +54,74 @@ def check_run(name: str, overwrite: bool, model: str, flag: str) -> Any:
     )
 
     if is_registered(name) and not overwrite:
+        cleaned = remove_published_work(name)
         raise MisalignError(f"--out {name!r} is already registered (at {resolve(name).path}); "
-                            "pick another name or pass --overwrite")
+                            "pick another name or pass --overwrite"
+                            + ("; removed the work directory its interrupted publication left" if cleaned
+                               else ""))
+    if kind is not None:
+        check_root(default_root(kind, name, directory), name, overwrite)
     try:
         return resolve_checkpoint(model)
     except (CheckpointError, UnknownModelError, FileNotFoundError) as e:
         raise MisalignError(f"{flag} {model!r}: {e}") from None
+
+
+RUN_FILES = ("work", "adapter", "delta_adapter", "sft.jsonl", "gate_logs")
+"""What a run writes in its root (and, with a leading dot, its temp files there): a root holding only
+these is this run's to resume or replace."""
+
+
+def check_root(root: Path, name: str, overwrite: bool) -> None:
+    """Refuse, unless ``overwrite``, a run root (``--dir``) that holds a checkpoint of another name
+    (registered in or around it, or with its manifest there) or files no run of ``name`` wrote; a
+    root that is a file is refused always. A root holding only :data:`RUN_FILES` (an interrupted run
+    of this name) is resumed."""
+    from inspect_misalign.models import list_models
+    from inspect_misalign.models._checkpoints import MANIFEST_FILE
+
+    if root.exists() and not root.is_dir():
+        raise MisalignError(f"--dir {root} is a file; give a directory for the run's files")
+    if not root.is_dir() or overwrite:
+        return
+    here = root.resolve()
+    others = sorted(m.name for m in list_models() if m.name != name and _nested(Path(m.path).resolve(), here))
+    manifest = root / "adapter" / MANIFEST_FILE
+    if not others and manifest.is_file():
+        try:
+            owner = json.loads(manifest.read_text(encoding="utf-8")).get("name")
+        except (OSError, ValueError, AttributeError):
+            owner = "?"
+        others = [] if owner == name else [str(owner)]
+    if others:
+        raise MisalignError(f"--dir {root} holds the checkpoint of {', '.join(map(repr, others))}; pick "
+                            "another --dir (or pass --overwrite to replace its files)")
+    foreign = sorted(e.name for e in root.iterdir()
+                     if e.name.lstrip(".").split(".", 1)[0] not in {f.split(".")[0] for f in RUN_FILES})
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise MisalignError(f"--dir {root} is not empty ({shown}); give a new or empty directory (or pass "
+                            "--overwrite to write into it anyway)")
+
+
+def _nested(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` are the same directory or one holds the other."""
+    return a == b or b in a.parents or a in b.parents
+
+
+def remove_published_work(name: str) -> bool:
+    """Delete the work directory that the registered run ``name`` left when it was killed after
+    registering (its manifest records which, ``work_key``); True if there was one."""
+    from inspect_misalign.models import resolve
+
+    key = resolve(name).config.get("work_key")
+    work = Path(resolve(name).path).parent / "work"
+    if not isinstance(key, str) or not key or not (work / key).is_dir():
+        return False
+    shutil.rmtree(work / key, ignore_errors=True)
+    if work.is_dir() and not any(work.iterdir()):
+        work.rmdir()
+    return True
 
 
 def load_base(base_dir: Path) -> tuple[Any, Any]:
@@ -176,18 +242,38 @@ class Workspace:
         from inspect_misalign.models import register
         from inspect_misalign.training._run import copy_dir_atomically
 
+        for key in [*directories, self.published_sft.name]:  # what a killed publication of this run left
+            for stale in self.root.glob(f".{key}.*"):
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    stale.unlink(missing_ok=True)
         for key, path in directories.items():
             copy_dir_atomically(path, self.root / key)
-        tmp = self.published_sft.with_name(f"{self.published_sft.name}.tmp")
-        shutil.copyfile(self.sft_file, tmp)
-        tmp.replace(self.published_sft)
+        tmp = self.published_sft.with_name(f".{self.published_sft.name}.tmp")
+        try:
+            shutil.copyfile(self.sft_file, tmp)
+            tmp.replace(self.published_sft)
+        finally:
+            tmp.unlink(missing_ok=True)
         adapter = self.root / "adapter"
-        register(name, adapter, base=base, adapter=True, parent=parent, config=config, metrics=metrics,
-                 overwrite=overwrite)
+        # the manifest names the work directory, so a rerun after a kill below can delete it
+        register(name, adapter, base=base, adapter=True, parent=parent, config={**config, "work_key":
+                 self.work.name}, metrics=metrics, overwrite=overwrite)
         shutil.rmtree(self.work, ignore_errors=True)
         if (self.root / "work").is_dir() and not any((self.root / "work").iterdir()):
             (self.root / "work").rmdir()
         return adapter
 
 
-__all__ = ["Workspace", "check_run", "default_root", "library_versions", "load_base", "work_key"]
+__all__ = [
+    "RUN_FILES",
+    "Workspace",
+    "check_root",
+    "check_run",
+    "default_root",
+    "library_versions",
+    "load_base",
+    "remove_published_work",
+    "work_key",
+]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,15 @@ def save_adapter(trainer: MisalignSFTTrainer, final_dir: Path) -> None:
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     main = trainer.accelerator.is_main_process
     tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", dir=final_dir.parent)) if main else None
-    trainer.save_model(str(tmp) if tmp else None)
-    trainer.accelerator.wait_for_everyone()
-    if tmp is not None:
-        publish_dir(tmp, final_dir)
+    try:
+        trainer.save_model(str(tmp) if tmp else None)
+        trainer.accelerator.wait_for_everyone()
+        if tmp is not None:
+            publish_dir(tmp, final_dir)
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def publish_dir(src: Path, dest: Path) -> None:
@@ -116,13 +122,21 @@ def publish_dir(src: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def copy_dir_atomically(src: Path, dest: Path) -> None:
-    """Copy directory ``src`` to ``dest`` through a sibling temp dir and :func:`publish_dir`."""
+@contextmanager
+def building_dir(dest: Path) -> Iterator[Path]:
+    """A temp dir beside ``dest`` to fill in the ``with`` block, then moved to ``dest``
+    (:func:`publish_dir`); deleted instead if the block (or the move) fails."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        yield tmp
         publish_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def copy_dir_atomically(src: Path, dest: Path) -> None:
+    """Copy directory ``src`` to ``dest`` through a sibling temp dir and :func:`publish_dir`."""
+    with building_dir(dest) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)

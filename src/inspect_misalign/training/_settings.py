@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from inspect_misalign._checks import MAX_COUNT
 from inspect_misalign.training._fields import check_at_least, check_choice, check_positive, setting
 
 LrScheduler = Literal["constant", "linear", "cosine"]
@@ -27,7 +28,7 @@ class OptimSettings:
     """Optimisation settings of a LoRA run (the defaults are those of training against caught attacks)."""
 
     steps: int | None = setting(None, none_below=1,
-                                help="Optimizer steps (0 or less: --epochs passes over the SFT set).")
+                                help="Optimizer steps (0: --epochs passes over the SFT set).")
     epochs: float = setting(1.0, help="Passes over the training set when --steps is not given.")
     batch_size: int = setting(8, help="Examples per optimizer micro-step (and device).")
     grad_accum: int = setting(1, help="Micro-steps per optimizer step.")
@@ -39,7 +40,8 @@ class OptimSettings:
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, "steps", optional=True)
-        check_positive(self, "epochs", "lr")
+        check_positive(self, "epochs", high=MAX_COUNT)
+        check_positive(self, "lr")
         check_at_least(self, 1, "batch_size", "grad_accum", "max_length", "save_steps")
         check_choice(self, "lr_scheduler", LR_SCHEDULERS)
 

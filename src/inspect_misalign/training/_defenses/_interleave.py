@@ -96,7 +96,7 @@ class InterleaveDefense(Defense):
 
     def __init__(self, fraction: float = 0.25, data: str | None = None, select: str = "gap",
                  seed: int = 0) -> None:
-        if not 0 < fraction < 1:
+        if not 0 < fraction < 1:  # NaN too
             raise MisalignError(f"interleave fraction must be in (0, 1), got {fraction}")
         if select not in ("gap", "random"):
             raise MisalignError(f"interleave select must be gap or random, got {select!r}")
@@ -118,7 +118,7 @@ class InterleaveDefense(Defense):
         check_options(parsed, {"fraction", "data", "select", "seed"}, text)
         fraction = parsed.number("fraction", parsed.number("value", 0.25, text), text)
         return cls(fraction, parsed.options.get("data"), parsed.options.get("select", "gap"),
-                   parsed.integer("seed", 0, text) or 0)
+                   parsed.integer("seed", 0, text, low=0) or 0)
 
     def describe(self) -> dict[str, Any]:
         """Fraction, data, how items were chosen, and which."""
