@@ -86,9 +86,9 @@ def test_saved_step_equals_a_separate_run_of_that_many_steps(files, misalign_hom
     ("1,two", "at least 1"),
 ])
 def test_bad_step_lists_fail_in_one_line(save_at, message, files, misalign_home, tmp_path) -> None:
-    result = CliRunner().invoke(main, ["train", "--model", str(files["base"]), "--caught", str(files["caught"]),
-                                       "--steps", "8", "--save-at", save_at, "--out", "bad",
-                                       "--dir", str(tmp_path / "bad")])
+    args = ["--model", str(files["base"]), "--caught", str(files["caught"]), "--steps", "8",
+            "--save-at", save_at]
+    result = CliRunner().invoke(main, ["train", *args, "--out", "bad", "--dir", str(tmp_path / "bad")])
     assert result.exit_code == 2 and message in result.output, result.output
     assert result.output.startswith("Error: --save-at") and len(result.output.strip().splitlines()) == 1
     assert not list_models() and not (tmp_path / "bad").exists()

@@ -152,6 +152,9 @@ def check_spec(spec: TrainAgainstSpec) -> Checked:
     caught = [c for c, _ in rows]
     defenses = parse_defenses(list(spec.defenses))
     parent = Parent.of(resolved, spec.model)
+    if len({c.caught for c in caught}) > 1:
+        raise MisalignError("--caught mixes caught and not-caught samples (`catch --not-caught`); train on "
+                            "one kind at a time")
     behaviors = sorted({c.behavior for c in caught if c.behavior})
     if len(behaviors) > 1:
         raise MisalignError(f"--caught mixes behaviours {behaviors}; train against one behaviour at a time")
@@ -181,7 +184,8 @@ def train_against(
     checked = check_spec(spec)
     run = Workspace.open("trained", spec.out, spec.directory, checked.base_name, checked.base_dir,
                          identity(checked))
-    echo(f"train {spec.model} against {len(checked.caught)} caught samples ({spec.against}), "
+    kind = "caught" if checked.caught[0].caught else "not-caught (control)"
+    echo(f"train {spec.model} against {len(checked.caught)} {kind} samples ({spec.against}), "
          f"{spec.steps} steps, defenses: {', '.join(spec.defenses) or 'none'}; work dir {run.work}")
     return train_on_parent(
         spec, checked.parent, run, checked.defenses,
@@ -231,6 +235,7 @@ def lineage(checked: Checked) -> dict[str, Any]:
         "caught_file": str(Path(spec.caught).resolve()),
         "caught_ids_hash": caught_hash(checked.caught),
         "n_caught": len(checked.caught),
+        "not_caught": not checked.caught[0].caught,  # the benign control (`catch --not-caught`)
         "caught_per_cue": dict(Counter(c.cue for c in checked.caught)),
         "targets": "innocuous_cot" if spec.against == "cot" else
                    f"column:{spec.target_column}" if spec.target_column else "base_model_answers",
