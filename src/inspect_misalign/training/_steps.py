@@ -47,10 +47,10 @@ def parse_save_at(value: Any, flag: str = "--save-at") -> tuple[int, ...]:
     return tuple(steps)
 
 
-def check_save_at(obj: Any, total: int | None = None) -> None:
-    """Parse ``obj.save_at`` in place and check it: strictly increasing, each at most the run's steps
-    (``obj.steps``, else ``total`` when given), a constant learning rate, and names that fit the
-    registry (``<out>-step<k>``)."""
+def check_save_at(obj: Any) -> None:
+    """Parse ``obj.save_at`` in place and check it: strictly increasing, each at most the run's
+    ``obj.steps`` (which must be set), a constant learning rate, and names that fit the registry
+    (``<out>-step<k>``)."""
     from inspect_misalign.models import validate_name
 
     flag = flag_of(obj, "save_at")
@@ -61,9 +61,10 @@ def check_save_at(obj: Any, total: int | None = None) -> None:
     text = ",".join(map(str, steps))
     if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
         raise MisalignError(f"{flag} {text} is not strictly increasing; list each step once, in order")
-    limit = obj.steps if obj.steps is not None else total
-    if limit is not None and steps[-1] > limit:
-        raise MisalignError(f"{flag} {text} goes past the run's {limit} steps; save at steps up to "
+    if obj.steps is None:
+        raise MisalignError(f"{flag} needs {flag_of(obj, 'steps')} (optimizer steps, not --epochs)")
+    if steps[-1] > obj.steps:
+        raise MisalignError(f"{flag} {text} goes past the run's {obj.steps} steps; save at steps up to "
                             f"{flag_of(obj, 'steps')} or raise it")
     if obj.lr_scheduler != "constant":
         raise MisalignError(f"{flag} needs --lr-scheduler constant (a saved step must equal a run of that "
