@@ -103,8 +103,8 @@ class FinetuneSpec(OptimSettings):
             raise MisalignError("--targets and --prompts-n choose --prompts-cue data; --data trains on the "
                                 "file's own answers")
         if self.prompts_split == "eval":
-            raise MisalignError("--prompts-split eval is the split results are reported on; train on catch or "
-                                "organism prompts")
+            raise MisalignError("--prompts-split eval is the split results are reported on; train on catch "
+                                "or organism prompts")
         check_choice(self, "prompts_context", CONTEXTS)
         check_choice(self, "prompts_split", PROMPT_SPLITS)
         check_choice(self, "targets", TARGETS)
