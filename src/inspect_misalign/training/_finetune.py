@@ -42,6 +42,7 @@ from inspect_misalign.training._chat import chat_path, file_sha256, read_chat
 from inspect_misalign.training._data import SFTExample
 from inspect_misalign.training._defenses import DEFENSE_FORMAT
 from inspect_misalign.training._fields import check_at_least, check_choice, from_mapping, setting
+from inspect_misalign.training._organism import PromptRecord, organism_prompts
 from inspect_misalign.training._parent import Parent, train_on_parent
 from inspect_misalign.training._pipeline import Workspace, check_run
 from inspect_misalign.training._settings import OptimSettings
@@ -123,7 +124,7 @@ class Rendered:
     """One base prompt rendered by one cue family."""
 
     family: str
-    prompt: Any  # a tasks BasePrompt: id, prompt, split, topic
+    prompt: PromptRecord
     system: str | None
     user: str
 
@@ -174,13 +175,11 @@ def _behavior(spec: FinetuneSpec) -> Behavior:
 
 def render_prompts(spec: FinetuneSpec, behavior: Behavior) -> list[Rendered]:
     """``prompts_n`` base prompts of the split (seeded, in id order) rendered by each cue family."""
-    from inspect_misalign.tasks._common import load_base_prompts
-
     try:
         families: list[CueFamily] = load_cues(str(spec.prompts_cue))
     except MisalignError as e:
         raise MisalignError(f"--prompts-cue: {e}") from None
-    prompts = load_base_prompts(behavior.prompts_file, spec.prompts_split)
+    prompts = organism_prompts(behavior, spec.prompts_split)
     if spec.prompts_n is not None and spec.prompts_n > len(prompts):
         raise MisalignError(f"--prompts-n {spec.prompts_n} is more than the {len(prompts)} "
                             f"{spec.prompts_split}-split prompts of behaviour {behavior.name}; pass at most "
