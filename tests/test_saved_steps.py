@@ -105,3 +105,12 @@ def test_save_at_needs_a_constant_learning_rate_and_free_names(files, misalign_h
         train_against(TrainAgainstSpec(model=str(files["base"]), caught=files["caught"], steps=4, out="x",
                                        save_at=[1, 2], directory=tmp_path / "x", **FAST), progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_sweeps_train_mapping_takes_saved_steps() -> None:
+    from inspect_misalign._errors import MisalignError
+    from inspect_misalign.training import against_options
+
+    assert against_options({"save_at": [1, 2, 4, 8, 16, 32], "lr": 1e-3})["save_at"] == [1, 2, 4, 8, 16, 32]
+    with pytest.raises(MisalignError, match="not strictly increasing"):
+        against_options({"save_at": "4,2"})

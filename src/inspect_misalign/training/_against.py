@@ -51,7 +51,7 @@ from inspect_misalign.training._fields import check_at_least, check_choice, from
 from inspect_misalign.training._parent import Parent, combine_adapters, train_on_parent
 from inspect_misalign.training._pipeline import Workspace, check_run
 from inspect_misalign.training._settings import OptimSettings
-from inspect_misalign.training._steps import check_save_at, save_at_setting, step_name
+from inspect_misalign.training._steps import check_save_at, parse_save_at, save_at_setting, step_name
 
 Against = Literal["action", "cot"]
 AGAINST: tuple[str, ...] = typing.get_args(Against)
@@ -116,7 +116,8 @@ def against_options(options: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise MisalignError(f"unknown option(s) {unknown}; known: {', '.join(known)}")
-    placeholders = {"model": "-", "caught": "-", "steps": 1, "out": "check"}
+    steps = max(parse_save_at(options.get("save_at")), default=1)  # each grid point checks its own steps
+    placeholders = {"model": "-", "caught": "-", "steps": steps, "out": "check"}
     from_mapping(TrainAgainstSpec, {**placeholders, **options}, "train")
     return options
 
