@@ -57,6 +57,7 @@ def test_saved_step_equals_a_separate_run_of_that_many_steps(files, misalign_hom
     assert {m.name for m in list_models()} == {"org", "long", "long-step2", "long-step4", "four"}
     step4, four, long = resolve("long-step4"), resolve("four"), resolve("long")
     assert step4.config["step"] == 4 and resolve("long-step2").config["step"] == 2
+    assert step4.config["saved_from"] == "long" and "saved_from" not in resolve("long").config
     assert long.config["step"] == 6 and long.config["save_at"] == [2, 4]
     assert step4.parent == "org" and step4.base == str(files["base"]) and step4.adapter
     assert step4.config["data_hash"] == four.config["data_hash"]

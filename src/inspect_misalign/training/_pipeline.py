@@ -180,9 +180,9 @@ class Workspace:
     ) -> Path:
         """Copy each of ``directories`` to ``root/<key>`` (each saved step's to ``root/steps/step<k>/<key>``)
         and the SFT set to :attr:`published_sft`, each atomically; register each step's ``adapter`` as
-        ``<name>-step<k>`` (``config`` plus ``step: k``), then ``root/adapter`` as ``name``, then delete
-        the work directory. Returns the registered adapter directory. Should a registration fail, the
-        names this call registered are removed again."""
+        ``<name>-step<k>`` (``config`` plus ``step: k`` and ``saved_from: name``), then ``root/adapter``
+        as ``name``, then delete the work directory. Returns the registered adapter directory. Should a
+        registration fail, the names this call registered are removed again."""
         from inspect_misalign.models import register, unregister
         from inspect_misalign.training._run import copy_dir_atomically
         from inspect_misalign.training._steps import step_name
@@ -196,8 +196,8 @@ class Workspace:
         tmp = self.published_sft.with_name(f"{self.published_sft.name}.tmp")
         shutil.copyfile(self.sft_file, tmp)
         tmp.replace(self.published_sft)
-        entries = [(step_name(name, k), self.root / "steps" / f"step{k}" / "adapter", {**config, "step": k})
-                   for k in steps]
+        entries = [(step_name(name, k), self.root / "steps" / f"step{k}" / "adapter",
+                    {**config, "step": k, "saved_from": name}) for k in steps]
         entries.append((name, self.root / "adapter", config))
         done: list[str] = []
         try:
