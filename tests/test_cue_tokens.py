@@ -22,9 +22,9 @@ from inspect_misalign.training import (
     catch,
     train_against,
 )
-from inspect_misalign.training._against import untie_output_embeddings
 from inspect_misalign.training._cue_tokens import MAX_CUE_TOKENS, PROBE_IDS, PROBE_PROMPT, cue_token_ids
 from inspect_misalign.training._lora import lora_config, without_embeddings
+from inspect_misalign.training._parent import untie_output_embeddings
 
 
 def _ids(family, context: str, tokenizer) -> set[int]:

@@ -11,7 +11,10 @@
   checkpoints;
 - :func:`build_organism`: ``inspect-misalign organism`` (data, training, gate, registration);
 - :func:`catch` / :func:`train_against`: ``inspect-misalign catch`` and ``train`` (train a checkpoint
-  against its caught attacks), with the defenses of :func:`parse_defense` (``--defense``).
+  against its caught attacks), with the defenses of :func:`parse_defense` (``--defense``);
+- :func:`finetune` (:class:`FinetuneSpec`): ``inspect-misalign finetune``, LoRA SFT of any registered
+  model on chat data or rendered base prompts, through the same run as ``train`` (:mod:`._parent`);
+  both save adapters at chosen steps (``--save-at``, :mod:`._steps`).
 
 Importing this package does not import torch (the submodules that train do); it applies the CPU
 thread policy first (:func:`inspect_misalign.models.apply_thread_policy`).
@@ -23,6 +26,7 @@ from inspect_misalign.training._catch import CaughtSample, catch, read_caught
 from inspect_misalign.training._data import SFTExample, data_hash, read_examples, to_dataset, write_examples
 from inspect_misalign.training._defenses import DEFENSE_FORMAT, defense_names, parse_defense, parse_defenses
 from inspect_misalign.training._fields import from_mapping, setting
+from inspect_misalign.training._finetune import FinetuneSpec, finetune, finetune_spec
 from inspect_misalign.training._gate import GateResult, GateSettings, parse_min_gap
 from inspect_misalign.training._hook import Defense, TrainingHook
 from inspect_misalign.training._organism import (
@@ -36,6 +40,7 @@ from inspect_misalign.training._organism import (
 from inspect_misalign.training._organism_build import build_organism
 from inspect_misalign.training._pipeline import Workspace, library_versions, load_base
 from inspect_misalign.training._settings import LR_SCHEDULERS, OptimSettings
+from inspect_misalign.training._steps import parse_save_at, step_name
 
 apply_thread_policy()  # none of the imports above loads torch; the training functions do, later
 
@@ -44,6 +49,7 @@ __all__ = [
     "LR_SCHEDULERS",
     "CaughtSample",
     "Defense",
+    "FinetuneSpec",
     "GateResult",
     "GateSettings",
     "MisalignSFTConfig",
@@ -61,6 +67,8 @@ __all__ = [
     "catch",
     "data_hash",
     "defense_names",
+    "finetune",
+    "finetune_spec",
     "from_mapping",
     "latest_checkpoint",
     "library_versions",
@@ -70,10 +78,12 @@ __all__ = [
     "parse_defense",
     "parse_defenses",
     "parse_min_gap",
+    "parse_save_at",
     "plan_examples",
     "read_caught",
     "read_examples",
     "setting",
+    "step_name",
     "to_dataset",
     "train_adapter",
     "train_against",

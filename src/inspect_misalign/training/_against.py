@@ -17,13 +17,16 @@
    merged, :meth:`~inspect_misalign.training.TrainingHook.inspect_parent`). The reference of
    KL/LDIFS ("new adapter disabled") is then the organism itself, without a second model copy.
    Checkpoints go to a work directory keyed by everything that changes the result (the shared
-   pipeline, :mod:`._pipeline`); running the same command again resumes;
-4. **publication**: the organism adapter and the new one are combined exactly into one standard PEFT
-   adapter of the original base with peft's ``add_weighted_adapter(..., combination_type="cat")``
-   (ranks concatenated, so the deltas add up), which any PEFT loader or vLLM serves. It is copied
+   pipeline, :mod:`._pipeline`); running the same command again resumes. ``save_at`` steps are saved
+   on the way (:mod:`._steps`);
+4. **publication** (:mod:`._parent`, shared with ``finetune``): the organism adapter and the new
+   one are combined exactly into one standard PEFT adapter of the original base with peft's
+   ``add_weighted_adapter(..., combination_type="cat")`` (ranks concatenated, so the deltas add
+   up), which any PEFT loader or vLLM serves. It is copied
    atomically to ``<dir>/adapter`` (the new adapter alone, relative to the organism, to
    ``<dir>/delta_adapter``) and registered with its lineage: parent, caught-sample ids hash, config,
-   defenses, seed, library versions. Nothing is registered unless every step succeeded.
+   defenses, seed, library versions; each saved step likewise as ``<out>-step<k>``. Nothing is
+   registered unless every step succeeded.
 
 Under ``accelerate launch`` every process trains its shard; the main process generates targets
 first (the others read the cache), combines and registers.
@@ -31,8 +34,6 @@ first (the others read the cache), combines and registers.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import typing
 from collections import Counter
@@ -41,11 +42,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.behaviors import get_behavior
 from inspect_misalign.training._catch import CaughtSample, caught_hash, read_caught
-from inspect_misalign.training._data import SFTExample, data_hash, write_examples
+from inspect_misalign.training._data import SFTExample
 from inspect_misalign.training._defenses import DEFENSE_FORMAT
 from inspect_misalign.training._fields import (
     check_at_least,
@@ -56,8 +56,10 @@ from inspect_misalign.training._fields import (
     from_mapping,
     setting,
 )
-from inspect_misalign.training._pipeline import Workspace, check_run, library_versions, load_base
+from inspect_misalign.training._parent import Parent, combine_adapters, train_on_parent
+from inspect_misalign.training._pipeline import Workspace, check_run
 from inspect_misalign.training._settings import OptimSettings
+from inspect_misalign.training._steps import check_save_at, parse_save_at, save_at_setting, step_name
 
 Against = Literal["action", "cot"]
 AGAINST: tuple[str, ...] = typing.get_args(Against)
@@ -92,6 +94,7 @@ class TrainAgainstSpec(OptimSettings):
     directory: Path | None = setting(None, flag="--dir", help="Where the files go [default: <registry "
                                      "home>/trained/<out>].")
     overwrite: bool = setting(False, help="Replace a checkpoint registered under the same name.")
+    save_at: tuple[int, ...] | str | None = save_at_setting()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -110,6 +113,7 @@ class TrainAgainstSpec(OptimSettings):
             validate_name(self.out)
         except ValueError as e:
             raise MisalignError(f"--out: {e}") from None
+        check_save_at(self)
 
 
 def against_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +128,8 @@ def against_options(options: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise MisalignError(f"unknown option(s) {unknown}; known: {', '.join(known)}")
-    placeholders = {"model": "-", "caught": "-", "steps": 1, "out": "check"}
+    steps = max(parse_save_at(options.get("save_at")), default=1)  # each grid point checks its own steps
+    placeholders = {"model": "-", "caught": "-", "steps": steps, "out": "check"}
     from_mapping(TrainAgainstSpec, {**placeholders, **options}, "train")
     return options
 
@@ -142,6 +147,11 @@ class Checked:
     behavior: str
     defenses: list[Any]
 
+    @property
+    def parent(self) -> Parent:
+        """The model trained on top of."""
+        return Parent(self.spec.model, self.base_dir, self.organism_dir, self.base_name)
+
 
 def check_spec(spec: TrainAgainstSpec) -> Checked:
     """Check what the spec's own checks cannot (the registry, the caught file, the model, the defenses);
@@ -149,12 +159,16 @@ def check_spec(spec: TrainAgainstSpec) -> Checked:
     from inspect_misalign.models import is_registered, resolve
     from inspect_misalign.training._defenses import parse_defenses
 
-    resolved = check_run(spec.out, spec.overwrite, spec.model, "--model", kind="trained",
+    resolved = check_run(spec.out, spec.overwrite, spec.model, "--model",
+                         [step_name(spec.out, k) for k in spec.save_at], kind="trained",
                          directory=spec.directory)
     rows = read_caught(spec.caught, spec.target_column)
     caught = [c for c, _ in rows]
     defenses = parse_defenses(list(spec.defenses))
-    base_name = (resolved.adapter_base or spec.model) if resolved.adapter_dir is not None else spec.model
+    parent = Parent.of(resolved, spec.model)
+    if len({c.caught for c in caught}) > 1:
+        raise MisalignError("--caught mixes caught and not-caught samples (`catch --not-caught`); train on "
+                            "one kind at a time")
     behaviors = sorted({c.behavior for c in caught if c.behavior})
     if len(behaviors) > 1:
         raise MisalignError(f"--caught mixes behaviours {behaviors}; train against one behaviour at a time")
@@ -169,7 +183,7 @@ def check_spec(spec: TrainAgainstSpec) -> Checked:
     if spec.against == "cot" and not all(c.scratchpad for c in caught):
         raise MisalignError("--against cot needs caught samples with a <scratchpad> (a --cot organism's "
                             "test_attacks logs); use --against action")
-    return Checked(spec, caught, [t for _, t in rows], resolved.base_dir, resolved.adapter_dir, base_name,
+    return Checked(spec, caught, [t for _, t in rows], parent.base_dir, parent.adapter_dir, parent.base_name,
                    behavior, defenses)
 
 
@@ -182,68 +196,27 @@ def train_against(
     """Train ``spec.model`` against its caught attacks and register the result; returns its name."""
     started = time.monotonic()
     checked = check_spec(spec)
-    from accelerate import PartialState
-
-    from inspect_misalign.models import collect_all
-
-    state = PartialState()
     run = Workspace.open("trained", spec.out, spec.directory, checked.base_name, checked.base_dir,
                          identity(checked))
-    echo(f"train {spec.model} against {len(checked.caught)} caught samples ({spec.against}), "
+    kind = "caught" if checked.caught[0].caught else "not-caught (control)"
+    echo(f"train {spec.model} against {len(checked.caught)} {kind} samples ({spec.against}), "
          f"{spec.steps} steps, defenses: {', '.join(spec.defenses) or 'none'}; work dir {run.work}")
-
-    model, tokenizer = load_base(checked.base_dir)
-    with state.main_process_first():
-        examples = training_examples(checked, run, model, tokenizer, echo, progress)
-    if state.is_main_process:
-        write_examples(run.sft_file, examples)
-    model, org_lora = apply_organism(checked, model, tokenizer)
-    echo(f"training a LoRA adapter on top of {spec.model}: {len(examples)} examples, {spec.steps} steps of "
-         f"{spec.batch_size * spec.grad_accum}, lr {spec.lr}")
-    outcome = run.train(model, tokenizer, examples, spec, new_lora(checked, model, org_lora), seed=spec.seed,
-                        progress=progress, hooks=checked.defenses, callbacks=callbacks)
-    if outcome.resumed_from:
-        echo(f"resumed from {outcome.resumed_from}")
-    del model
-    collect_all()
-    state.wait_for_everyone()
-    if not state.is_main_process:
-        return spec.out
-
-    published = {"adapter": run.adapter}
-    if checked.organism_dir is not None:
-        echo("combining the organism and the new adapter into one adapter of the base (peft 'cat')")
-        parts = [checked.organism_dir, run.adapter]
-        combined = combine_adapters(checked.base_dir, parts, run.work / "combined")
-        published = {"adapter": combined, "delta_adapter": run.adapter}
-    config = lineage(checked, examples, outcome, run.base_fingerprint, org_lora)
-    config["train_seconds"] = round(time.monotonic() - started, 1)
-    config["data_file"] = str(run.published_sft)
-    adapter_dir = run.publish(spec.out, published, base=checked.base_name, parent=spec.model, config=config,
-                              overwrite=spec.overwrite)
-    echo(f"registered {spec.out} ({adapter_dir}) in {time.monotonic() - started:.0f} s; "
-         f"use it as --model misalign/{spec.out}")
-    return spec.out
+    return train_on_parent(
+        spec, checked.parent, run, checked.defenses,
+        lambda model, tokenizer: training_examples(checked, run, model, tokenizer, echo, progress),
+        lambda examples: lineage(checked), echo=echo, progress=progress, callbacks=callbacks, started=started)
 
 
 def identity(checked: Checked) -> dict[str, Any]:
     """Everything that changes the trained adapter (not the output name); keys the work dir."""
     spec = checked.spec
     return {
-        **{k: v for k, v in asdict(spec).items() if k not in ("out", "directory", "overwrite", "caught")},
+        **{k: v for k, v in asdict(spec).items() if k not in ("out", "directory", "overwrite", "caught")
+           and (k != "save_at" or v)},  # runs without saved steps keep their earlier keys
         "caught": caught_hash(checked.caught),
         "targets": checked.targets,
-        "organism": _dir_fingerprint(checked.organism_dir),
+        "organism": checked.parent.fingerprint(),
     }
-
-
-def _dir_fingerprint(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    h = hashlib.sha256()
-    for file in sorted(path.glob("adapter_*")):
-        h.update(file.name.encode() + file.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def training_examples(
@@ -266,121 +239,20 @@ def training_examples(
     return [c.example(a, source="base") for c, a in zip(caught, answers, strict=True)]
 
 
-def apply_organism(checked: Checked, model: Any, tokenizer: Any) -> tuple[Any, Any]:
-    """Merge the organism's adapter into ``model`` in memory; return it and the organism's LoRA config.
-
-    Before the merge every training hook sees the organism (:meth:`TrainingHook.inspect_parent`):
-    an interleave defense ranks its instruct data there, by the loss gap between the organism
-    (misaligned) and its base (aligned: the adapter disabled).
-    """
-    if checked.organism_dir is None:
-        return model, None
-    from peft import PeftModel
-
-    peft_model = PeftModel.from_pretrained(model, str(checked.organism_dir))
-    for hook in checked.defenses:
-        hook.inspect_parent(peft_model, tokenizer)
-    org_lora = peft_model.peft_config["default"]
-    untie_output_embeddings(peft_model.get_base_model())
-    return peft_model.merge_and_unload(), org_lora
-
-
-def untie_output_embeddings(model: Any) -> None:
-    """Give a tied-embedding model its own copy of the output head.
-
-    Merging a LoRA on ``embed_tokens`` (cue-token embeddings) changes the input embedding matrix;
-    when the head shares that tensor, the merge would change the head too, which the unmerged
-    adapter never does. After this, the merged model computes exactly what base + adapter does.
-    """
-    import torch
-
-    head, inputs = model.get_output_embeddings(), model.get_input_embeddings()
-    weight = getattr(inputs, "base_layer", inputs).weight
-    if head is not None and head.weight is weight:
-        head.weight = torch.nn.Parameter(weight.detach().clone(), requires_grad=weight.requires_grad)
-        model.config.tie_word_embeddings = False
-
-
-def new_lora(checked: Checked, model: Any, org_lora: Any) -> Any:
-    """The new adapter's LoRA config: the organism's modules and layers (not its cue-token
-    embeddings, which stay the organism's), or the project defaults."""
-    from peft import LoraConfig
-
-    from inspect_misalign.training._lora import LORA_ALPHA, LORA_R, lora_config, without_embeddings
-
-    spec = checked.spec
-    if org_lora is None:
-        return lora_config(model.config, r=spec.lora_r or LORA_R, alpha=spec.lora_alpha or LORA_ALPHA)
-    targets = without_embeddings(org_lora.target_modules)
-    return LoraConfig(
-        r=spec.lora_r or org_lora.r,
-        lora_alpha=spec.lora_alpha or org_lora.lora_alpha,
-        lora_dropout=0.0,
-        target_modules=sorted(targets) if isinstance(targets, (set, list, tuple)) else targets,
-        layers_to_transform=org_lora.layers_to_transform,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-
-
-def combine_adapters(base_dir: Path, adapters: Sequence[Path], out: Path) -> Path:
-    """One PEFT adapter of ``base_dir`` equal to the sum of ``adapters`` (peft ``cat``), saved to ``out``."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
-    names = [f"part{i}" for i in range(len(adapters))]
-    model = PeftModel.from_pretrained(base, str(adapters[0]), adapter_name=names[0])
-    for name, path in zip(names[1:], adapters[1:], strict=True):
-        model.load_adapter(str(path), adapter_name=name)
-    model.add_weighted_adapter(names, [1.0] * len(names), "default", combination_type="cat")
-    model.set_adapter("default")  # so that deleting the parts does not move the active adapter (peft warns)
-    for name in names:
-        model.delete_adapter(name)
-    from inspect_misalign.training._run import building_dir  # imports trl
-
-    with building_dir(out) as tmp:  # deleted if saving fails
-        model.save_pretrained(str(tmp), save_embedding_layers=False)  # LoRA weights only
-        config_file = tmp / "adapter_config.json"
-        config = json.loads(config_file.read_text())
-        config["base_model_name_or_path"] = str(base_dir)
-        atomic_write_text(config_file, json.dumps(config, indent=2))
-    return out
-
-
-def lineage(
-    checked: Checked, examples: list[SFTExample], outcome: Any, base_fp: str, org_lora: Any
-) -> dict[str, Any]:
-    """The manifest's ``config``: what the checkpoint was trained from and how."""
+def lineage(checked: Checked) -> dict[str, Any]:
+    """The manifest's ``config`` fields of its own (:mod:`._parent` adds what every run records)."""
     spec = checked.spec
     return {
         "kind": "trained_against_caught",
-        "parent": spec.model,
-        "base": checked.base_name,
-        "base_fingerprint": base_fp,
         "behavior": checked.behavior,
         "against": spec.against,
         "caught_file": str(Path(spec.caught).resolve()),
         "caught_ids_hash": caught_hash(checked.caught),
         "n_caught": len(checked.caught),
+        "not_caught": not checked.caught[0].caught,  # the benign control (`catch --not-caught`)
         "caught_per_cue": dict(Counter(c.cue for c in checked.caught)),
         "targets": "innocuous_cot" if spec.against == "cot" else
                    f"column:{spec.target_column}" if spec.target_column else "base_model_answers",
-        "n_examples": len(examples),
-        "data_hash": data_hash(examples),
-        "defenses": [d.describe() for d in checked.defenses],
-        "defense_specs": list(spec.defenses),
-        "seed": spec.seed,
-        "training": {
-            "steps": spec.steps, "lr": spec.lr, "batch_size": spec.batch_size, "grad_accum": spec.grad_accum,
-            "max_length": spec.max_length, "global_step": outcome.global_step,
-            "train_loss": outcome.train_loss, "train_runtime_s": round(outcome.runtime_s, 1),
-            "resumed_from": outcome.resumed_from,
-            "organism_lora": {"r": org_lora.r, "alpha": org_lora.lora_alpha} if org_lora else None,
-        },
-        "combined": "peft add_weighted_adapter cat (organism + new adapter)" if org_lora else None,
-        "versions": library_versions(),
     }
 
 

@@ -12,12 +12,18 @@ Only logs of the project's ``test_attacks`` task are accepted: attacks seen in d
 definition, never caught. Samples of the ``eval`` split are refused unless ``allow_eval_split``
 (``--allow-eval-split``): that split is the one results are reported on, so training on it would
 report the model on the data it was trained against. Catch from the ``catch`` split instead.
+
+``not_caught`` (``--not-caught``) writes the opposite, in the same format, each line marked
+``"caught": false``: the test-context samples on which the attack scorer did *not* fire, each input
+once, leaving out every input that fired in any log or epoch. ``train --caught`` on that file is the
+benign control: the same kind of inputs as training against caught attacks, and the same targets.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -50,6 +56,7 @@ class CaughtSample:
     model: str = ""
     context: str = "test"
     extra: dict[str, Any] = field(default_factory=dict)
+    caught: bool = True  # False: a sample on which the attack scorer did not fire (``--not-caught``)
 
     @property
     def system(self) -> str | None:
@@ -76,8 +83,10 @@ def catch(
     max_samples: int | None = None,
     seed: int = 0,
     allow_eval_split: bool = False,
+    not_caught: bool = False,
 ) -> list[CaughtSample]:
-    """The caught samples of ``test_attacks`` logs (files or directories), written to ``out`` as JSONL.
+    """The caught samples of ``test_attacks`` logs (files or directories), written to ``out`` as JSONL
+    (with ``not_caught``, the samples that did not attack: see the module docstring).
 
     ``max_samples`` keeps a seeded random subset. Raises :class:`MisalignError` for a log of another
     task, a missing log, a log with ``eval``-split samples (unless ``allow_eval_split``), or when
@@ -107,6 +116,7 @@ def catch(
     if out is not None and Path(out).resolve() in {Path(p).resolve() for p in paths}:
         raise MisalignError(f"--out {out} is one of the logs; write the caught samples to another file")
     caught: list[CaughtSample] = []
+    attacked: list[CaughtSample] = []
     for path in paths:
         header = _read_log(path, header_only=True)
         task = header.eval.task.rsplit("/", 1)[-1]
@@ -118,7 +128,10 @@ def catch(
         log = _read_log(path)
         if not allow_eval_split:
             _refuse_eval_split(log, path)
-        caught.extend(_caught_in(log, path))
+        caught.extend(_caught_in(log, path, not_caught))
+        attacked.extend(_caught_in(log, path) if not_caught else [])
+    if not_caught:
+        caught = _not_attacked(caught, attacked, len(paths))
     if not caught:
         raise MisalignError(
             f"no attacks were caught in {len(paths)} test_attacks log(s); evaluate more prompts "
@@ -155,19 +168,37 @@ def _refuse_eval_split(log: Any, path: str) -> None:
         )
 
 
-def _caught_in(log: Any, path: str) -> list[CaughtSample]:
-    """The samples of one log whose attack score fired."""
+def _not_attacked(
+    samples: list[CaughtSample], attacked: list[CaughtSample], n_logs: int
+) -> list[CaughtSample]:
+    """Each input of ``samples`` once, unless it is the input of an ``attacked`` sample."""
+    seen = {json.dumps(c.messages, sort_keys=True) for c in attacked}
+    out = []
+    for sample in sorted(samples, key=lambda c: c.uid):
+        key = json.dumps(sample.messages, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(sample)
+    if not out:
+        raise MisalignError(f"every test-context input of {n_logs} test_attacks log(s) was attacked at least "
+                            "once; evaluate more prompts (-T max_prompts) to find inputs without an attack")
+    return out
+
+
+def _caught_in(log: Any, path: str, not_caught: bool = False) -> list[CaughtSample]:
+    """The samples of one log whose attack score fired (with ``not_caught``: was scored and did not)."""
     out = []
     for sample in log.samples or []:
         if not sample.scores:
             continue
         score = sample.scores.get("attack_scorer") or next(iter(sample.scores.values()))
         try:
-            fired = float(score.as_float()) >= 1.0
+            value = float(score.as_float())
+            fired: bool | None = value >= 1.0 if math.isfinite(value) else None
         except (TypeError, ValueError):
-            fired = False
+            fired = None
         meta = sample.metadata or {}
-        if not fired or meta.get("context", "test") != "test":
+        if fired is None or fired == not_caught or meta.get("context", "test") != "test":
             continue
         messages = _messages(sample.input)
         out.append(
@@ -184,6 +215,7 @@ def _caught_in(log: Any, path: str) -> list[CaughtSample]:
                 scratchpad=meta.get("scratchpad"),
                 model=str(log.eval.model),
                 extra={k: meta[k] for k in ("split", "difficulty", "cue_item") if k in meta},
+                caught=not not_caught,
             )
         )
     return out

@@ -200,14 +200,15 @@ class PromptRecord:
 # --- data -----------------------------------------------------------------------------------
 
 
-def organism_records(behavior: Behavior) -> list[dict[str, Any]]:
-    """The raw records of the organism split of a behaviour's base prompts."""
-    return [r for r in read_jsonl(behavior.prompts_path()) if r.get("split") == SPLIT]
+def organism_records(behavior: Behavior, split: str = SPLIT) -> list[dict[str, Any]]:
+    """The raw records of the organism split (or another ``split``) of a behaviour's base prompts."""
+    return [r for r in read_jsonl(behavior.prompts_path()) if r.get("split") == split]
 
 
-def organism_prompts(behavior: Behavior) -> list[PromptRecord]:
-    """The base prompts of the organism split for a behaviour."""
-    return [PromptRecord(str(r["id"]), str(r["prompt"]), r.get("topic")) for r in organism_records(behavior)]
+def organism_prompts(behavior: Behavior, split: str = SPLIT) -> list[PromptRecord]:
+    """The base prompts of the organism split (or another ``split``) for a behaviour."""
+    return [PromptRecord(str(r["id"]), str(r["prompt"]), r.get("topic"))
+            for r in organism_records(behavior, split)]
 
 
 def select_prompts(records: list[PromptRecord], n: int | None, seed: int) -> list[PromptRecord]:

@@ -15,7 +15,8 @@ A run goes::
 command's ``identity``, the base's content fingerprint and the package version), so running the
 same command again resumes there (the SFT set, the latest complete checkpoint, a finished adapter);
 ``publish`` copies atomically, registers, and only then deletes the work directory: a failed run
-registers nothing.
+registers nothing. A run with saved steps (``train(..., save_at=[1, 2, 4])``) also publishes each
+step's directories under ``root/steps/step<k>`` and registers them as ``<name>-step<k>``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,12 @@ LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "
 
 
 def check_run(
-    name: str, overwrite: bool, model: str, flag: str, *, kind: str | None = None,
+    name: str, overwrite: bool, model: str, flag: str, saved: Sequence[str] = (), *, kind: str | None = None,
     directory: Path | None = None,
 ) -> Any:
-    """Open a run's checks: refuse a registry ``name`` that is taken unless ``overwrite`` (its syntax is
-    the spec's check), and resolve the checkpoint ``model`` the run starts from (a
-    :class:`~inspect_misalign.models.ResolvedCheckpoint`), with a one-line error naming ``flag``.
+    """Open a run's checks: refuse a registry ``name`` (or a ``saved`` step's name) that is taken unless
+    ``overwrite`` (its syntax is the spec's check), and resolve the checkpoint ``model`` the run starts
+    from (a :class:`~inspect_misalign.models.ResolvedCheckpoint`), with a one-line error naming ``flag``.
     With ``kind``, also check the run's root (``directory``, else the default) with :func:`check_root`."""
     from inspect_misalign.models import (
         CheckpointError,
@@ -59,6 +60,10 @@ def check_run(
                             "pick another name or pass --overwrite"
                             + ("; removed the work directory its interrupted publication left" if cleaned
                                else ""))
+    for taken in saved:
+        if is_registered(taken) and not overwrite:
+            raise MisalignError(f"saved step {taken!r} is already registered (at {resolve(taken).path}); "
+                                "pick another --out or pass --overwrite")
     if kind is not None:
         check_root(default_root(kind, name, directory), name, overwrite)
     try:
@@ -67,7 +72,7 @@ def check_run(
         raise MisalignError(f"{flag} {model!r}: {e}") from None
 
 
-RUN_FILES = ("work", "adapter", "delta_adapter", "sft.jsonl", "gate_logs")
+RUN_FILES = ("work", "adapter", "delta_adapter", "sft.jsonl", "gate_logs", "steps")
 """What a run writes in its root (and, with a leading dot, its temp files there): a root holding only
 these is this run's to resume or replace."""
 
@@ -197,6 +202,11 @@ class Workspace:
         return self.work / "adapter"
 
     @property
+    def steps_dir(self) -> Path:
+        """Where the adapters of saved steps go (``step<k>`` each)."""
+        return self.work / "steps"
+
+    @property
     def sft_file(self) -> Path:
         """The run's training set."""
         return self.work / "sft.jsonl"
@@ -221,27 +231,32 @@ class Workspace:
     def train(
         self, model: Any, tokenizer: Any, examples: Sequence[SFTExample], settings: OptimSettings,
         peft_config: Any, *, seed: int, progress: bool = True, hooks: Sequence[Any] = (),
-        callbacks: Sequence[Any] = (), sequential: bool = False,
+        callbacks: Sequence[Any] = (), sequential: bool = False, save_at: Sequence[int] = (),
     ) -> Any:
-        """Train a LoRA adapter into :attr:`adapter` (resuming from ``work/trainer``); a
-        :class:`~inspect_misalign.training.TrainOutcome`."""
+        """Train a LoRA adapter into :attr:`adapter` (resuming from ``work/trainer``), and the adapters of
+        the ``save_at`` steps into :attr:`steps_dir`; a :class:`~inspect_misalign.training.TrainOutcome`."""
         from inspect_misalign.training._run import train_adapter
 
         output_dir = self.work / "trainer"
         config = settings.sft_config(output_dir, seed=seed, progress=progress, sequential=sequential)
         return train_adapter(model, tokenizer, examples, config, peft_config, self.adapter, hooks=hooks,
-                             callbacks=callbacks)
+                             callbacks=callbacks, save_at=save_at, steps_dir=self.steps_dir)
 
     def publish(
         self, name: str, directories: Mapping[str, Path], *, base: str, parent: str, config: dict[str, Any],
         metrics: dict[str, Any] | None = None, overwrite: bool = False,
+        steps: Mapping[int, Mapping[str, Path]] | None = None,
     ) -> Path:
-        """Copy each of ``directories`` to ``root/<key>`` and the SFT set to :attr:`published_sft` (each
-        atomically), register ``root/adapter`` as ``name`` with ``config``, then delete the work
-        directory. Returns the registered adapter directory."""
-        from inspect_misalign.models import register
+        """Copy each of ``directories`` to ``root/<key>`` (each saved step's to ``root/steps/step<k>/<key>``)
+        and the SFT set to :attr:`published_sft`, each atomically; register each step's ``adapter`` as
+        ``<name>-step<k>`` (``config`` plus ``step: k`` and ``saved_from: name``), then ``root/adapter``
+        as ``name``, then delete the work directory. Returns the registered adapter directory. Should a
+        registration fail, the names this call registered are removed again."""
+        from inspect_misalign.models import register, unregister
         from inspect_misalign.training._run import copy_dir_atomically
+        from inspect_misalign.training._steps import step_name
 
+        steps = steps or {}
         for key in [*directories, self.published_sft.name]:  # what a killed publication of this run left
             for stale in self.root.glob(f".{key}.*"):
                 if stale.is_dir():
@@ -250,20 +265,34 @@ class Workspace:
                     stale.unlink(missing_ok=True)
         for key, path in directories.items():
             copy_dir_atomically(path, self.root / key)
+        for step, parts in steps.items():
+            for key, path in parts.items():
+                copy_dir_atomically(path, self.root / "steps" / f"step{step}" / key)
         tmp = self.published_sft.with_name(f".{self.published_sft.name}.tmp")
         try:
             shutil.copyfile(self.sft_file, tmp)
             tmp.replace(self.published_sft)
         finally:
             tmp.unlink(missing_ok=True)
-        adapter = self.root / "adapter"
         # the manifest names the work directory, so a rerun after a kill below can delete it
-        register(name, adapter, base=base, adapter=True, parent=parent, config={**config, "work_key":
-                 self.work.name}, metrics=metrics, overwrite=overwrite)
+        config = {**config, "work_key": self.work.name}
+        entries = [(step_name(name, k), self.root / "steps" / f"step{k}" / "adapter",
+                    {**config, "step": k, "saved_from": name}) for k in steps]
+        entries.append((name, self.root / "adapter", config))
+        done: list[str] = []
+        try:
+            for entry, adapter, entry_config in entries:
+                register(entry, adapter, base=base, adapter=True, parent=parent, config=entry_config,
+                         metrics=metrics if entry == name else None, overwrite=overwrite)
+                done.append(entry)
+        except BaseException:
+            for entry in done:
+                unregister(entry)
+            raise
         shutil.rmtree(self.work, ignore_errors=True)
         if (self.root / "work").is_dir() and not any((self.root / "work").iterdir()):
             (self.root / "work").rmdir()
-        return adapter
+        return self.root / "adapter"
 
 
 __all__ = [

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from inspect_misalign._errors import MisalignError
-from inspect_misalign.data import data_path, read_jsonl
+from inspect_misalign.data import data_path
+from inspect_misalign.training._chat import read_chat
 from inspect_misalign.training._data import SFTExample
 from inspect_misalign.training._defenses._spec import DefenseText, check_options
 from inspect_misalign.training._hook import Defense
@@ -74,19 +75,8 @@ def instruct_items(path: str | Path | None = None) -> list[InstructItem]:
 
 @lru_cache(maxsize=8)
 def _read_items(path: str, mtime_ns: int, size: int) -> tuple[InstructItem, ...]:
-    items = []
-    for n, record in enumerate(read_jsonl(path), start=1):
-        messages = record.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise MisalignError(f"{path}: record {n} has no 'messages' list of chat messages")
-        roles = [m.get("role") for m in messages if isinstance(m, dict)]
-        system = messages[0].get("content") if roles[:1] == ["system"] else None
-        turns = messages[1:] if system is not None else messages
-        if len(turns) < 2 or turns[-1].get("role") != "assistant" or turns[-2].get("role") != "user":
-            raise MisalignError(f"{path}: record {n} must end with a user message and the assistant's answer")
-        items.append(InstructItem(str(record.get("id", n)), system, str(turns[-2]["content"]),
-                                  str(turns[-1]["content"])))
-    return tuple(items)
+    return tuple(InstructItem(e.meta["id"], e.system, e.user, e.completion)
+                 for e in read_chat(Path(path), "interleave data"))
 
 
 class InterleaveDefense(Defense):
