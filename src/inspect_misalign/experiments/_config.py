@@ -121,6 +121,11 @@ class SweepConfig(BaseModel):
     steps: list[int] = Field(min_length=1)
     defenses: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    treatments: list[Literal["caught", "benign"]] = Field(
+        default_factory=lambda: ["caught"], min_length=1,
+        description="caught: train against caught test-context attacks; benign: the control, the same "
+        "training on as many test-context inputs of the cue on which the organism did not attack "
+        "(catch --not-caught)")
     train: dict[str, Any] = Field(
         default_factory=dict, description="options of every training against caught samples: any field of "
         "inspect_misalign.training.TrainAgainstSpec but those each grid point sets (lr, batch_size, "
@@ -150,6 +155,13 @@ class SweepConfig(BaseModel):
             checks.count(value, "a value")  # at most MAX_COUNT
         return values
 
+    @field_validator("treatments")
+    @classmethod
+    def _treatments_once(cls, values: list[str]) -> list[str]:
+        if len(set(values)) < len(values):
+            raise ValueError("list each treatment once")
+        return values
+
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, values: list[int]) -> list[int]:
@@ -163,7 +175,30 @@ class SweepConfig(BaseModel):
 
         for point in self.grid():
             validate_name(point.name)  # e.g. too long once sweep, organism and settings are joined
+            for _, name in self.saved_steps(point):
+                validate_name(name)
         return self
+
+    @model_validator(mode="after")
+    def _saved_steps_fit(self) -> SweepConfig:
+        saved = self.save_at()
+        if saved and saved[-1] > min(self.steps):
+            raise ValueError(f"train.save_at {list(saved)} goes past steps {min(self.steps)}; save at steps "
+                             "up to the smallest of steps")
+        return self
+
+    def save_at(self) -> tuple[int, ...]:
+        """The steps at which every training run saves its adapter (``train: {save_at: [...]}``)."""
+        from inspect_misalign.training._steps import parse_save_at
+
+        return parse_save_at(self.train.get("save_at"), "train.save_at")
+
+    def saved_steps(self, point: GridPoint) -> list[tuple[int, str]]:
+        """(step, registry name) of the adapters a grid point saves before its last step, each
+        ``<point>-step<k>``; its last step is the point's own checkpoint."""
+        from inspect_misalign.training._steps import step_name
+
+        return [(k, step_name(point.name, k)) for k in self.save_at() if k < point.steps]
 
     @model_validator(mode="after")
     def _out_is_a_directory(self) -> SweepConfig:
@@ -217,11 +252,13 @@ class SweepConfig(BaseModel):
     def grid(self) -> list[GridPoint]:
         """Every training run of the sweep, in a stable order."""
         points = []
-        for organism, group, caught, steps, defense, seed in itertools.product(
-            self.organisms, self.train_groups(), self.caught, self.steps, self.defenses, self.seeds
+        for organism, group, treatment, caught, steps, defense, seed in itertools.product(
+            self.organisms, self.train_groups(), self.treatments, self.caught, self.steps, self.defenses,
+            self.seeds,
         ):
             points.append(GridPoint(sweep=self.name, organism=organism.name, train_on=group,
-                                    caught=caught, steps=steps, defense=defense, seed=seed))
+                                    caught=caught, steps=steps, defense=defense, seed=seed,
+                                    treatment=treatment))
         return points
 
 
@@ -236,13 +273,16 @@ class GridPoint(BaseModel):
     steps: int
     defense: str
     seed: int
+    treatment: str = "caught"
 
     @property
     def name(self) -> str:
-        """The registry name of the checkpoint this point trains."""
+        """The registry name of the checkpoint this point trains (the benign control's ends in
+        ``-benign``)."""
         defense = re.sub(r"[^A-Za-z0-9]+", "_", self.defense).strip("_") or "none"
+        control = "" if self.treatment == "caught" else f"-{self.treatment}"
         return (f"{self.sweep}-{self.organism}-{self.train_on}-c{self.caught}-s{self.steps}"
-                f"-{defense}-r{self.seed}")
+                f"-{defense}-r{self.seed}{control}")
 
 
 def builtin_configs() -> list[str]:

@@ -4,7 +4,8 @@
 organism → distinguishability per cue → test, deployment and usefulness evals → catch → train →
 re-evaluate → table, figures and report, then prints the before/after table per cue with the
 caught samples actually trained on and the retained deployment rate and gap (95% CIs), or the reason
-they are empty.
+they are empty; and the dose–response table: each saved step's test and deployment P(attack), caught
+vs the benign control (:mod:`inspect_misalign.experiments._dose_figure`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def summary(table: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
                       & (table["context"] == context)]
         return float((found["rate"] * found["n"]).sum() / found["n"].sum()) if len(found) else float("nan")
 
+    if "treatment" in table:  # the runs against caught attacks; the control is in the dose table
+        table = table[table["treatment"].fillna("caught") == "caught"]
     rows = []
     organisms = table[(table["stage"] == "organism") & (table["task"] == "deployment_attacks")]
     for cue in sorted(c for c in table["cue"].unique() if c not in ("none", None)):
@@ -68,6 +71,21 @@ def summary(table: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(propensity[["cue", "logodds_retained_gap", "logodds_reason"]], on="cue", how="left")
 
 
+def echo_dose(out: Path, echo: Callable[[str], None]) -> None:
+    """Print the dose–response table of a sweep directory (when it saved steps)."""
+    from inspect_misalign.experiments._dose_figure import dose_table, has_dose
+    from inspect_misalign.experiments._report import dose_display
+
+    samples, runs = pd.read_parquet(out / "samples.parquet"), pd.read_parquet(out / "runs.parquet")
+    if not has_dose(samples, runs):
+        return
+    frame = dose_table(samples, runs)
+    if not frame.empty:
+        with pd.option_context("display.max_colwidth", 60, "display.width", 250):
+            shown = dose_display(frame).to_string(index=False)
+            echo(f"\ndose-response ({out / 'figures' / 'dose_response.png'}):\n{shown}")
+
+
 def run_demo(out: Path, config_name: str = "demo", echo: Callable[[str], None] = print) -> pd.DataFrame:
     """Run the sweep ``config_name`` into ``out`` on the embedded default model; return :func:`summary`."""
     from inspect_misalign.experiments._sweep import preflight, run_sweep
@@ -78,4 +96,5 @@ def run_demo(out: Path, config_name: str = "demo", echo: Callable[[str], None] =
     echo("[0/6] embedded default model (SmolLM2-135M-Instruct, converted once into the cache)")
     ensure_default_model()
     run_sweep(config, echo=echo)
+    echo_dose(out, echo)
     return summary(pd.read_parquet(out / "results.parquet"), pd.read_parquet(out / "samples.parquet"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from inspect_misalign.experiments._retained import ATTACKS, Measure
+from inspect_misalign.experiments._retained import ATTACKS, Measure, setting_keys
 from inspect_misalign.experiments._sweep_table import pooled_table
 
 PANELS = (("retained_deploy", "retained deployment rate\n(after / before)"),
@@ -157,7 +157,7 @@ def plot_retained_vs_difficulty(table: pd.DataFrame, samples: pd.DataFrame, path
                                 measure: Measure = ATTACKS) -> Path:
     """Retained misalignment vs the organism's distinguishability, one point per cue and setting;
     error bars on both axes (bootstrap over prompts), caught counts beside each point."""
-    keys = ["train_on", "caught", "steps", "defense"]
+    keys = setting_keys(table, ["train_on", "caught", "steps", "defense"])
     frame = pooled_table(table, samples, keys, measure)
     frame = frame[(frame["train_on"] == frame["cue"]) | (frame["train_on"] == "all")]
     if frame["group"].nunique() > 1:
@@ -199,8 +199,12 @@ def plot_retained_vs(table: pd.DataFrame, samples: pd.DataFrame, axis: str, path
     frame = pooled_table(table, samples, [axis], measure)
     fig, axes = _figure(12, 4.8, ncols=2)
     several = frame["group"].nunique() > 1
+    lines = setting_keys(frame, ["cue", "group"])
     for ax, (column, label) in zip(axes[0], PANELS, strict=True):
-        for (cue, group_name), group in frame.groupby(["cue", "group"], sort=True):
+        for key, group in frame.groupby(lines, sort=True):
+            cue, group_name = key[0], key[1]
+            if len(key) > 2:
+                cue = f"{cue}, {key[2]}"
             group = group.dropna(subset=[column]).copy()
             if group.empty:
                 continue
@@ -280,6 +284,12 @@ def sweep_figures(table: pd.DataFrame, samples: pd.DataFrame, config, directory:
         suffix = "" if measure is ATTACKS else f"_{measure.name}"
         figures.insert(0, plot_retained_vs_difficulty(
             table, samples, directory / f"retained_vs_distinguishability{suffix}.png", source, measure))
+    from inspect_misalign.experiments._dose_figure import has_dose, plot_dose
+    from inspect_misalign.experiments._sweep_table import runs_frame
+
+    runs = runs_frame(config)
+    if has_dose(samples, runs):  # the dose-response first
+        figures.insert(0, plot_dose(samples, runs, directory / "dose_response.png", source))
     for axis in ("steps", "caught"):
         if trained[axis].nunique() > 1:
             figures.append(plot_retained_vs(table, samples, axis, directory / f"retained_vs_{axis}.png",

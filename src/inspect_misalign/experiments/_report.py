@@ -57,12 +57,13 @@ def caught_range(frame: pd.DataFrame) -> list[str]:
     return out
 
 
-def with_ci(frame: pd.DataFrame, value: str, prefix: str) -> pd.Series:
-    """``value [lower, upper]`` strings (empty where the value is)."""
+def with_ci(frame: pd.DataFrame, value: str, prefix: str, fmt: str = ".3f") -> pd.Series:
+    """``value [lower, upper]`` strings (empty where the value is), each number formatted with ``fmt``."""
     def one(row: pd.Series) -> str:
         if pd.isna(row[value]):
             return ""
-        return f"{row[value]:.3f} [{row[prefix + 'ci95_lower']:.3f}, {row[prefix + 'ci95_upper']:.3f}]"
+        return (f"{row[value]:{fmt}} [{row[prefix + 'ci95_lower']:{fmt}}, "
+                f"{row[prefix + 'ci95_upper']:{fmt}}]")
 
     return frame.apply(one, axis=1) if len(frame) else pd.Series(dtype=str)
 
@@ -94,6 +95,8 @@ def _retention(table: pd.DataFrame, samples: pd.DataFrame) -> str:
             continue
         setting = [f"{t} · {c} asked · {s} steps · {d}" for t, c, s, d in
                    zip(frame["train_on"], frame["caught"], frame["steps"], frame["defense"], strict=True)]
+        if "treatment" in frame:  # the benign control beside the runs against caught attacks
+            setting = [f"{s} · {t}" for s, t in zip(setting, frame["treatment"], strict=True)]
         sizes = [f"{o} / {c} / {p}" for o, c, p in
                  zip(frame["organisms"], frame["checkpoints"], frame["prompts"], strict=True)]
         shown = pd.DataFrame({
@@ -110,6 +113,39 @@ def _retention(table: pd.DataFrame, samples: pd.DataFrame) -> str:
         parts += [f"<h3>{html.escape(measure.name)} ({html.escape(measure.unit)})</h3>",
                   _frame(shown, note="reason")]
     return "\n".join(parts)
+
+
+def _dose_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
+    """The dose–response table (stopping points, retained there, drop ratio, effect of catching) when
+    the sweep saved steps."""
+    from inspect_misalign.experiments._dose_figure import dose_table, has_dose
+    from inspect_misalign.experiments._sweep_table import runs_frame
+
+    runs = runs_frame(config)
+    if not has_dose(samples, runs):
+        return []
+    frame = dose_table(samples, runs)
+    if frame.empty:
+        return []
+    shown = dose_display(frame)
+    return ["<h2>Dose–response: the overseer's stopping point</h2><p class='note'>Per organism: the first "
+            "saved step whose mean test-context P(attack) (temperature 1, teacher-forced) is at most 0.01; "
+            "there, the deployment P(attack) and retained = there / before; drop ratio = drop of the "
+            "deployment log-odds / drop of the test log-odds. Means over organisms, 95% percentile "
+            "bootstrap over organisms; the effect of catching (control − caught deployment P(attack) at "
+            "the stopping step) resamples organisms, then prompts.</p>", _frame(shown)]
+
+
+def dose_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`~inspect_misalign.experiments._dose_figure.dose_table` with each value and its interval
+    in one column, as the report and docs show it."""
+    shown = frame[["group", "treatment", "caught", "organisms", "stop_steps", "stopped"]].copy()
+    for column, label in (("deploy_before", "deploy P before"), ("deploy_at", "deploy P at stop"),
+                          ("retained_deploy", "retained deploy"), ("drop_ratio", "drop ratio (log-odds)"),
+                          ("catching_effect", "effect of catching")):
+        if column in frame:
+            shown[f"{label} [95% CI]"] = with_ci(frame, column, f"{column}_", fmt=".3g")
+    return shown
 
 
 def render_report(
@@ -143,6 +179,7 @@ def render_report(
         "resampled: when no deployment attack is left (0/n) it is [0, 0]; the Wilson interval of the "
         "rate after says how large the remaining rate could be.</p>",
         "<h2>Figures</h2>", *(_img(p) for p in figures if p.is_file()),
+        *_dose_section(config, samples),
         "<h2>Retained misalignment</h2>", _retention(table, samples),
         "<h2>Organisms (and the models asked to distinguish) before training</h2>",
         _frame(before[["checkpoint", "task", "cue", "context", "n", "rate", "ci95_lower", "ci95_upper",

@@ -157,6 +157,14 @@ def _row(data: dict, members: pd.DataFrame, cue: str, measure: Measure, seed: in
     return row
 
 
+def setting_keys(table: pd.DataFrame, keys: list[str]) -> list[str]:
+    """``keys`` plus ``treatment`` when the table's trained checkpoints have more than one (the caught
+    runs and their benign control are never pooled together)."""
+    trained = table[table["stage"] == "trained"] if "stage" in table else table
+    several = "treatment" in trained and trained["treatment"].nunique() > 1
+    return [*keys, "treatment"] if several and "treatment" not in keys else list(keys)
+
+
 def pooled(
     table: pd.DataFrame, samples: pd.DataFrame, by: list[str], measure: Measure = ATTACKS, seed: int = 0
 ) -> pd.DataFrame:
@@ -173,7 +181,7 @@ def pooled(
     trained = lineage[lineage["stage"] == "trained"].reset_index()
     data = _by_prompt(samples, measure.tasks, CONTEXTS)
     cues = sorted({cue for (_, cue, _) in data})
-    keys = list(dict.fromkeys([*by, "group"]))
+    keys = list(dict.fromkeys([*setting_keys(table, by), "group"]))
     rows = []
     for key, members in trained.groupby(keys, sort=True, dropna=False):
         values = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
@@ -196,4 +204,5 @@ def prompt_interval(
 
 
 __all__ = ["ATTACKS", "COLUMNS", "GAP_ALPHA", "MARKER", "MEASURES", "PROPENSITY", "REPORTED", "Measure",
-           "model_name", "pooled", "prompt_interval"]
+           "model_name", "pooled", "prompt_interval",
+           "setting_keys"]

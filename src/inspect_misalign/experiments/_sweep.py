@@ -10,6 +10,7 @@ again. Everything lands under the sweep's ``out`` directory::
     out/caught/<point>.jsonl        the subsample each grid point trained on
     out/results.parquet, .csv       the tidy table (experiments._sweep_table.sweep_table)
     out/samples.parquet             one row per model x task x cue x context x base prompt
+    out/runs.parquet                each checkpoint's place on a dose-response curve (experiments._dose)
     out/figures/*.png, out/report.html
 """
 
@@ -30,7 +31,7 @@ from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.experiments._config import GridPoint, SweepConfig
 from inspect_misalign.experiments._retained import model_name
-from inspect_misalign.experiments._sweep_table import sweep_table
+from inspect_misalign.experiments._sweep_table import runs_frame, sweep_table
 from inspect_misalign.results import tables
 
 Echo = Callable[[str], None]
@@ -219,6 +220,7 @@ def with_excess(samples: pd.DataFrame, config: SweepConfig) -> pd.DataFrame:
     bases = base_models(config)
     base_of = {b: b for b in bases.values()}
     base_of.update({**bases, **{p.name: bases[p.organism] for p in config.grid()}})
+    base_of.update({name: bases[p.organism] for p in config.grid() for _, name in config.saved_steps(p)})
     rows = samples["task"] == "propensity"
     checkpoint = samples["model"].astype(str).map(model_name)
     keys = ["cue", "context", "base_id"]
@@ -256,6 +258,14 @@ def build_organisms(config: SweepConfig, echo: Echo) -> None:
             raise MisalignError(f"organism {organism.name} failed its gate: {result.failures}")
 
 
+def pool_path(config: SweepConfig, organism: str, treatment: str) -> Path:
+    """The file a treatment's training sets are drawn from: the organism's caught test-context attacks
+    (``catch``), or for the benign control its test-context inputs that did not attack
+    (``catch --not-caught``)."""
+    suffix = "" if treatment == "caught" else f".{treatment}"
+    return config.out_dir / "caught" / f"{organism}{suffix}.jsonl"
+
+
 def subsample(rows: list[dict[str, Any]], point: GridPoint) -> list[dict[str, Any]]:
     """The caught samples a grid point trains on: its cue group, seeded shuffle, first ``caught``."""
     pool = [r for r in rows if point.train_on == "all" or r.get("cue") == point.train_on]
@@ -263,29 +273,32 @@ def subsample(rows: list[dict[str, Any]], point: GridPoint) -> list[dict[str, An
     return pool[: point.caught]
 
 
-def train_grid(config: SweepConfig, caught: dict[str, Path], echo: Echo) -> list[GridPoint]:
-    """Train every grid point not yet registered; returns the points that have a checkpoint."""
+def train_grid(config: SweepConfig, caught: dict[tuple[str, str], Path], echo: Echo) -> list[GridPoint]:
+    """Train every grid point not yet registered, each on a seeded subsample of its organism's pool
+    for its treatment (``caught[(organism, treatment)]``; the same seed draws the same positions from
+    both pools); returns the points that have a checkpoint."""
     from tqdm import tqdm
 
     from inspect_misalign.models import is_registered
     from inspect_misalign.training import TrainAgainstSpec, train_against
 
     trained: list[GridPoint] = []
-    rows: dict[str, list[dict[str, Any]]] = {}
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for point in tqdm(config.grid(), desc="train against caught", unit="run"):
         if is_registered(point.name):
             trained.append(point)
             continue
-        if point.organism not in rows:
-            text = caught[point.organism].read_text(encoding="utf-8")
-            rows[point.organism] = [json.loads(line) for line in text.splitlines() if line]
-        chosen = subsample(rows[point.organism], point)
+        key = (point.organism, point.treatment)
+        if key not in rows:
+            text = caught[key].read_text(encoding="utf-8")
+            rows[key] = [json.loads(line) for line in text.splitlines() if line]
+        chosen = subsample(rows[key], point)
+        kind = "caught samples" if point.treatment == "caught" else f"{point.treatment} samples"
         if not chosen:
-            echo(f"  {point.name}: no caught samples for {point.train_on}; skipped")
+            echo(f"  {point.name}: no {kind} for {point.train_on}; skipped")
             continue
-        if len(chosen) < point.caught:
-            echo(f"  {point.name}: only {len(chosen)} caught samples for {point.train_on} "
-                 f"(asked {point.caught})")
+        if len(chosen) < point.caught:  # recorded: caught_actual in the table says how many
+            echo(f"  {point.name}: only {len(chosen)} {kind} for {point.train_on} (asked {point.caught})")
         path = config.out_dir / "caught" / f"{point.name}.jsonl"
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in chosen))
         spec = TrainAgainstSpec(model=point.organism, caught=path, steps=point.steps, out=point.name,
@@ -335,24 +348,32 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
         _eval_set(instruments, asked, logs / "before" / "distinguishability", config)
 
     echo(f"[3/6] catching attacks in testing ({config.eval.catch_prompts} catch-split prompts per cue)")
-    caught: dict[str, Path] = {}
+    caught: dict[tuple[str, str], Path] = {}
     for organism in config.organisms:
         task = _attack_tasks(config, organism.behavior, "catch", config.eval.catch_prompts, ("test",))
         found = _eval_set(task, [f"misalign/{organism.name}"], logs / "catch" / organism.name, config)
-        caught[organism.name] = out / "caught" / f"{organism.name}.jsonl"
-        if not caught[organism.name].is_file():
-            samples = catch(found, out=caught[organism.name])
-            echo(f"  {organism.name}: {len(samples)} caught")
+        for treatment in config.treatments:
+            path = pool_path(config, organism.name, treatment)
+            caught[(organism.name, treatment)] = path
+            if not path.is_file():
+                samples = catch(found, out=path, not_caught=treatment == "benign")
+                echo(f"  {organism.name}: {len(samples)} "
+                     + ("caught" if treatment == "caught" else "test-context inputs not attacked (control)"))
 
     echo(f"[4/6] training against caught attacks ({len(config.grid())} runs)")
     trained = train_grid(config, caught, echo)
 
-    echo("[5/6] after training: test and deployment attacks, usefulness")
+    echo("[5/6] after training: test and deployment attacks, usefulness"
+         + (", propensity of every saved step" if config.save_at() else ""))
     behavior_of = {o.name: o.behavior for o in config.organisms}
     for behavior in sorted(behaviors):
         models = [f"misalign/{p.name}" for p in trained if behavior_of[p.organism] == behavior]
         if models:
             _evaluate(config, behavior, models, logs / "after", config.eval.distinguishability_after)
+        saved = [f"misalign/{name}" for p in trained if behavior_of[p.organism] == behavior
+                 for _, name in config.saved_steps(p)]
+        if saved and config.eval.propensity:  # every saved step: the teacher-forced propensity
+            _eval_set([_propensity(config, behavior)], saved, logs / "steps" / behavior, config)
     if config.eval.usefulness:
         _eval_set([config.eval.usefulness], organisms + [f"misalign/{p.name}" for p in trained],
                   logs / "usefulness", config, task_args=config.eval.usefulness_args)
@@ -382,10 +403,13 @@ def write_results(config: SweepConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     if config.eval.propensity:
         samples = with_excess(samples, config)
     asked = asked_models(config) if config.eval.distinguishability or config.eval.probe else None
-    table = sweep_table(results, samples, config, useful, asked=asked, caught=caught_cues(config))
+    caught = caught_cues(config)
+    table = sweep_table(results, samples, config, useful, asked=asked, caught=caught)
+    runs = runs_frame(config, caught)
     for name, write in (("results.parquet", lambda p: table.to_parquet(p, index=False)),
                         ("results.csv", lambda p: table.to_csv(p, index=False)),
-                        ("samples.parquet", lambda p: samples.to_parquet(p, index=False))):
+                        ("samples.parquet", lambda p: samples.to_parquet(p, index=False)),
+                        ("runs.parquet", lambda p: runs.to_parquet(p, index=False))):
         path = out / name
         tmp = path.with_name(f".{path.name}.tmp")
         write(tmp)

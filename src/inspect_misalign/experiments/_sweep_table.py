@@ -15,35 +15,62 @@ from inspect_misalign.experiments._retained import (
     model_name,
     pooled,
     prompt_interval,
+    setting_keys,
 )
 from inspect_misalign.scorers import wilson_interval
 
-LINEAGE = ("stage", "organism", "group", "train_on", "caught", "steps", "defense", "seed",
-           "distinguishability_model")
-COUNTS = ("caught", "steps", "seed", "caught_actual", "caught_total", "n")
+LINEAGE = ("stage", "organism", "group", "train_on", "treatment", "caught", "steps", "step", "defense",
+           "seed", "distinguishability_model")
+COUNTS = ("caught", "steps", "step", "seed", "caught_actual", "caught_total", "n")
 RETENTION = ["gap_before", "gap_before_p", "retained_deploy", "retained_deploy_ci95_lower",
              "retained_deploy_ci95_upper", "retained_gap", "retained_gap_ci95_lower",
              "retained_gap_ci95_upper", "retained_reason"]
 
 
 def lineage_frame(config: SweepConfig, asked: dict[str, str] | None = None) -> pd.DataFrame:
-    """One row per checkpoint of the sweep (organisms, the bases asked, trained points) with lineage.
+    """One row per checkpoint of the sweep (organisms, the bases asked, trained points and the steps
+    they saved) with lineage.
 
     ``asked`` maps each organism to the checkpoint whose distinguishability stands for it (its base,
-    or itself; default itself).
+    or itself; default itself). ``step`` is where the checkpoint sits on its run: 0 for an organism,
+    ``steps`` for a trained point, k for the adapter it saved at step k (stage ``step``).
     """
     asked = asked or {}
     group = {o.name: o.group or o.name for o in config.organisms}
     rows = [{"checkpoint": o.name, "stage": "organism", "organism": o.name, "group": group[o.name],
-             "distinguishability_model": asked.get(o.name, o.name)} for o in config.organisms]
+             "step": 0, "distinguishability_model": asked.get(o.name, o.name)} for o in config.organisms]
     for base in sorted(set(asked.values()) - set(group)):
         rows.append({"checkpoint": base, "stage": "base", "distinguishability_model": base})
     for point in config.grid():
-        rows.append({"checkpoint": point.name, "stage": "trained", "organism": point.organism,
-                     "group": group[point.organism], "train_on": point.train_on, "caught": point.caught,
-                     "steps": point.steps, "defense": point.defense, "seed": point.seed,
-                     "distinguishability_model": asked.get(point.organism, point.organism)})
+        run = {"organism": point.organism, "group": group[point.organism], "train_on": point.train_on,
+               "treatment": point.treatment, "caught": point.caught, "steps": point.steps,
+               "defense": point.defense, "seed": point.seed,
+               "distinguishability_model": asked.get(point.organism, point.organism)}
+        rows.append({"checkpoint": point.name, "stage": "trained", **run, "step": point.steps})
+        rows += [{"checkpoint": name, "stage": "step", **run, "step": k}
+                 for k, name in config.saved_steps(point)]
     return pd.DataFrame(rows, columns=["checkpoint", *LINEAGE])
+
+
+RUN_COLUMNS = ["checkpoint", "organism", "group", "treatment", "caught", "caught_actual", "train_on", "steps",
+               "defense", "seed", "step"]
+
+
+def runs_frame(config: SweepConfig, caught: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """Where each checkpoint sits on a dose–response curve (the *runs* table of
+    :mod:`inspect_misalign.experiments._dose`): every organism at step 0 (no treatment, shared by all its
+    runs), every saved step and every trained point at its step, with the run's treatment, caught count
+    asked (``caught``, the dose) and trained on (``caught_actual``, from ``caught``: point -> cues)."""
+    caught = caught or {}
+    frame = lineage_frame(config)
+    frame = frame[frame["stage"].isin(["organism", "trained", "step"])].copy()
+    point_of = {name: p.name for p in config.grid()
+                for name in (p.name, *(n for _, n in config.saved_steps(p)))}
+    frame["caught_actual"] = [len(caught[point_of[c]]) if point_of.get(c) in caught else pd.NA
+                              for c in frame["checkpoint"]]
+    for column in ("caught", "caught_actual", "steps", "seed", "step"):
+        frame[column] = pd.array(frame[column], dtype="Int64")
+    return frame[RUN_COLUMNS].reset_index(drop=True)
 
 
 def _usefulness(table: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -159,7 +186,7 @@ def pooled_table(
     frame = pooled(table, samples, by, measure)
     if frame.empty:
         return frame
-    keys = [c for c in frame.columns if c in (*by, "group")]
+    keys = [c for c in frame.columns if c in (*setting_keys(table, by), "group")]
     rows = table[table["task"].isin(measure.tasks) & (table["context"] == "deployment")
                  & (table["stage"] == "trained")]
     counts = rows.groupby([*keys, "cue"], dropna=False)["caught_actual"].agg(["min", "max"])
@@ -181,4 +208,5 @@ def pooled_table(
     return frame
 
 
-__all__ = ["COUNTS", "LINEAGE", "PROBE_COLUMNS", "RETENTION", "lineage_frame", "pooled_table", "sweep_table"]
+__all__ = ["COUNTS", "LINEAGE", "PROBE_COLUMNS", "RETENTION", "RUN_COLUMNS", "lineage_frame", "pooled_table",
+           "runs_frame", "sweep_table"]

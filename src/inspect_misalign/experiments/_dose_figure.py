@@ -1,0 +1,131 @@
+"""The sweep's dose–response figure and table (training with saved steps, ``treatments``).
+
+Both read the samples table and the sweep's runs table (``out/runs.parquet``,
+:func:`inspect_misalign.experiments._sweep_table.runs_frame`) through
+:mod:`inspect_misalign.experiments._dose`:
+
+- :func:`plot_dose`: P(attack) of a temperature-1 sample (``score_p_marker`` of the ``propensity``
+  task) against the step of the removal run, one panel per context (test, deployment), one line per
+  treatment and caught count, mean over organisms with a 95% bootstrap band (organisms, then prompts),
+  on a log axis (it spans decades).
+- :func:`dose_table`: per organism group, treatment and count: the overseer's stopping step of each
+  organism, the deployment P(attack) before and there, retained = there / before, the drop ratio
+  (deployment log-odds drop / test log-odds drop), each a mean over organisms with a percentile
+  bootstrap interval over organisms; and for the caught runs the effect of catching (control − caught
+  deployment P(attack) at the stopping step) from :func:`~inspect_misalign.experiments._dose.catching_effect`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from inspect_misalign._stats import mean_interval
+from inspect_misalign.experiments._dose import (
+    CONTEXTS,
+    DEFAULT_THRESHOLD,
+    P_MARKER,
+    catching_effect,
+    curves,
+    stopping_points,
+)
+
+FLOOR = 1e-12  # P(attack) below this is drawn at it (a log axis has no 0)
+STYLES = {"caught": "-", "benign": "--", "generic": ":"}
+
+
+def dose_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs table in the types :mod:`._dose` compares: ``caught`` a float (NaN at step 0),
+    ``treatment`` an object column (None at step 0), ``step`` an int."""
+    runs = runs.copy()
+    runs["caught"] = pd.to_numeric(runs["caught"], errors="coerce").astype(float)
+    runs["treatment"] = runs["treatment"].astype(object).where(runs["treatment"].notna(), None)
+    runs["step"] = runs["step"].astype(int)
+    return runs
+
+
+def has_dose(samples: pd.DataFrame, runs: pd.DataFrame) -> bool:
+    """Whether a dose–response can be drawn: propensity with P(attack) and a run with a step > 0 besides
+    the organisms' step 0."""
+    return (P_MARKER in samples and (samples["task"] == "propensity").any() and not runs.empty
+            and (runs["step"] > 0).any() and (runs["step"] == 0).any())
+
+
+def plot_dose(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str) -> Path:
+    """Test and deployment P(attack) vs removal step, caught vs control, 95% bands over organisms."""
+    from inspect_misalign.experiments._figures import _figure, _save
+
+    frame = curves(samples, dose_runs(runs), P_MARKER)
+    fig, axes = _figure(12, 4.6, ncols=2)
+    doses = sorted(frame["caught"].unique())
+    for ax, context in zip(axes[0], CONTEXTS, strict=True):
+        mine = frame[frame["context"] == context]
+        for (group, treatment, dose), line in mine.groupby(["group", "treatment", "caught"], sort=True):
+            line = line.sort_values("step")
+            x = line["step"].to_numpy(dtype=float)
+            colour = f"C{doses.index(dose) % 10}"
+            label = f"{treatment}, {int(dose)} examples"
+            label += f" ({group})" if frame["group"].nunique() > 1 else ""
+            label += f", {int(line['organisms'].max())} organisms"
+            ax.plot(x, line["mean"].clip(lower=FLOOR), STYLES.get(treatment, "-."), marker="o",
+                    color=colour, label=label)
+            ax.fill_between(x, line["ci95_lower"].clip(lower=FLOOR), line["ci95_upper"].clip(lower=FLOOR),
+                            color=colour, alpha=0.12 if treatment == "caught" else 0.06)
+        ax.set_yscale("log")
+        ax.set_xscale("symlog", linthresh=1)
+        steps = sorted(frame["step"].unique())
+        ax.set_xticks(steps, [str(int(s)) for s in steps])
+        ax.axhline(DEFAULT_THRESHOLD, linestyle=":", color="gray", linewidth=1)
+        ax.set_xlabel("optimizer steps of the removal run (0: the organism)")
+        ax.set_ylabel("P(attack) of a temperature-1 sample (mean, 95% CI)")
+        ax.set_title(f"{context} context" + (" (what the overseer sees)" if context == "test" else
+                                             " (what the overseer cannot see)"), fontsize=10)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.suptitle("Training against caught attacks (solid) vs the benign control (dashed): does the "
+                 f"deployment attack fall with the test attack? (dotted: stop at {DEFAULT_THRESHOLD})",
+                 fontsize=10)
+    return _save(fig, path, source)
+
+
+def _summary(values: pd.Series) -> tuple[float, float, float]:
+    data = values.dropna().to_numpy(dtype=float)
+    data = data[np.isfinite(data)]
+    return mean_interval(data) if data.size else (float("nan"),) * 3
+
+
+def dose_table(
+    samples: pd.DataFrame, runs: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD
+) -> pd.DataFrame:
+    """Per group, treatment and count: stopping steps, deployment P(attack) before and at the stop,
+    retained, drop ratio (each mean over organisms with a bootstrap 95% interval over organisms), and
+    the effect of catching beyond the benign control (caught rows; clustered bootstrap)."""
+    runs = dose_runs(runs)
+    stops = stopping_points(samples, runs, threshold)
+    if stops.empty:
+        return pd.DataFrame()
+    rows = []
+    for (group, treatment, dose), mine in stops.groupby(["group", "treatment", "caught"], sort=True):
+        row = {"group": group, "treatment": treatment, "caught": int(dose), "organisms": len(mine),
+               "stop_steps": ", ".join("-" if pd.isna(s) else str(int(s)) for s in mine["stop_step"]),
+               "stopped": f"{int(mine['stopped'].sum())}/{len(mine)}",
+               "max_step": int(mine["max_step"].max())}
+        for column in ("deploy_before", "test_at", "deploy_at", "retained_deploy", "drop_ratio"):
+            est, low, high = _summary(mine[column])
+            row.update({column: est, f"{column}_ci95_lower": low, f"{column}_ci95_upper": high})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if (stops["treatment"] == "benign").any():
+        effect = catching_effect(samples, runs, stops)
+        effect = effect.rename(columns={"effect": "catching_effect",
+                                        "ci95_lower": "catching_effect_ci95_lower",
+                                        "ci95_upper": "catching_effect_ci95_upper"})
+        effect = effect.assign(treatment="caught", caught=effect["caught"].astype(int))
+        table = table.merge(effect[["group", "treatment", "caught", "catching_effect",
+                                    "catching_effect_ci95_lower", "catching_effect_ci95_upper"]],
+                            on=["group", "treatment", "caught"], how="left")
+    return table
+
+
+__all__ = ["dose_runs", "dose_table", "has_dose", "plot_dose"]
