@@ -77,14 +77,18 @@ def plot_dose(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str
         ax.set_xscale("symlog", linthresh=1)
         steps = sorted(frame["step"].unique())
         ax.set_xticks(steps, [str(int(s)) for s in steps])
-        ax.axhline(DEFAULT_THRESHOLD, linestyle=":", color="gray", linewidth=1)
+        if context == "test":
+            ax.axhline(DEFAULT_THRESHOLD, linestyle=":", color="gray", linewidth=1)
         ax.set_xlabel("optimizer steps of the removal run (0: the organism)")
         ax.set_ylabel("P(attack) of a temperature-1 sample (mean, 95% CI)")
         ax.set_title(f"{context} context" + (" (what the overseer sees)" if context == "test" else
                                              " (what the overseer cannot see)"), fontsize=10)
         ax.legend(fontsize=7, loc="lower left")
-    fig.suptitle("Training against caught attacks (solid) vs the benign control (dashed): does the "
-                 f"deployment attack fall with the test attack? (dotted: stop at {DEFAULT_THRESHOLD})",
+    low = min(ax.get_ylim()[0] for ax in axes[0])
+    for ax in axes[0]:  # one scale for both contexts: the panels compare
+        ax.set_ylim(low, 1.5)
+    fig.suptitle("Training against caught attacks (solid) vs the benign control (dashed): does deployment "
+                 f"attack fall with the test attack? (dotted: the overseer stops at {DEFAULT_THRESHOLD})",
                  fontsize=10)
     return _save(fig, path, source)
 
