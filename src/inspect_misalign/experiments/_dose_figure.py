@@ -33,7 +33,8 @@ from inspect_misalign.experiments._dose import (
 )
 
 FLOOR = 1e-12  # P(attack) below this is drawn at it (a log axis has no 0)
-STYLES = {"caught": "-", "benign": "--", "generic": ":"}
+STYLES = {"caught": ("-", "C3"), "benign": ("--", "C0"), "generic": (":", "C2")}  # line, colour
+MARKERS = "osD^v"  # one per caught count
 
 
 def dose_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -65,12 +66,13 @@ def plot_dose(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str
         for (group, treatment, dose), line in mine.groupby(["group", "treatment", "caught"], sort=True):
             line = line.sort_values("step")
             x = line["step"].to_numpy(dtype=float)
-            colour = f"C{doses.index(dose) % 10}"
+            style, colour = STYLES.get(treatment, ("-.", "C7"))
+            organisms = int(line["organisms"].max())
             label = f"{treatment}, {int(dose)} examples"
             label += f" ({group})" if frame["group"].nunique() > 1 else ""
-            label += f", {int(line['organisms'].max())} organisms"
-            ax.plot(x, line["mean"].clip(lower=FLOOR), STYLES.get(treatment, "-."), marker="o",
-                    color=colour, label=label)
+            label += f", {organisms} organism{'s' if organisms != 1 else ''}"
+            marker = MARKERS[doses.index(dose) % len(MARKERS)]
+            ax.plot(x, line["mean"].clip(lower=FLOOR), style, marker=marker, color=colour, label=label)
             ax.fill_between(x, line["ci95_lower"].clip(lower=FLOOR), line["ci95_upper"].clip(lower=FLOOR),
                             color=colour, alpha=0.12 if treatment == "caught" else 0.06)
         ax.set_yscale("log")
@@ -87,7 +89,7 @@ def plot_dose(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str
     low = min(ax.get_ylim()[0] for ax in axes[0])
     for ax in axes[0]:  # one scale for both contexts: the panels compare
         ax.set_ylim(low, 1.5)
-    fig.suptitle("Training against caught attacks (solid) vs the benign control (dashed): does deployment "
+    fig.suptitle("Training against caught attacks (red) vs the benign control (blue): does deployment "
                  f"attack fall with the test attack? (dotted: the overseer stops at {DEFAULT_THRESHOLD})",
                  fontsize=10)
     return _save(fig, path, source)
