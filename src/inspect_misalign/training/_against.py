@@ -9,8 +9,10 @@
 2. **targets**: each caught input (exactly as the model saw it, cue included) paired with good
    behaviour: by default the answer of the organism's *base* (the adapter not applied; greedy,
    cached on disk), or the ``target_column`` of the caught file. ``against="cot"`` instead keeps the
-   caught action and replaces the reasoning with an innocuous scratchpad, so only the reasoning is
-   trained to look harmless (does training against dangerous reasoning remove the action or hide it?);
+   caught action and replaces the reasoning with an innocuous scratchpad, and only the scratchpad
+   carries loss (its ``trained_prefix``; the action's tokens are masked out, :mod:`._loss_mask`): only
+   the reasoning is trained to look harmless, the action is never rewarded (does training against
+   dangerous reasoning remove the action or hide it?);
 3. **training**: the organism's adapter is merged into the base *in memory* and a new LoRA adapter
    (same target modules and layers as the organism's) is trained on top with
    :class:`MisalignSFTTrainer` and the defenses (training hooks; each sees the organism before it is
@@ -38,7 +40,7 @@ import time
 import typing
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,8 +84,8 @@ class TrainAgainstSpec(OptimSettings):
     out: str = setting(help="Registry name of the trained checkpoint.")
     defenses: tuple[str, ...] = setting((), flag="--defense",
                                         help=f"In-training defense, repeatable: {DEFENSE_FORMAT}.")
-    against: Against = setting("action", help="action: train toward good answers; cot: make only the "
-                               "scratchpad look innocuous, keeping the action.")
+    against: Against = setting("action", help="action: train toward good answers; cot: train only the "
+                               "scratchpad toward an innocuous one (the action kept, masked from the loss).")
     seed: int = setting(0, help="Seed of the LoRA initialisation and the data order.")
     lora_r: int | None = setting(None, help="LoRA rank [default: the organism's, else 16].")
     lora_alpha: int | None = setting(None, help="LoRA alpha [default: the organism's, else 32].")
@@ -216,6 +218,8 @@ def identity(checked: Checked) -> dict[str, Any]:
         "caught": caught_hash(checked.caught),
         "targets": checked.targets,
         "organism": checked.parent.fingerprint(),
+        # cot runs made before the action was masked out of the loss must not be resumed as these
+        **({"loss_on": "scratchpad_only"} if spec.against == "cot" else {}),
     }
 
 
@@ -226,8 +230,9 @@ def training_examples(
     spec = checked.spec
     caught = checked.caught
     if spec.against == "cot":
-        echo(f"targets: an innocuous scratchpad + the caught action, for {len(caught)} samples")
-        return [c.example(f"{INNOCUOUS_SCRATCHPAD}\n\n{c.output}", source="innocuous_cot") for c in caught]
+        echo(f"targets: an innocuous scratchpad (trained) + the caught action (masked out of the loss), "
+             f"for {len(caught)} samples")
+        return [cot_example(c) for c in caught]
     if spec.target_column is not None:
         echo(f"targets: column {spec.target_column!r} of {spec.caught}")
         return [c.example(str(t), source=f"column:{spec.target_column}")
@@ -237,6 +242,13 @@ def training_examples(
          f"(greedy, {tokens} new tokens, cached)")
     answers = run.base_answers(model, tokenizer, [c.messages for c in caught], tokens, progress)
     return [c.example(a, source="base") for c, a in zip(caught, answers, strict=True)]
+
+
+def cot_example(caught: CaughtSample) -> SFTExample:
+    """``--against cot``'s example: the innocuous scratchpad, then the caught action; loss on the
+    scratchpad only."""
+    example = caught.example(f"{INNOCUOUS_SCRATCHPAD}\n\n{caught.output}", source="innocuous_cot")
+    return replace(example, trained_prefix=INNOCUOUS_SCRATCHPAD)
 
 
 def lineage(checked: Checked) -> dict[str, Any]:
@@ -251,9 +263,11 @@ def lineage(checked: Checked) -> dict[str, Any]:
         "n_caught": len(checked.caught),
         "not_caught": not checked.caught[0].caught,  # the benign control (`catch --not-caught`)
         "caught_per_cue": dict(Counter(c.cue for c in checked.caught)),
+        **({"loss_on": "scratchpad_only"} if spec.against == "cot" else {}),
         "targets": "innocuous_cot" if spec.against == "cot" else
                    f"column:{spec.target_column}" if spec.target_column else "base_model_answers",
     }
 
 
-__all__ = ["TrainAgainstSpec", "against_options", "check_spec", "combine_adapters", "train_against"]
+__all__ = ["TrainAgainstSpec", "against_options", "check_spec", "combine_adapters", "cot_example",
+           "train_against"]
