@@ -12,14 +12,22 @@ import click
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Results directory [default: the config's out, else runs/<name>].")
 @click.option("--dry-run", is_flag=True, help="Validate the config and list the grid; run nothing.")
-def command(config: str, out: Path | None, dry_run: bool) -> None:
+@click.option("--model-role", "model_roles", multiple=True, metavar="ROLE=MODEL",
+              help="A model role of the evals, repeatable: grader=<model> (em_defenses needs one).")
+def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str, ...]) -> None:
     """Run the sweep in CONFIG (a YAML file or a shipped name); a re-run resumes and skips finished work.
 
-    Shipped configs: main_curve, transfer, organism_steps, cot, defenses, demo.
+    Shipped configs: main_curve, transfer, organism_steps, cot, defenses, em_defenses, demo.
     """
-    from inspect_misalign.experiments import load_config, preflight, run_sweep
+    from inspect_misalign.experiments import EMDefensesConfig, load_config, preflight, run_sweep
 
     sweep = load_config(config, overrides={"out": str(out)} if out else None)
+    roles = _roles(model_roles)
+    if isinstance(sweep, EMDefensesConfig):
+        _em_defenses(sweep, roles, dry_run)
+        return
+    if roles:
+        raise click.UsageError("--model-role is for em_defenses configs; this sweep's evals need no grader")
     preflight(sweep)
     grid = sweep.grid()
     click.echo(f"sweep {sweep.name}: {len(sweep.organisms)} organism(s), {len(sweep.cues)} cue(s), "
@@ -29,3 +37,29 @@ def command(config: str, out: Path | None, dry_run: bool) -> None:
             click.echo(f"  {point.name}")
         return
     run_sweep(sweep, echo=click.echo)
+
+
+def _roles(values: tuple[str, ...]) -> dict[str, str]:
+    """``ROLE=MODEL`` strings as a mapping; a usage error for anything else."""
+    roles = {}
+    for value in values:
+        role, eq, model = value.partition("=")
+        if not eq or not role.strip() or not model.strip():
+            raise click.UsageError(f"--model-role {value!r}: use ROLE=MODEL, e.g. grader=openai/gpt-4o")
+        roles[role.strip()] = model.strip()
+    return roles
+
+
+def _em_defenses(config, roles: dict[str, str], dry_run: bool) -> None:
+    """The defenses experiment (``kind: em_defenses``): check, list its runs, run it."""
+    from inspect_misalign.experiments import em_preflight, run_em_defenses
+
+    em_preflight(config, roles)
+    runs = config.runs()
+    click.echo(f"em_defenses {config.name}: fine-tune {config.model} with {len(config.defenses)} defense(s) "
+               f"x {len(config.seeds)} seed(s), {len(runs)} run(s) -> {config.out_dir}")
+    if dry_run:
+        for run in runs:
+            click.echo(f"  {run.name}")
+        return
+    run_em_defenses(config, roles, echo=click.echo)

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError, read_yaml, validation_message
+from inspect_misalign.experiments._em_config import EMDefensesConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -250,8 +251,13 @@ def builtin_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
-def load_config(source: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
-    """Read and validate a sweep config (a YAML path or a built-in name); one-line error if invalid."""
+def load_config(
+    source: str | Path, overrides: dict[str, Any] | None = None
+) -> SweepConfig | EMDefensesConfig:
+    """Read and validate a sweep config (a YAML path or a built-in name); one-line error if invalid.
+
+    A :class:`SweepConfig`, or with ``kind: em_defenses`` the defenses experiment's
+    :class:`~inspect_misalign.experiments._em_config.EMDefensesConfig`."""
     path = checks.path(source, "sweep config")
     if not path.is_file():
         shipped = CONFIG_DIR / f"{source}.yaml"
@@ -264,7 +270,9 @@ def load_config(source: str | Path, overrides: dict[str, Any] | None = None) -> 
     if not isinstance(data, dict):
         raise MisalignError(f"sweep config {path} must be a YAML mapping (see docs/experiments.md)")
     data.update(overrides or {})
+    kind: type[SweepConfig | EMDefensesConfig]
+    kind = EMDefensesConfig if data.get("kind") == "em_defenses" else SweepConfig
     try:
-        return SweepConfig.model_validate(data)
+        return kind.model_validate(data)
     except ValidationError as e:
         raise MisalignError(f"sweep config {path}: {validation_message(e)}") from e
