@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from inspect_misalign._errors import MisalignError
+
 
 @click.command("sweep")
 @click.argument("config")
@@ -27,7 +29,7 @@ def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str
         _em_defenses(sweep, roles, dry_run)
         return
     if roles:
-        raise click.UsageError("--model-role is for em_defenses configs; this sweep's evals need no grader")
+        raise MisalignError("--model-role is for em_defenses configs; this sweep's evals need no grader")
     preflight(sweep)
     grid = sweep.grid()
     click.echo(f"sweep {sweep.name}: {len(sweep.organisms)} organism(s), {len(sweep.cues)} cue(s), "
@@ -45,7 +47,7 @@ def _roles(values: tuple[str, ...]) -> dict[str, str]:
     for value in values:
         role, eq, model = value.partition("=")
         if not eq or not role.strip() or not model.strip():
-            raise click.UsageError(f"--model-role {value!r}: use ROLE=MODEL, e.g. grader=openai/gpt-4o")
+            raise MisalignError(f"--model-role {value!r}: use ROLE=MODEL, e.g. grader=openai/gpt-4o")
         roles[role.strip()] = model.strip()
     return roles
 

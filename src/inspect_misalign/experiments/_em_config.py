@@ -110,7 +110,7 @@ class EMDefensesConfig(BaseModel):
 
         per_run = sorted(set(options) & set(PER_RUN))
         if per_run:
-            raise ValueError(f"{per_run} are set per run")
+            raise ValueError(f"{per_run} are set per run by the experiment; remove them")
         finetune_spec({"model": "-", "out": "check", **options}, "finetune")
         return options
 
