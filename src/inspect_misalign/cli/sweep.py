@@ -32,13 +32,19 @@ def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str
         raise MisalignError("--model-role is for em_defenses configs; this sweep's evals need no grader")
     preflight(sweep)
     grid = sweep.grid()
-    click.echo(f"sweep {sweep.name}: {len(sweep.organisms)} organism(s), {len(sweep.cues)} cue(s), "
-               f"{len(grid)} training run(s) -> {sweep.out_dir}")
-    if dry_run:
-        for point in grid:
-            click.echo(f"  {point.name}")
+    if _listed(f"sweep {sweep.name}: {len(sweep.organisms)} organism(s), {len(sweep.cues)} cue(s), "
+               f"{len(grid)} training run(s) -> {sweep.out_dir}", [p.name for p in grid], dry_run):
         return
     run_sweep(sweep, echo=click.echo)
+
+
+def _listed(header: str, names: list[str], dry_run: bool) -> bool:
+    """Echo the header, and with ``dry_run`` every run's name; whether that was all to do."""
+    click.echo(header)
+    if dry_run:
+        for name in names:
+            click.echo(f"  {name}")
+    return dry_run
 
 
 def _roles(values: tuple[str, ...]) -> dict[str, str]:
@@ -58,10 +64,8 @@ def _em_defenses(config, roles: dict[str, str], dry_run: bool) -> None:
 
     em_preflight(config, roles)
     runs = config.runs()
-    click.echo(f"em_defenses {config.name}: fine-tune {config.model} with {len(config.defenses)} defense(s) "
-               f"x {len(config.seeds)} seed(s), {len(runs)} run(s) -> {config.out_dir}")
-    if dry_run:
-        for run in runs:
-            click.echo(f"  {run.name}")
+    if _listed(f"em_defenses {config.name}: fine-tune {config.model} with {len(config.defenses)} "
+               f"defense(s) x {len(config.seeds)} seed(s), {len(runs)} run(s) -> {config.out_dir}",
+               [r.name for r in runs], dry_run):
         return
     run_em_defenses(config, roles, echo=click.echo)

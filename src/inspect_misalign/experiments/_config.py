@@ -20,7 +20,6 @@ against caught test-context attacks and re-evaluates it on every cue of ``cues``
 from __future__ import annotations
 
 import itertools
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError, read_yaml, validation_message
 from inspect_misalign.experiments._em_config import EMDefensesConfig
+from inspect_misalign.experiments._names import check_name, check_seeds, defense_slug
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -131,9 +131,7 @@ class SweepConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", value):
-            raise ValueError("use letters, digits, '-' and '_' only")
-        return value
+        return check_name(value)
 
     @field_validator("train")
     @classmethod
@@ -154,9 +152,7 @@ class SweepConfig(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, values: list[int]) -> list[int]:
-        for value in values:
-            checks.seed(value, "a seed")  # what the trainer's set_seed takes
-        return values
+        return check_seeds(values)
 
     @model_validator(mode="after")
     def _grid_names_register(self) -> SweepConfig:
@@ -241,9 +237,8 @@ class GridPoint(BaseModel):
     @property
     def name(self) -> str:
         """The registry name of the checkpoint this point trains."""
-        defense = re.sub(r"[^A-Za-z0-9]+", "_", self.defense).strip("_") or "none"
         return (f"{self.sweep}-{self.organism}-{self.train_on}-c{self.caught}-s{self.steps}"
-                f"-{defense}-r{self.seed}")
+                f"-{defense_slug(self.defense)}-r{self.seed}")
 
 
 def builtin_configs() -> list[str]:

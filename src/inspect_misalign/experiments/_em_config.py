@@ -19,13 +19,13 @@ persona vector from the model's generated, judged answers) and the free-form eva
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from inspect_misalign import _checks as checks
+from inspect_misalign.experiments._names import check_name, check_seeds, defense_slug
 
 PER_RUN = ("model", "out", "defenses", "seed", "directory", "overwrite")
 """FinetuneSpec fields each run of the experiment sets; ``finetune:`` may set every other one."""
@@ -65,8 +65,7 @@ class EMRun(BaseModel):
     @property
     def name(self) -> str:
         """The registry name of the fine-tuned checkpoint."""
-        defense = re.sub(r"[^A-Za-z0-9]+", "_", self.defense).strip("_") or "none"
-        return f"{self.experiment}-{defense}-r{self.seed}"
+        return f"{self.experiment}-{defense_slug(self.defense)}-r{self.seed}"
 
 
 class EMDefensesConfig(BaseModel):
@@ -86,9 +85,7 @@ class EMDefensesConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", value):
-            raise ValueError("use letters, digits, '-' and '_' only")
-        return value
+        return check_name(value)
 
     @field_validator("model")
     @classmethod
@@ -99,9 +96,7 @@ class EMDefensesConfig(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, values: list[int]) -> list[int]:
-        for value in values:
-            checks.seed(value, "a seed")
-        return values
+        return check_seeds(values)
 
     @field_validator("finetune")
     @classmethod
