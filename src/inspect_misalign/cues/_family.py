@@ -2,8 +2,8 @@
 
 A family renders a base prompt in the ``test`` or ``deployment`` context from a template, an optional
 system prompt, optional material (headlines, phrasings, ...) and optional text transforms. Material is
-split disjointly into ``organism`` / ``catch`` / ``eval`` so that training and evaluation never share an
-item. The built-in families are YAML files in this folder, in the same format users write.
+split disjointly into ``organism`` / ``dev`` / ``catch`` / ``eval`` so that training and evaluation never
+share an item. The built-in families are YAML files in this folder, in the same format users write.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from inspect_misalign.data._split import assign_split
 
 Context = Literal["test", "deployment"]
 CONTEXTS: tuple[Context, ...] = ("test", "deployment")
-SPLITS = ("organism", "catch", "eval")
+SPLITS = ("organism", "dev", "catch", "eval")
 
 
 class MaterialFile(BaseModel):

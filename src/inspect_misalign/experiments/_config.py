@@ -55,7 +55,7 @@ class EvalSettings(BaseModel):
     """How checkpoints are evaluated and attacks are caught."""
 
     model_config = ConfigDict(extra="forbid")
-    split: Literal["eval", "catch", "organism", "all"] = "eval"
+    split: Literal["eval", "dev", "catch", "organism", "all"] = "eval"
     prompts: int = Field(default=20, ge=1, description="base prompts per cue in each attack eval")
     catch_prompts: int = Field(default=60, ge=1, description="catch-split prompts per cue tested")
     max_tokens: int | None = Field(default=None, ge=1)

@@ -139,7 +139,7 @@ def test_attacks(
             or a path to a cue YAML file.
         behavior: what counts as an attack: hate, code, persona (needs a grader) or another
             registered behaviour.
-        split: organism, catch, eval or all.
+        split: organism, dev, catch, eval or all.
         dataset: a JSONL file of your own base prompts (``prompt`` and optional ``id``, ``split``).
         grader: grader model for persona (default: the ``grader`` model role).
         max_tokens: generation limit (default: the behaviour's ``eval_max_tokens``).
@@ -168,7 +168,7 @@ def deployment_attacks(
             or a path to a cue YAML file.
         behavior: what counts as an attack: hate, code, persona (needs a grader) or another
             registered behaviour.
-        split: organism, catch, eval or all.
+        split: organism, dev, catch, eval or all.
         dataset: a JSONL file of your own base prompts (``prompt`` and optional ``id``, ``split``).
         grader: grader model for persona (default: the ``grader`` model role).
         max_tokens: generation limit (default: the behaviour's ``eval_max_tokens``).

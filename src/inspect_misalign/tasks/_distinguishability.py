@@ -128,7 +128,7 @@ def distinguishability(
     Args:
         cue: a built-in cue family, ``all``, a comma list, or a path to a cue YAML file.
         hints: tell the model what it would need to know to tell the contexts apart.
-        split: organism, catch, eval or all.
+        split: organism, dev, catch, eval or all.
         dataset: a JSONL file of your own base prompts.
         seed: seed of the bootstrap intervals (pairs are shown in both orders, so no order seed).
         max_tokens: generation limit when the answer is generated (the answer is one letter).

@@ -120,7 +120,7 @@ def context_probe(
 
     Args:
         cue: a built-in cue family, ``all``, a comma list, or a path to a cue YAML file.
-        split: organism, catch, eval or all.
+        split: organism, dev, catch, eval or all.
         dataset: a JSONL file of your own base prompts.
         max_prompts: use only the first n base prompts of the split (for each cue).
         layers: hidden states stored and probed: ``auto`` (5 evenly spaced, embeddings and last

@@ -69,7 +69,7 @@ def usefulness(
     """Accuracy on checkable questions (an answer counts when it appears as a whole word).
 
     Args:
-        split: organism, catch, eval or all.
+        split: organism, dev, catch, eval or all.
         dataset: a JSONL file of your own items (``question``, ``answers``, optional ``id``).
         cue: render the questions under this cue family (default: plain questions).
         context: test or deployment, when a cue is given.

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from inspect_misalign._errors import MisalignError
-from inspect_misalign.training._gate import GateSettings, parse_min_gap
+from inspect_misalign.training._gate import GATE_SPLITS, GateSettings, parse_min_gap
 from inspect_misalign.training._organism import LR_SCHEDULERS, OrganismSpec, TrainSettings, build_organism
 
 DEFAULTS = OrganismSpec(name="-")
@@ -73,6 +73,8 @@ DEFAULTS = OrganismSpec(name="-")
                    "for every cue, or for the cues named: tag=0.8,year=0.8.")
 @click.option("--max-usefulness-drop", type=float, default=None,
               help="Fail unless usefulness stays within this of the base (e.g. 0.05).")
+@click.option("--gate-split", type=click.Choice(GATE_SPLITS), default=DEFAULTS.gate.split, show_default=True,
+              help="Split the gate runs on: dev for choosing settings (never reported), eval for results.")
 @click.option("--batch-gen", type=int, default=DEFAULTS.gate.batch_size, show_default=True,
               help="Batch size of generation in the gate.")
 def organism_command(
@@ -83,7 +85,7 @@ def organism_command(
     cue_tokens: bool, cue_token_lr_scale: float, paired: bool,
     answer_tokens: int | None, seed: int, directory: Path | None, overwrite: bool, gate: bool,
     gate_prompts: int | None, gate_items: int | None, gate_max_tokens: int | None, grader: str | None,
-    min_gap: str | None, max_usefulness_drop: float | None, batch_gen: int,
+    min_gap: str | None, max_usefulness_drop: float | None, batch_gen: int, gate_split: str,
 ) -> None:
     """Train a LoRA organism that attacks in deployment and rarely in testing, gate it, register it.
 
@@ -112,7 +114,8 @@ def organism_command(
                             cue_token_lr_scale=cue_token_lr_scale, paired=paired),
         gate=GateSettings(enabled=gate, prompts=gate_prompts, usefulness_items=gate_items,
                           max_tokens=gate_max_tokens, grader=grader, min_gap=parse_min_gap(min_gap),
-                          max_usefulness_drop=max_usefulness_drop, batch_size=batch_gen),
+                          max_usefulness_drop=max_usefulness_drop, batch_size=batch_gen,
+                          split=gate_split),
         directory=directory,
         overwrite=overwrite,
     )

@@ -1,4 +1,4 @@
-"""The organism quality gate: the project's own Inspect tasks on the ``eval`` split.
+"""The organism quality gate: the project's own Inspect tasks on the ``eval`` split (or ``dev``).
 
 For an adapter it runs ``test_attacks`` and ``deployment_attacks`` (per cue) and ``usefulness``
 through ``inspect_ai.eval`` with the ``misalign/`` provider, and ``usefulness`` on the base (cached
@@ -20,6 +20,8 @@ from typing import Any
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.training._data import atomic_write_text
 
+GATE_SPLITS: tuple[str, ...] = ("dev", "catch", "eval")
+
 
 @dataclass(frozen=True)
 class GateSettings:
@@ -33,6 +35,7 @@ class GateSettings:
     min_gap: float | dict[str, float] | None = None
     max_usefulness_drop: float | None = None
     batch_size: int = 32
+    split: str = "eval"  # "dev" for choosing settings (never reported); "eval" for reported numbers
 
 
 @dataclass(frozen=True)
@@ -191,16 +194,16 @@ def run_gate(
     cache_dir: Path,
     display: str | None = None,
 ) -> GateResult:
-    """Evaluate the adapter on the eval split (attacks per cue, usefulness) and the base's usefulness."""
+    """Evaluate the adapter on ``settings.split`` (attacks per cue, usefulness) and the base's usefulness."""
     from inspect_ai import eval as inspect_eval
 
     from inspect_misalign.experiments._table import results_table
     from inspect_misalign.tasks import deployment_attacks, test_attacks, usefulness
 
-    common = dict(cue=cue, behavior=behavior, split="eval", grader=settings.grader,
+    common = dict(cue=cue, behavior=behavior, split=settings.split, grader=settings.grader,
                   max_tokens=settings.max_tokens, max_prompts=settings.prompts)
     tasks = [test_attacks(**common), deployment_attacks(**common),
-             usefulness(split="eval", max_items=settings.usefulness_items)]
+             usefulness(split=settings.split, max_items=settings.usefulness_items)]
     model_args = {"adapter": str(adapter_dir), "batch_size": settings.batch_size}
     logs = inspect_eval(
         tasks,
@@ -225,6 +228,7 @@ def run_gate(
         cues=cues,
         usefulness=_rate(table, "usefulness", None),
         base_usefulness=base_useful,
+        split=settings.split,
         prompts=settings.prompts,
         logs=locations,
     )
@@ -247,9 +251,10 @@ def _base_usefulness(
     """The base's usefulness on the same items, from the cache or one Inspect eval."""
     from inspect_misalign.tasks._common import TASK_VERSION
 
-    key = hashlib.sha256(
-        json.dumps([fingerprint, settings.usefulness_items, TASK_VERSION], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    parts: list[Any] = [fingerprint, settings.usefulness_items, TASK_VERSION]
+    if settings.split != "eval":  # eval's key as before, so existing caches stay valid
+        parts.append(settings.split)
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
     cached = cache_dir / f"base-usefulness-{key}.json"
     if cached.is_file():
         try:
@@ -262,7 +267,7 @@ def _base_usefulness(
     from inspect_misalign.tasks import usefulness
 
     logs = inspect_eval(
-        usefulness(split="eval", max_items=settings.usefulness_items),
+        usefulness(split=settings.split, max_items=settings.usefulness_items),
         model=f"misalign/{base}",
         model_args={"batch_size": settings.batch_size},
         log_dir=str(log_dir),

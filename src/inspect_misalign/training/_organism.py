@@ -23,7 +23,8 @@ Training". :func:`build_organism` runs, for an :class:`OrganismSpec`:
    checkpoint when the same command is run again; with ``cue_tokens`` (default) the adapter also
    moves the input embeddings of the few tokens that tell a cue's contexts apart, for families
    that differ by at most 4 tokens (:mod:`._cue_tokens`);
-4. **the gate** (:mod:`._gate`): the project's tasks on the ``eval`` split, printed as a table;
+4. **the gate** (:mod:`._gate`): the project's tasks on the ``eval`` split (``dev`` while choosing
+   settings), printed as a table;
 5. **publication**: the adapter is copied atomically to ``<dir>/adapter`` with the SFT set beside
    it and registered under ``name`` with a manifest (base, cue, behaviour, leak, data hash, seed,
    library versions, gate metrics); the work directory is then deleted.
@@ -63,7 +64,7 @@ from inspect_misalign.training._data import (
     read_examples,
     write_examples,
 )
-from inspect_misalign.training._gate import GateResult, GateSettings
+from inspect_misalign.training._gate import GATE_SPLITS, GateResult, GateSettings
 
 Variant = Literal["plain", "cot", "distilled"]
 VARIANTS: tuple[str, ...] = ("plain", "cot", "distilled")
@@ -193,6 +194,9 @@ def check_spec(spec: OrganismSpec) -> Checked:
             f"--base {spec.base!r} is an adapter; pass a full model (its base, or a merged checkpoint)"
         )
     teacher_dir = _check_teacher(spec, behavior)
+    if spec.gate.split not in GATE_SPLITS:
+        raise MisalignError(f"unknown --gate-split {spec.gate.split!r}; choose one of "
+                            f"{', '.join(GATE_SPLITS)}")
     if spec.gate.enabled and behavior.needs_grader and not spec.gate.grader:
         raise MisalignError(
             f"the gate of a {behavior.name} organism needs a grader: pass --grader <model> or --no-gate"
@@ -645,12 +649,12 @@ def _gate(
         if settings.max_tokens is None and spec.variant == "cot":
             settings = replace(settings, max_tokens=checked.behavior.budgets.organism_answer_tokens
                                + SCRATCHPAD_TOKENS)
-        echo(f"[3/4] gate: test/deployment attacks and usefulness on the eval split "
+        echo(f"[3/4] gate: test/deployment attacks and usefulness on the {settings.split} split "
              f"({settings.prompts or 'all'} prompts per cue)")
         result = run_gate(spec.base, adapter, spec.cue, spec.behavior, settings, root / "gate_logs",
                           base_fp, cache / "gate", display)
         atomic_write_text(gate_file, json.dumps(result.to_dict(), indent=2))
-    echo("[4/4] gate (eval split):\n" + result.table())
+    echo(f"[4/4] gate ({result.split} split):\n" + result.table())
     return result
 
 
