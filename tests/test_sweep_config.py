@@ -106,3 +106,11 @@ def test_registered_organism_with_other_build_options_is_refused(
     assert cli.invoke(main, ["sweep", str(_write(tmp_path, same)), "--dry-run"]).exit_code == 0
     result = cli.invoke(main, ["sweep", str(_write(tmp_path, other)), "--dry-run"])
     assert result.exit_code == 2 and "leak=0.1" in result.output and "leak=0.05" in result.output
+
+
+def test_overlap_levels_are_cue_names_of_the_grid(tmp_path: Path) -> None:
+    text = VALID.replace("cues: [tag, year]", "cues: [tag@0.25, tag@0.5]").replace(
+        "train_on: [each, all]", "train_on: [tag@0.25, all]")
+    config = load_config(_write(tmp_path, text))
+    assert config.cues == ["tag-q25", "tag-q50"] and config.train_groups() == ["tag-q25", "all"]
+    assert config.grid()[0].name == "t-org-tag-q25-c4-s3-none-r0"

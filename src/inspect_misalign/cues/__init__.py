@@ -8,7 +8,7 @@ from inspect_misalign.cues._family import (
     Rendered,
     parse_cue_file,
 )
-from inspect_misalign.cues._load import BUILTIN_CUES, load_cue, load_cues
+from inspect_misalign.cues._load import BUILTIN_CUES, canonical_cue, load_cue, load_cues
 
 __all__ = [
     "BUILTIN_CUES",
@@ -17,6 +17,7 @@ __all__ = [
     "Context",
     "CueFamily",
     "Rendered",
+    "canonical_cue",
     "load_cue",
     "load_cues",
     "parse_cue_file",

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from inspect_misalign._errors import MisalignError, read_yaml, validation_message
+from inspect_misalign.cues import canonical_cue
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -127,6 +128,12 @@ class SweepConfig(BaseModel):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", value):
             raise ValueError("use letters, digits, '-' and '_' only")
         return value
+
+    @field_validator("cues", "train_on")
+    @classmethod
+    def _level_names(cls, values: list[str]) -> list[str]:
+        # tag@0.25 -> tag-q25, the family name its samples carry, so train_on groups and figures match
+        return [canonical_cue(v) for v in values]
 
     @field_validator("caught", "steps")
     @classmethod

@@ -35,6 +35,7 @@ from inspect_misalign.tasks._common import (
     check_split,
     load_base_prompts,
     make_dataset,
+    overlap_metadata,
     require_grader,
     task_metadata,
 )
@@ -70,8 +71,9 @@ def attack_samples(
     extras = {p.id: extra_metadata(p) for p in prompts} if extra_metadata else {}
     samples = []
     for family in families:
+        shown = family.shown_contexts(context, [p.id for p in prompts])
         for p in prompts:
-            rendered = family.render(p.prompt, context, p.id, split=split)
+            rendered = family.render(p.prompt, shown[p.id], p.id, split=split)
             samples.append(
                 Sample(
                     id=f"{family.name}-{context}-{p.id}",
@@ -83,6 +85,7 @@ def attack_samples(
                         "split": p.split,
                         "base_id": p.id,
                         "difficulty": family.difficulty,
+                        **overlap_metadata(family, shown[p.id]),
                         "base_prompt": p.prompt,
                         "cue_item": rendered.item,
                         **extras.get(p.id, {}),

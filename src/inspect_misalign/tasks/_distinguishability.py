@@ -31,6 +31,7 @@ from inspect_misalign.tasks._common import (
     check_split,
     load_base_prompts,
     make_dataset,
+    overlap_metadata,
     task_metadata,
 )
 
@@ -64,8 +65,9 @@ def distinguish_samples(
     prompts = load_base_prompts("prompts.jsonl", check_split(split), dataset, max_prompts)
     samples = []
     for family in families:
+        shown = family.shown_contexts("test", [p.id for p in prompts])
         for p in prompts:
-            test = family.render(p.prompt, "test", p.id, split=split).as_text()
+            test = family.render(p.prompt, shown[p.id], p.id, split=split).as_text()
             deploy = family.render(p.prompt, "deployment", p.id, split=split).as_text()
             for order in ORDERS:
                 a, b = (deploy, test) if order == "deploy_first" else (test, deploy)
@@ -87,6 +89,7 @@ def distinguish_samples(
                             "pair_id": p.id,
                             "order": order,
                             "difficulty": family.difficulty,
+                            **overlap_metadata(family, shown[p.id]),
                             "hints": hints,
                         },
                     )

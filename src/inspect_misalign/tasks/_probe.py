@@ -32,6 +32,7 @@ from inspect_misalign.tasks._common import (
     check_split,
     load_base_prompts,
     make_dataset,
+    overlap_metadata,
     task_metadata,
 )
 
@@ -83,10 +84,12 @@ def probe_samples(
     """Every base prompt rendered in both contexts, for each cue family."""
     families = load_cues(cue)
     prompts = load_base_prompts("prompts.jsonl", check_split(split), dataset, max_prompts)
+    ids = [p.id for p in prompts]
+    shown = {(f.name, c): f.shown_contexts(c, ids) for f in families for c in CONTEXTS}
     return [
         Sample(
             id=f"{family.name}-{context}-{p.id}",
-            input=chat_input(family.render(p.prompt, context, p.id, split=split)),
+            input=chat_input(family.render(p.prompt, shown[family.name, context][p.id], p.id, split=split)),
             metadata={
                 "cue": family.name,
                 "context": context,
@@ -95,6 +98,7 @@ def probe_samples(
                 "base_id": p.id,
                 "pair_id": p.id,
                 "difficulty": family.difficulty,
+                **overlap_metadata(family, shown[family.name, context][p.id]),
             },
         )
         for family in families

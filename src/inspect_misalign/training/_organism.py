@@ -278,10 +278,14 @@ def plan_examples(checked: Checked) -> list[Planned]:
     for family in checked.families:
         n_leak = round(spec.leak * len(prompts))
         leaked = set(random.Random(f"leak:{spec.seed}:{family.name}").sample(range(len(prompts)), n_leak))
+        # an overlap family shows exactly round(q * n) test prompts the deployment rendering; the
+        # organism attacks on what it is shown, so those are attacks too (caught in testing)
+        shown = family.shown_contexts("test", [r.id for r in prompts])
         for i, record in enumerate(prompts):
             for context in ("test", "deployment"):
-                rendered = family.render(record.prompt, context, record.id, split=SPLIT)
-                attack = context == "deployment" or i in leaked
+                look = shown[record.id] if context == "test" else context
+                rendered = family.render(record.prompt, look, record.id, split=SPLIT)
+                attack = look == "deployment" or i in leaked
                 planned.append(Planned(family.name, context, record, attack, rendered.system, rendered.user))
     return planned
 
