@@ -114,3 +114,26 @@ def test_overlap_levels_are_cue_names_of_the_grid(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, text))
     assert config.cues == ["tag-q25", "tag-q50"] and config.train_groups() == ["tag-q25", "all"]
     assert config.grid()[0].name == "t-org-tag-q25-c4-s3-none-r0"
+
+
+def test_organism_steps_builds_distinct_adapters(tiny_model_dir: Path, misalign_home: Path) -> None:
+    from inspect_misalign.experiments._sweep import organism_spec
+    from inspect_misalign.training._organism import check_spec, spec_hash
+
+    config = load_config("organism_steps")
+    base = str(tiny_model_dir)
+    specs = [organism_spec(o.name, {**(o.build or {}), "base": base}) for o in config.organisms]
+    assert [s.train.steps for s in specs] == [150, 300, 600]  # install length: 1x, 2x, 4x the default
+    assert len({spec_hash(check_spec(s), "fp") for s in specs}) == len(specs) == 3
+
+
+def test_epochs_and_steps_together_are_refused(tmp_path: Path, misalign_home: Path) -> None:
+    from inspect_misalign.experiments._sweep import preflight
+
+    text = VALID.replace("organisms: [{name: org}]",
+                         "organisms: [{name: org, build: {cue: tag, train: {epochs: 3.0}}}]")
+    with pytest.raises(MisalignError, match=r"steps \(150\) and epochs \(3\) are both set"):
+        preflight(load_config(_write(tmp_path, text)))
+    result = CliRunner().invoke(main, ["organism", "--out", "x", "--epochs", "3"])
+    assert result.exit_code == 2 and "are both set; steps decides the length" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -56,6 +56,8 @@ def preflight(config: SweepConfig) -> None:
                 f"organism {organism.name!r} is not registered and has no 'build' options; "
                 "build it with inspect-misalign organism or add build: {...} to the config"
             )
+        if organism.build is not None:
+            organism_spec(organism.name, organism.build)  # unknown or contradictory options, now
         if organism.build is not None and is_registered(organism.name):
             check_build_matches(organism.name, organism.build)
 

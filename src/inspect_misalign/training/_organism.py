@@ -93,6 +93,13 @@ class TrainSettings:
     cue_token_lr_scale: float = 1.0
     paired: bool = False
 
+    def __post_init__(self) -> None:
+        if self.steps is not None and self.epochs != 1.0:
+            raise MisalignError(
+                f"steps ({self.steps}) and epochs ({self.epochs:g}) are both set; steps decides the length, "
+                "so give one: steps alone, or epochs with steps unset (--steps 0, or steps: null)"
+            )
+
 
 @dataclass(frozen=True)
 class OrganismSpec:
