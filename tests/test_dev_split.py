@@ -73,7 +73,8 @@ def test_cue_material_of_dev_is_its_own() -> None:
 
 def test_organism_builds_read_the_organism_split_only(tiny_model_dir: Path, misalign_home: Path) -> None:
     from inspect_misalign.training import OrganismSpec
-    from inspect_misalign.training._organism import anchor_records, check_spec, plan_examples
+    from inspect_misalign.training._organism import anchor_records, plan_examples
+    from inspect_misalign.training._organism_build import check_spec
 
     spec = OrganismSpec(name="dev-check", base=str(tiny_model_dir), cue="headlines,realism", prompts=None)
     planned = plan_examples(check_spec(spec))
@@ -82,3 +83,43 @@ def test_organism_builds_read_the_organism_split_only(tiny_model_dir: Path, misa
     headlines = [p for p in planned if p.cue == "headlines"]
     assert all(any(item in p.user for item in organism_items) for p in headlines)
     assert {r.id for r in anchor_records(10_000, 0)} == ids_in("usefulness.jsonl", "organism")
+
+
+def test_gate_split_dev_gates_on_dev_prompts_only(
+    tiny_model_dir: Path, misalign_home: Path, misalign_cache: Path
+) -> None:
+    from inspect_ai.log import read_eval_log
+
+    from inspect_misalign.training import GateSettings, TrainSettings, build_organism, organism_spec
+
+    gate = GateSettings(prompts=3, usefulness_items=3, max_tokens=4, batch_size=8, split="dev")
+    spec = organism_spec("gate-dev", {"base": str(tiny_model_dir), "cue": "tag", "prompts": 2, "anchors": 0,
+                                      "answer_tokens": 4, "train": {"steps": 1, "batch_size": 2},
+                                      "gate": {"prompts": 3, "usefulness_items": 3, "max_tokens": 4,
+                                               "batch_size": 8, "split": "dev"}})
+    assert spec.gate == gate and spec.train == TrainSettings(steps=1, batch_size=2)
+    result = build_organism(spec, echo=lambda _: None, progress=False, display="none")
+    assert result.gate is not None and result.gate.split == "dev"
+    seen: dict[str, set[str]] = {}
+    for location in result.gate.logs:
+        log = read_eval_log(location)
+        assert log.eval.task_args["split"] == "dev"
+        seen.setdefault(log.eval.task, set()).update(str(s.metadata["base_id"]) for s in log.samples or [])
+    attacks = {i for task, ids in seen.items() if "attacks" in task for i in ids}
+    assert attacks and attacks <= ids_in("prompts.jsonl", "dev")
+    useful = {i for task, ids in seen.items() if "usefulness" in task for i in ids}
+    assert useful and useful <= ids_in("usefulness.jsonl", "dev")
+
+
+def test_gate_split_is_a_checked_option() -> None:
+    from click.testing import CliRunner
+
+    from inspect_misalign._errors import MisalignError
+    from inspect_misalign.cli import main
+    from inspect_misalign.training import GateSettings, organism_spec
+
+    result = CliRunner().invoke(main, ["organism", "--out", "x", "--gate-split", "organism"])
+    assert result.exit_code == 2 and "--gate-split" in result.output
+    with pytest.raises(MisalignError, match="--gate-split"):
+        organism_spec("o", {"gate": {"split": "organism"}})
+    assert GateSettings().split == "eval"
