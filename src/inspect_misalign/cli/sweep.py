@@ -12,10 +12,12 @@ import click
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Results directory [default: the config's out, else runs/<name>].")
 @click.option("--dry-run", is_flag=True, help="Validate the config and list the grid; run nothing.")
-def command(config: str, out: Path | None, dry_run: bool) -> None:
+@click.option("--organisms-only", is_flag=True, help="Build the config's organisms (reusing registered "
+              "ones) and write their gate table (organisms.csv, organisms.md); train nothing.")
+def command(config: str, out: Path | None, dry_run: bool, organisms_only: bool) -> None:
     """Run the sweep in CONFIG (a YAML file or a shipped name); a re-run resumes and skips finished work.
 
-    Shipped configs: main_curve, transfer, organism_steps, cot, defenses, demo.
+    Shipped configs: main_curve, transfer, organism_steps, organisms_per_cue, cot, defenses, demo.
     """
     from inspect_misalign.experiments import load_config, preflight, run_sweep
 
@@ -27,5 +29,10 @@ def command(config: str, out: Path | None, dry_run: bool) -> None:
     if dry_run:
         for point in grid:
             click.echo(f"  {point.name}")
+        return
+    if organisms_only:
+        from inspect_misalign.experiments._organisms import build_organisms_only
+
+        build_organisms_only(sweep, echo=click.echo)
         return
     run_sweep(sweep, echo=click.echo)
