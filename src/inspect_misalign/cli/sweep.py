@@ -19,7 +19,7 @@ def command(config: str, out: Path | None, dry_run: bool, organisms_only: bool) 
 
     Shipped configs: main_curve, transfer, organism_steps, organisms_per_cue, cot, defenses, demo.
     """
-    from inspect_misalign.experiments import load_config, preflight, run_sweep
+    from inspect_misalign.experiments import build_organisms_only, load_config, preflight, run_sweep
 
     sweep = load_config(config, overrides={"out": str(out)} if out else None)
     preflight(sweep)
@@ -31,8 +31,6 @@ def command(config: str, out: Path | None, dry_run: bool, organisms_only: bool) 
             click.echo(f"  {point.name}")
         return
     if organisms_only:
-        from inspect_misalign.experiments._organisms import build_organisms_only
-
         build_organisms_only(sweep, echo=click.echo)
         return
     run_sweep(sweep, echo=click.echo)

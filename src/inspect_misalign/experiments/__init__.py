@@ -12,6 +12,7 @@ from inspect_misalign.experiments._check import (
 )
 from inspect_misalign.experiments._config import GridPoint, SweepConfig, builtin_configs, load_config
 from inspect_misalign.experiments._demo import run_demo, summary
+from inspect_misalign.experiments._organisms import build_organisms_only
 from inspect_misalign.experiments._report import report_dir
 from inspect_misalign.experiments._sweep import preflight, run_sweep
 from inspect_misalign.results import results_table, samples_table
@@ -21,6 +22,7 @@ __all__ = [
     "GridPoint",
     "SweepConfig",
     "baseline_from_table",
+    "build_organisms_only",
     "builtin_configs",
     "check",
     "load_config",
