@@ -16,16 +16,29 @@ from inspect_misalign._errors import MisalignError
 @click.option("--dry-run", is_flag=True, help="Validate the config and list the grid; run nothing.")
 @click.option("--model-role", "model_roles", multiple=True, metavar="ROLE=MODEL",
               help="A model role of the evals, repeatable: grader=<model> (em_defenses needs one).")
-def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str, ...]) -> None:
+@click.option("--organisms-only", is_flag=True, help="Build the config's organisms (reusing registered "
+              "ones) and write their gate table (organisms.csv, organisms.md); train nothing.")
+def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str, ...],
+            organisms_only: bool) -> None:
     """Run the sweep in CONFIG (a YAML file or a shipped name); a re-run resumes and skips finished work.
 
-    Shipped configs: main_curve, transfer, organism_steps, cot, defenses, em_defenses, demo.
+    Shipped configs: main_curve, transfer, organism_steps, organisms_per_cue, cot, defenses, em_defenses,
+    demo.
     """
-    from inspect_misalign.experiments import EMDefensesConfig, load_config, preflight, run_sweep
+    from inspect_misalign.experiments import (
+        EMDefensesConfig,
+        build_organisms_only,
+        load_config,
+        preflight,
+        run_sweep,
+    )
 
     sweep = load_config(config, overrides={"out": str(out)} if out else None)
     roles = _roles(model_roles)
     if isinstance(sweep, EMDefensesConfig):
+        if organisms_only:
+            raise MisalignError("--organisms-only is for sweeps that build organisms; em_defenses fine-tunes "
+                                "its model directly")
         _em_defenses(sweep, roles, dry_run)
         return
     if roles:
@@ -34,6 +47,9 @@ def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str
     grid = sweep.grid()
     if _listed(f"sweep {sweep.name}: {len(sweep.organisms)} organism(s), {len(sweep.cues)} cue(s), "
                f"{len(grid)} training run(s) -> {sweep.out_dir}", [p.name for p in grid], dry_run):
+        return
+    if organisms_only:
+        build_organisms_only(sweep, echo=click.echo)
         return
     run_sweep(sweep, echo=click.echo)
 

@@ -14,6 +14,7 @@ from inspect_misalign.experiments._config import GridPoint, SweepConfig, builtin
 from inspect_misalign.experiments._demo import run_demo, summary
 from inspect_misalign.experiments._em_config import EMDefensesConfig
 from inspect_misalign.experiments._em_defenses import em_preflight, run_em_defenses
+from inspect_misalign.experiments._organisms import build_organisms_only
 from inspect_misalign.experiments._report import report_dir
 from inspect_misalign.experiments._sweep import preflight, run_sweep
 from inspect_misalign.results import results_table, samples_table
@@ -24,6 +25,7 @@ __all__ = [
     "GridPoint",
     "SweepConfig",
     "baseline_from_table",
+    "build_organisms_only",
     "builtin_configs",
     "check",
     "em_preflight",

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError, read_yaml, validation_message
+from inspect_misalign.cues import canonical_cue
 from inspect_misalign.experiments._em_config import EMDefensesConfig
 from inspect_misalign.experiments._names import check_name, check_seeds, defense_slug
 
@@ -65,7 +66,7 @@ class EvalSettings(BaseModel):
     """How checkpoints are evaluated and attacks are caught."""
 
     model_config = ConfigDict(extra="forbid")
-    split: Literal["eval", "catch", "organism", "all"] = "eval"
+    split: Literal["eval", "dev", "catch", "organism", "all"] = "eval"
     prompts: int = Field(default=20, ge=1, description="base prompts per cue in each attack eval")
     catch_prompts: int = Field(default=60, ge=1, description="catch-split prompts per cue tested")
     max_tokens: int | None = Field(default=None, ge=1)
@@ -132,6 +133,12 @@ class SweepConfig(BaseModel):
     @classmethod
     def _name(cls, value: str) -> str:
         return check_name(value)
+
+    @field_validator("cues", "train_on")
+    @classmethod
+    def _level_names(cls, values: list[str]) -> list[str]:
+        # tag@0.25 -> tag-q25, the family name its samples carry, so train_on groups and figures match
+        return [canonical_cue(v) for v in values]
 
     @field_validator("train")
     @classmethod
