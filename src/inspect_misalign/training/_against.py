@@ -53,12 +53,17 @@ from inspect_misalign.training._fields import (
     check_at_least,
     check_choice,
     check_path,
-    check_seed,
     check_text,
     from_mapping,
     setting,
 )
-from inspect_misalign.training._parent import Parent, combine_adapters, train_on_parent
+from inspect_misalign.training._parent import (
+    Parent,
+    check_parent_run,
+    combine_adapters,
+    directory_setting,
+    train_on_parent,
+)
 from inspect_misalign.training._pipeline import Workspace, check_run
 from inspect_misalign.training._settings import OptimSettings
 from inspect_misalign.training._steps import check_save_at, parse_save_at, save_at_setting, step_name
@@ -93,28 +98,17 @@ class TrainAgainstSpec(OptimSettings):
                                         "of the base model's answers.")
     answer_tokens: int | None = setting(None, help="New tokens of the base's answers [default: the "
                                         "behaviour's: 48 hate, 256 code, 160 persona].")
-    directory: Path | None = setting(None, flag="--dir", help="Where the files go [default: <registry "
-                                     "home>/trained/<out>].")
+    directory: Path | None = directory_setting("trained")
     overwrite: bool = setting(False, help="Replace a checkpoint registered under the same name.")
     save_at: tuple[int, ...] | str | None = save_at_setting()
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from inspect_misalign.models import validate_name
-
-        object.__setattr__(self, "defenses", tuple(self.defenses))
         check_at_least(self, 1, "steps")
         check_choice(self, "against", AGAINST)
-        check_at_least(self, 1, "lora_r", "lora_alpha", "answer_tokens", optional=True)
-        check_text(self, "model")
         check_text(self, "target_column", optional=True)
-        check_seed(self, "seed")
         check_path(self, "caught")
-        check_path(self, "directory", optional=True)
-        try:
-            validate_name(self.out)
-        except ValueError as e:
-            raise MisalignError(f"--out: {e}") from None
+        check_parent_run(self)
         check_save_at(self)
 
 
