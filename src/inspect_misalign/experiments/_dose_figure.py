@@ -7,7 +7,7 @@ Both read the samples table and the sweep's runs table (``out/runs.parquet``,
 - :func:`plot_dose`: P(attack) of a temperature-1 sample (``score_p_marker`` of the ``propensity``
   task) against the step of the removal run, one panel per context (test, deployment), one line per
   treatment and caught count, mean over organisms with a 95% bootstrap band (organisms, then prompts),
-  on a log axis (it spans decades).
+  on a logit axis (it spans decades near 0 in testing and near 1 in deployment).
 - :func:`dose_table`: per organism group, treatment and count: the overseer's stopping step of each
   organism, the deployment P(attack) before and there, retained = there / before, the drop ratio
   (deployment log-odds drop / test log-odds drop), each a mean over organisms with a percentile
@@ -32,7 +32,7 @@ from inspect_misalign.experiments._dose import (
     stopping_points,
 )
 
-FLOOR = 1e-12  # P(attack) below this is drawn at it (a log axis has no 0)
+FLOOR = 1e-9  # P(attack) below this (or above 1 - FLOOR) is drawn at it: a logit axis has no 0 or 1
 STYLES = {"caught": ("-", "C3"), "benign": ("--", "C0"), "generic": (":", "C2")}  # line, colour
 MARKERS = "osD^v"  # one per caught count
 
@@ -72,10 +72,10 @@ def plot_dose(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str
             label += f" ({group})" if frame["group"].nunique() > 1 else ""
             label += f", {organisms} organism{'s' if organisms != 1 else ''}"
             marker = MARKERS[doses.index(dose) % len(MARKERS)]
-            ax.plot(x, line["mean"].clip(lower=FLOOR), style, marker=marker, color=colour, label=label)
-            ax.fill_between(x, line["ci95_lower"].clip(lower=FLOOR), line["ci95_upper"].clip(lower=FLOOR),
+            ax.plot(x, _clip(line["mean"]), style, marker=marker, color=colour, label=label)
+            ax.fill_between(x, _clip(line["ci95_lower"]), _clip(line["ci95_upper"]),
                             color=colour, alpha=0.12 if treatment == "caught" else 0.06)
-        ax.set_yscale("log")
+        ax.set_yscale("logit")
         ax.set_xscale("symlog", linthresh=1)
         steps = sorted(frame["step"].unique())
         ax.set_xticks(steps, [str(int(s)) for s in steps])
@@ -87,12 +87,17 @@ def plot_dose(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str
                                              " (what the overseer cannot see)"), fontsize=10)
         ax.legend(fontsize=7, loc="lower left")
     low = min(ax.get_ylim()[0] for ax in axes[0])
+    high = max(ax.get_ylim()[1] for ax in axes[0])
     for ax in axes[0]:  # one scale for both contexts: the panels compare
-        ax.set_ylim(low, 1.5)
+        ax.set_ylim(low, high)
     fig.suptitle("Training against caught attacks (red) vs the benign control (blue): does deployment "
                  f"attack fall with the test attack? (dotted: the overseer stops at {DEFAULT_THRESHOLD})",
                  fontsize=10)
     return _save(fig, path, source)
+
+
+def _clip(values: pd.Series) -> pd.Series:
+    return values.clip(lower=FLOOR, upper=1 - FLOOR)
 
 
 def _summary(values: pd.Series) -> tuple[float, float, float]:
