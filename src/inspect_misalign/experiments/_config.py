@@ -193,14 +193,14 @@ class SweepConfig(BaseModel):
 
     def save_at(self) -> tuple[int, ...]:
         """The steps at which every training run saves its adapter (``train: {save_at: [...]}``)."""
-        from inspect_misalign.training._steps import parse_save_at
+        from inspect_misalign.training import parse_save_at
 
         return parse_save_at(self.train.get("save_at"), "train.save_at")
 
     def saved_steps(self, point: GridPoint) -> list[tuple[int, str]]:
         """(step, registry name) of the adapters a grid point saves before its last step, each
         ``<point>-step<k>``; its last step is the point's own checkpoint."""
-        from inspect_misalign.training._steps import step_name
+        from inspect_misalign.training import step_name
 
         return [(k, step_name(point.name, k)) for k in self.save_at() if k < point.steps]
 
