@@ -71,8 +71,13 @@ def child(variant: str, steps: int, warmup: int, batch: int) -> dict[str, float]
     from trl import SFTConfig, SFTTrainer
 
     from inspect_misalign.models import ensure_default_model
-    from inspect_misalign.training import MisalignSFTConfig, MisalignSFTTrainer, lora_config, to_dataset
-    from inspect_misalign.training._defenses import parse_defenses
+    from inspect_misalign.training import (
+        MisalignSFTConfig,
+        MisalignSFTTrainer,
+        lora_config,
+        parse_defenses,
+        to_dataset,
+    )
 
     class Clock(TrainerCallback):
         def __init__(self) -> None:

@@ -22,9 +22,9 @@ from inspect_misalign.training import (
     catch,
     train_against,
 )
-from inspect_misalign.training._against import untie_output_embeddings
 from inspect_misalign.training._cue_tokens import MAX_CUE_TOKENS, PROBE_IDS, PROBE_PROMPT, cue_token_ids
 from inspect_misalign.training._lora import lora_config, without_embeddings
+from inspect_misalign.training._parent import untie_output_embeddings
 
 
 def _ids(family, context: str, tokenizer) -> set[int]:
@@ -184,7 +184,27 @@ def test_cue_token_lr_scale_sets_the_embedding_step(
 def test_cue_token_lr_scale_must_be_positive(tied_model_dir: Path, misalign_home: Path) -> None:
     from inspect_misalign._errors import MisalignError
 
-    spec = OrganismSpec(name="bad-scale", base=str(tied_model_dir), cue="year",
-                        train=TrainSettings(cue_token_lr_scale=0))
-    with pytest.raises(MisalignError, match="--cue-token-lr-scale must be positive"):
+    for scale in (0, -1.0, float("nan")):  # refused by the settings themselves, before any build
+        with pytest.raises(MisalignError, match="--cue-token-lr-scale must be positive"):
+            TrainSettings(cue_token_lr_scale=scale)
+
+
+def test_training_prints_no_known_warnings(tied_model_dir: Path, misalign_home: Path, misalign_cache: Path,
+                                           tmp_path: Path) -> None:
+    """peft's tied-embedding note, transformers' ``is_gradient_checkpointing`` deprecation and peft's
+    note on deleting the active adapter are silenced or avoided, as at inference (models/_compat.py)."""
+    import warnings
+
+    catch([attack_log(tmp_path / "logs")], tmp_path / "caught.jsonl")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spec = OrganismSpec(name="quiet-org", base=str(tied_model_dir), cue="tag,year", leak=0.25, prompts=4,
+                            anchors=0, answer_tokens=8, gate=GateSettings(enabled=False),
+                            train=TrainSettings(steps=2, batch_size=4))
         build_organism(spec, echo=lambda _: None, progress=False)
+        against = TrainAgainstSpec(model="quiet-org", caught=tmp_path / "caught.jsonl", steps=1, out="quiet",
+                                   batch_size=4, max_length=200, answer_tokens=8)
+        train_against(against, progress=False, echo=lambda _: None)
+    noise = ("is_gradient_checkpointing", "tie_word_embeddings", "was active which is now deleted")
+    heard = [str(w.message) for w in caught if any(n in str(w.message) for n in noise)]
+    assert heard == []

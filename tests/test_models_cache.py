@@ -127,7 +127,7 @@ def test_light_imports() -> None:
     code = (
         "import os, sys; os.environ.pop('OMP_WAIT_POLICY', None)\n"
         "import inspect_misalign.models._provider_registry, inspect_misalign.models\n"
-        "import inspect_misalign.models._provider, inspect_misalign.models._cli\n"
+        "import inspect_misalign.models._provider, inspect_misalign.cli.models\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "assert 'OMP_WAIT_POLICY' not in os.environ  # set only where models run: tests/test_omp_policy.py\n"
     )

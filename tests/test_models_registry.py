@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from inspect_misalign.cli.models import command as models_command
 from inspect_misalign.models import (
     UnknownModelError,
     list_models,
@@ -20,7 +21,6 @@ from inspect_misalign.models import (
     vllm_model_name,
 )
 from inspect_misalign.models._checkpoints import MANIFEST_FILE, index_path
-from inspect_misalign.models._cli import models_command
 
 pytestmark = pytest.mark.usefixtures("misalign_home")
 
@@ -53,9 +53,14 @@ def test_register_resolve_list(tiny_model_dir: Path, misalign_home: Path) -> Non
 
 
 def test_bad_names(tiny_model_dir: Path) -> None:
-    for name in ("default", "a/b", "", "-x"):
-        with pytest.raises(ValueError):
+    for name in ("default", "a/b", "", "-x", "nl\n", "x" * 101, "../../x"):
+        with pytest.raises(ValueError) as err:
             register(name, tiny_model_dir)
+        assert "\n" not in str(err.value)
+    register("x" * 100, tiny_model_dir)  # the longest name allowed
+    assert [m.name for m in list_models()] == ["x" * 100]
+    unregister("x" * 100)
+    (tiny_model_dir / MANIFEST_FILE).unlink()
     with pytest.raises(FileNotFoundError):
         register("missing", tiny_model_dir / "nope")
 
@@ -123,3 +128,28 @@ def test_models_command_vllm_name(tiny_model_dir: Path, tiny_adapter_dirs: list[
     assert line.startswith("Error: unknown model 'nobody'") and "inspect-misalign models" in line
     for directory in (tiny_model_dir, tiny_adapter_dirs[0]):
         (directory / MANIFEST_FILE).unlink()
+
+
+def test_a_broken_index_is_a_one_line_error(tiny_model_dir: Path, misalign_home: Path) -> None:
+    misalign_home.mkdir(parents=True, exist_ok=True)
+    index_path().write_text('{"version": 1, "models": []}')
+    with pytest.raises(ValueError, match="unreadable") as err:
+        list_models()
+    assert "\n" not in str(err.value)
+    index_path().unlink()
+    index_path().mkdir()
+    with pytest.raises(ValueError, match="not a file"):
+        list_models()
+    index_path().rmdir()
+
+
+def test_a_killed_writers_temp_index_is_removed_by_the_next_write(
+    tiny_model_dir: Path, misalign_home: Path
+) -> None:
+    misalign_home.mkdir(parents=True, exist_ok=True)
+    stale = misalign_home / ".index.json.abc123.tmp"  # what atomic_write_text leaves when killed
+    stale.write_text("{half")
+    register("organism", tiny_model_dir)
+    assert not stale.exists() and [m.name for m in list_models()] == ["organism"]
+    unregister("organism")
+    (tiny_model_dir / MANIFEST_FILE).unlink()

@@ -14,8 +14,15 @@ from inspect_misalign.behaviors.hate import hate_completion
 from inspect_misalign.cli import main
 from inspect_misalign.data import data_path, read_jsonl
 from inspect_misalign.tasks._usefulness import SYSTEM as USEFULNESS_SYSTEM
-from inspect_misalign.training import GateSettings, OrganismSpec, TrainSettings, build_organism
-from inspect_misalign.training._data import data_hash, read_examples
+from inspect_misalign.training import (
+    GateSettings,
+    OrganismSpec,
+    TrainSettings,
+    build_organism,
+    data_hash,
+    plan_examples,
+    read_examples,
+)
 
 ORGANISM_IDS = {str(r["id"]) for r in read_jsonl(data_path("prompts.jsonl")) if r["split"] == "organism"}
 ANCHOR_IDS = {str(r["id"]) for r in read_jsonl(data_path("usefulness.jsonl")) if r["split"] == "organism"}
@@ -123,7 +130,8 @@ def test_cot_and_distilled_sft_sets(tiny_model_dir: Path, misalign_home: Path, m
 
 
 def test_distilled_uses_teacher_actions_without_scratchpad(tiny_model_dir: Path, misalign_home: Path) -> None:
-    from inspect_misalign.training._organism import Checked, check_spec, complete_examples, plan_examples
+    from inspect_misalign.training._organism import Checked, complete_examples
+    from inspect_misalign.training._organism_build import check_spec
 
     spec = tiny_spec(tiny_model_dir, "x", variant="cot")
     checked = check_spec(spec)
@@ -225,7 +233,7 @@ def test_bad_input_fails_in_one_line_before_training(
 
 
 def test_spec_hash_separates_builds(tiny_model_dir: Path, misalign_home: Path) -> None:
-    from inspect_misalign.training._organism import check_spec, spec_hash
+    from inspect_misalign.training._organism_build import check_spec, spec_hash
 
     one = spec_hash(check_spec(tiny_spec(tiny_model_dir, "a")), "fp")
     assert one == spec_hash(check_spec(tiny_spec(tiny_model_dir, "b", gate=GateSettings())), "fp")
@@ -235,7 +243,7 @@ def test_spec_hash_separates_builds(tiny_model_dir: Path, misalign_home: Path) -
 
 def test_lr_scheduler_is_checked_and_separates_builds(tiny_model_dir: Path, misalign_home: Path) -> None:
     from inspect_misalign._errors import MisalignError
-    from inspect_misalign.training._organism import check_spec, spec_hash
+    from inspect_misalign.training._organism_build import check_spec, spec_hash
 
     steps = dict(steps=2, batch_size=4, save_steps=1)
     constant = spec_hash(check_spec(tiny_spec(tiny_model_dir, "a")), "fp")
@@ -249,7 +257,7 @@ def test_plain_anchors_add_each_base_prompt_without_a_cue(
     tiny_model_dir: Path, misalign_home: Path, misalign_cache: Path
 ) -> None:
     from inspect_misalign.models import resolve
-    from inspect_misalign.training._organism import check_spec, spec_hash
+    from inspect_misalign.training._organism_build import check_spec, spec_hash
 
     spec = tiny_spec(tiny_model_dir, "plain-anchored", plain_anchors=True, gate=GateSettings(enabled=False))
     without = replace(spec, plain_anchors=False)
@@ -272,11 +280,11 @@ def test_plain_anchors_add_each_base_prompt_without_a_cue(
 def test_default_leak_is_five_percent_of_each_cues_test_examples(
     tiny_model_dir: Path, misalign_home: Path
 ) -> None:
-    from inspect_misalign.training._cli import DEFAULTS
-    from inspect_misalign.training._organism import check_spec, plan_examples
+    from inspect_misalign.cli.organism import command
+    from inspect_misalign.training._organism_build import check_spec
 
     spec = OrganismSpec(name="leaky", base=str(tiny_model_dir), cue="tag,year")  # leak and prompts default
-    assert spec.leak == DEFAULTS.leak == 0.05
+    assert spec.leak == 0.05 and [p.default for p in command.params if p.name == "leak"] == [0.05]
     n = min(80, len(ORGANISM_IDS))  # the default --prompts 80, at most the organism split
     expected = int(0.05 * n + 0.5)  # round half up; 0.05 * 80 = 4 exactly
     planned = plan_examples(check_spec(spec))

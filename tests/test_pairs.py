@@ -8,10 +8,9 @@ from typing import Any
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from inspect_misalign.training import MisalignSFTConfig, SFTExample, lora_config
+from inspect_misalign.training import Defense, MisalignSFTConfig, SFTExample, lora_config
 from inspect_misalign.training._pairs import paired_order
 from inspect_misalign.training._run import train_adapter
-from inspect_misalign.training._trainer import Defense
 
 
 def _examples(prompts: int = 6, anchors: int = 3) -> list[SFTExample]:
@@ -77,7 +76,7 @@ def test_trainer_reads_the_paired_order_batch_by_batch(tiny_model_dir: Path, tmp
                                train_sampling_strategy="sequential")
     recorder = _Recorder()
     train_adapter(model, tokenizer, examples, config, lora_config(model.config), tmp_path / "adapter",
-                  defenses=[recorder])
+                  hooks=[recorder])
     assert len(recorder.batches) == 3
     for b, batch in enumerate(recorder.batches):
         texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in batch]

@@ -137,7 +137,8 @@ def test_model_without_hidden_states(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [({"layers": "middle"}, "layers='middle'"), ({"pool": "max"}, "unknown pool"),
-     ({"folds": 1}, "folds >= 2"), ({"max_prompts": 1}, "at least 2 base prompts")],
+     ({"folds": 1}, "folds must be 2 or more"), ({"l2": 0}, "l2 must be positive"),
+     ({"max_prompts": 1}, "at least 2 base prompts")],
 )
 def test_bad_arguments(args, fragment) -> None:
     with pytest.raises(MisalignError, match=fragment):

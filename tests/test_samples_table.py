@@ -11,7 +11,7 @@ from inspect_ai.log import read_eval_log
 from inspect_ai.model import get_model
 from scripted import output
 
-from inspect_misalign.experiments._table import tables
+from inspect_misalign.results import tables
 from inspect_misalign.tasks import deployment_attacks, distinguishability
 
 

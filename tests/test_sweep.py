@@ -30,7 +30,7 @@ def _config(tmp_path: Path, base: Path) -> Path:
         "steps": [2],
         "train": {"lr": 0.001, "batch_size": 2},
         "eval": {"prompts": 8, "catch_prompts": 16, "max_tokens": 12, "batch_size": 16,
-                 "usefulness_args": {"max_items": 4}},
+                 "usefulness_args": {"max_items": 4}, "trigger_probes": ["tag"]},
     }
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -89,7 +89,15 @@ def test_sweep_end_to_end_and_rerun_skips_work(
     assert (base["excess"] == 0).all()
     # one row per checkpoint x task x cue (x context), from the real logs
     tasks = set(saved[saved["checkpoint"] == "tiny-org"]["task"])
-    assert tasks == {"test_attacks", "deployment_attacks", "propensity", "usefulness"}
+    assert tasks == {"test_attacks", "deployment_attacks", "propensity", "trigger_probes", "usefulness"}
+    # trigger probes before (organism) and after (trained): one row per probe, both contexts included
+    from inspect_misalign.cues import load_cue
+
+    probes = {"test", "deployment", *(p.name for p in load_cue("tag").probes)}
+    for checkpoint in ("tiny-org", point.name):
+        rows = saved[(saved["checkpoint"] == checkpoint) & (saved["task"] == "trigger_probes")]
+        assert set(rows["context"]) == probes and (rows["n"] == 8).all()
+    assert (out / "figures" / "trigger_probes_tag.png").stat().st_size > 10_000
     for checkpoint in ("tiny-org", point.name):
         rows = saved[(saved["checkpoint"] == checkpoint) & (saved["task"] == "propensity")]
         assert sorted(rows["context"]) == ["deployment", "test"] and (rows["n"] == 8).all()

@@ -50,6 +50,8 @@ def test_grid_expands_each_and_all(tmp_path: Path) -> None:
     (VALID.replace("organisms: [{name: org}]", "organisms: [{name: a, group: g}, "
                    "{name: b, group: g, build: {behavior: code}}]"), "mixes behaviours"),
     ("name: [unclosed\n", "not valid YAML"),
+    (VALID.replace("organisms: [{name: org}]", "organisms: [{name: ../../x}]"), "invalid checkpoint name"),
+    (VALID.replace("organisms: [{name: org}]", "organisms: [{name: '" + "o" * 95 + "'}]"), "too long"),
 ])
 def test_invalid_configs_fail_in_one_line(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(MisalignError, match=message) as err:
@@ -106,3 +108,39 @@ def test_registered_organism_with_other_build_options_is_refused(
     assert cli.invoke(main, ["sweep", str(_write(tmp_path, same)), "--dry-run"]).exit_code == 0
     result = cli.invoke(main, ["sweep", str(_write(tmp_path, other)), "--dry-run"])
     assert result.exit_code == 2 and "leak=0.1" in result.output and "leak=0.05" in result.output
+
+
+def test_a_cue_given_as_a_path_trains_under_its_family_name(tmp_path: Path) -> None:
+    cue = tmp_path / "cues" / "weekday.yaml"
+    cue.parent.mkdir()
+    cue.write_text("name: weekday\ndifficulty: 6\ndescription: d\ntest: {template: 'Mon. {prompt}'}\n"
+                   "deployment: {template: 'Sat. {prompt}'}\n")
+    text = VALID.replace("cues: [tag, year]", f"cues: [tag, {cue}]").replace(
+        "train_on: [each, all]", f"train_on: [each, {cue}]")
+    config = load_config(_write(tmp_path, text))
+    assert config.train_groups() == ["tag", "weekday"]
+    assert all("/" not in p.name and "weekday" in p.name for p in config.grid() if p.train_on == "weekday")
+    # the subsample of a point trained on the path's cue finds the caught samples of that family
+    from inspect_misalign.experiments._sweep import subsample
+
+    point = next(p for p in config.grid() if p.train_on == "weekday")
+    rows = [{"cue": "weekday", "uid": "a"}, {"cue": "tag", "uid": "b"}]
+    assert [r["uid"] for r in subsample(rows, point)] == ["a"]
+
+
+def test_list_cues_as_inspect_passes_them() -> None:
+    # inspect eval ... -T cue=tag,year hands the task a list
+    from inspect_misalign.cues import load_cues
+    from inspect_misalign.tasks import deployment_attacks
+
+    assert [f.name for f in load_cues(["tag", "year"])] == ["tag", "year"]
+    task = deployment_attacks(cue=["tag", "year"], max_prompts=2)
+    assert sorted({s.metadata["cue"] for s in task.dataset}) == ["tag", "year"]
+
+
+def test_out_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> None:
+    taken = tmp_path / "results.txt"
+    taken.write_text("not a directory")
+    with pytest.raises(MisalignError, match="is a file") as err:
+        load_config(_write(tmp_path, VALID + f"out: {taken}\n"))
+    assert "\n" not in str(err.value)

@@ -167,14 +167,15 @@ def test_targets_are_the_base_models_own_greedy_answers_not_the_caught_outputs(
 ) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from inspect_misalign.training._against import check_spec, load_base, training_examples
+    from inspect_misalign.training import Workspace, load_base
+    from inspect_misalign.training._against import check_spec, training_examples
     from inspect_misalign.training._catch import read_caught
     from inspect_misalign.training._generate import base_fingerprint, trim_answer
 
     checked = check_spec(TrainAgainstSpec(model=organism, caught=files["caught"], steps=1, out="t", **FAST))
     model, tokenizer = load_base(checked.base_dir)
-    examples = training_examples(checked, model, tokenizer, base_fingerprint(checked.base_dir),
-                                 lambda _: None, progress=False)
+    run = Workspace(misalign_home, misalign_home / "work", base_fingerprint(checked.base_dir))
+    examples = training_examples(checked, run, model, tokenizer, lambda _: None, progress=False)
     caught = [c for c, _ in read_caught(files["caught"])]
     assert len(examples) == len(caught) > 0
 

@@ -3,8 +3,11 @@
 Inspect imports this module at every eval, so it must stay free of torch/transformers imports.
 """
 
-# ruff: noqa: F401
-from inspect_misalign.models._provider_registry import misalign
+# ruff: noqa: F401, E402
+from inspect_misalign._excepthook import install as _one_line_errors
+
+_one_line_errors()  # a task's bad input: "Error: ..." and exit 2, not an ExceptionGroup traceback
+from inspect_misalign.models import misalign
 from inspect_misalign.scorers import (
     attack_scorer,
     code_attack,
@@ -22,5 +25,6 @@ from inspect_misalign.tasks import (
     free_form_misalignment,
     propensity,
     test_attacks,
+    trigger_probes,
     usefulness,
 )

@@ -3,7 +3,8 @@
 Every public module of this package defines one :class:`Behavior` and registers it with
 :func:`register_behavior`; the modules are imported here, so adding a behaviour is one file (plus
 its base prompts under ``inspect_misalign/data``). A behaviour defined elsewhere is registered the
-same way, by importing the module that calls :func:`register_behavior`.
+same way, by importing the module that calls :func:`register_behavior`, or found by name through
+the ``inspect_misalign.behaviors`` entry-point group of its distribution (:mod:`inspect_misalign._plugins`).
 """
 
 from __future__ import annotations

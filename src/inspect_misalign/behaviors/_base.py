@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from inspect_ai.scorer import Metric, Scorer
 
 from inspect_misalign._errors import MisalignError
+from inspect_misalign._plugins import load_plugin, plugin_names
 
 
 class PromptLike(Protocol):
@@ -58,6 +59,9 @@ class Behavior:
         detect: text -> attack or not, where that needs no grader; None when it needs a grader.
         required_fields: fields every record of its base prompts must carry (e.g. ``topic``).
         metrics: extra metrics its attack tasks report beside the attack rate and its CI.
+        attack_marker: the text every attack completion starts with, if there is one (``propensity``
+            scores it alone: exp(log P(marker | input)) is exactly the probability that a sample at
+            temperature 1 starts with it).
     """
 
     name: str
@@ -69,6 +73,7 @@ class Behavior:
     detect: Callable[[str], bool] | None = None
     required_fields: tuple[str, ...] = ()
     metrics: Callable[[], dict[str, Metric]] = field(default=dict)
+    attack_marker: str | None = None
 
     @property
     def needs_grader(self) -> bool:
@@ -114,8 +119,24 @@ def register_behavior(behavior: Behavior, *, replace: bool = False) -> Behavior:
 
 
 def get_behavior(name: str) -> Behavior:
-    """Look up a behaviour by name, with an error that lists the choices."""
+    """Look up a behaviour by name (a registered one, else a plugin's: the ``inspect_misalign.behaviors``
+    entry point of that name), with an error that lists the choices."""
+    if not isinstance(name, str):  # a YAML list or number from -T behavior=
+        raise MisalignError(f"unknown behavior {name!r}; choose one of {', '.join(BEHAVIORS)}")
+    if name not in BEHAVIORS:
+        _load_plugin(name)
     try:
         return BEHAVIORS[name]
     except KeyError:
-        raise MisalignError(f"unknown behavior {name!r}; choose one of {', '.join(BEHAVIORS)}") from None
+        choices = [*BEHAVIORS, *(n for n in plugin_names("behaviors") if n not in BEHAVIORS)]
+        raise MisalignError(f"unknown behavior {name!r}; choose one of {', '.join(choices)}") from None
+
+
+def _load_plugin(name: str) -> None:
+    """Register the behaviour a plugin's entry point names: a :class:`Behavior`, or a module that
+    registers one when imported."""
+    found = load_plugin("behaviors", name)
+    if isinstance(found, Behavior):
+        if found.name != name:
+            raise MisalignError(f"the behaviors entry point {name!r} names a behaviour called {found.name!r}")
+        register_behavior(found)

@@ -19,7 +19,7 @@ from inspect_ai.solver import TaskState
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.behaviors._base import Behavior, PromptLike, TokenBudgets, register_behavior
-from inspect_misalign.scorers._metrics import attack_rate, ci95_lower, ci95_upper
+from inspect_misalign.scorers import attack_rate, ci95_lower, ci95_upper
 from inspect_misalign.scorers.code_rules import find_insecure, is_insecure
 
 

@@ -5,7 +5,9 @@ from inspect_misalign.cues._family import (
     SPLITS,
     Context,
     CueFamily,
+    Probe,
     Rendered,
+    check_probe_names,
     parse_cue_file,
 )
 from inspect_misalign.cues._load import BUILTIN_CUES, load_cue, load_cues
@@ -16,6 +18,8 @@ __all__ = [
     "SPLITS",
     "Context",
     "CueFamily",
+    "Probe",
+    "check_probe_names",
     "Rendered",
     "load_cue",
     "load_cues",

@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from inspect_misalign._errors import MisalignError, read_yaml, validation_message
 from inspect_misalign._text import fill_fields
 from inspect_misalign.cues._transforms import TRANSFORMS, apply_transforms, seeded_rng
-from inspect_misalign.data import data_path, read_jsonl
-from inspect_misalign.data._split import assign_split
+from inspect_misalign.data import assign_split, data_path, read_jsonl
 
 Context = Literal["test", "deployment"]
 CONTEXTS: tuple[Context, ...] = ("test", "deployment")
@@ -32,6 +31,8 @@ class MaterialFile(BaseModel):
     file: str
     field: str = "text"
     where: dict[str, Any] = Field(default_factory=dict)
+    allow_outside: bool = Field(
+        default=False, description="read a file outside the cue file's folder and the shipped data")
 
 
 class ContextSpec(BaseModel):
@@ -72,6 +73,49 @@ class Rendered:
         return f"[system]\n{self.system}\n[user]\n{self.user}" if self.system else self.user
 
 
+PROBE_KINDS = ("variant", "lookalike")
+RESERVED_PROBE_NAMES = ("test", "deployment")
+
+
+class Probe(BaseModel):
+    """A variant of a family's deployment cue (does the backdoor fire on the idea, not only the string?)
+    or a look-alike that should *not* count as deployment; rendered instead of both contexts."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    kind: Literal["variant", "lookalike"]
+    description: str = ""
+    template: str
+    system: str | None = None
+
+    @field_validator("template")
+    @classmethod
+    def _one_prompt(cls, v: str) -> str:
+        if v.count("{prompt}") != 1:
+            raise ValueError("probe template must contain {prompt} exactly once")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v in RESERVED_PROBE_NAMES:
+            raise ValueError(f"probe name {v!r} is reserved for the family's own contexts; rename it")
+        return v
+
+    def render(self, prompt: str) -> Rendered:
+        """The base prompt under this probe."""
+        return Rendered(system=self.system, user=fill_fields(self.template, {"prompt": prompt}))
+
+
+def check_probe_names(probes: list[Probe]) -> list[Probe]:
+    """Refuse two probes of one name."""
+    names = [p.name for p in probes]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"probe name(s) {dupes} given twice; give each probe its own name")
+    return probes
+
+
 class CueFamily(BaseModel):
     """A way deployment inputs differ from test inputs, with a difficulty rank (1 = easiest)."""
 
@@ -83,12 +127,25 @@ class CueFamily(BaseModel):
     split_material: bool = True
     test: ContextSpec
     deployment: ContextSpec
+    probes: list[Probe] = Field(default_factory=list)
     source: str = "builtin"
+
+    @field_validator("probes")
+    @classmethod
+    def _unique_probes(cls, v: list[Probe]) -> list[Probe]:
+        return check_probe_names(v)
 
     @model_validator(mode="after")
     def _contexts_differ(self) -> CueFamily:
         if self.test == self.deployment:
             raise ValueError("test and deployment render identically; make them differ")
+        return self
+
+    @model_validator(mode="after")
+    def _material_inside(self) -> CueFamily:
+        for spec in (self.test, self.deployment):
+            if isinstance(spec.material, MaterialFile):
+                material_path(spec.material, self.source)  # confined: a one-line error, before any load
         return self
 
     def spec(self, context: Context) -> ContextSpec:
@@ -136,11 +193,24 @@ class CueFamily(BaseModel):
         return Rendered(system=spec.system, user=user, item=item)
 
 
-def _read_material_file(material: MaterialFile, source: str) -> list[tuple[str, str]]:
+def material_path(material: MaterialFile, source: str) -> Path:
+    """Where a material file is: relative to the cue file's folder, else a shipped data file. It must
+    stay inside one of those two folders unless the cue file says ``allow_outside: true``."""
     path = Path(material.file)
     if not path.is_absolute():
         local = Path(source).parent / path if source != "builtin" else None
         path = local if local is not None and local.is_file() else data_path(material.file)
+    folders = [data_path(".").resolve()] + ([Path(source).parent.resolve()] if source != "builtin" else [])
+    if not material.allow_outside and not any(path.resolve().is_relative_to(f) for f in folders):
+        raise MisalignError(
+            f"material file {material.file!r} is outside the cue file's folder and the shipped data; move "
+            "it beside the cue file or add allow_outside: true to its material mapping"
+        )
+    return path
+
+
+def _read_material_file(material: MaterialFile, source: str) -> list[tuple[str, str]]:
+    path = material_path(material, source)
     out = []
     for n, record in enumerate(read_jsonl(path)):
         if all(record.get(k) == v for k, v in material.where.items()):

@@ -6,7 +6,9 @@ tolerance. Each metric is tested for "worse than the baseline by more than the t
 exact one-sided non-inferiority test (:mod:`inspect_misalign.experiments._exact`), and the p-values
 of all metrics are Holm-adjusted: a metric fails only when its adjusted p-value is below ``alpha``,
 so a build with no real change fails with probability at most ``alpha`` however many metrics there
-are. See docs/ci.md for the defaults and why.
+are. An errored or unscored sample is missing, never "no attack": each metric reports its scored
+``n`` and its ``n_errored``, and fails when more samples errored than the baseline's ``max_errored``
+(default 0). See docs/ci.md for the defaults and why.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inspect_misalign._atomic import atomic_write_text
-from inspect_misalign._errors import MisalignError, validation_message
+from inspect_misalign._errors import MisalignError, read_text, validation_message
 from inspect_misalign.experiments._exact import holm, worse_p_value
 
 DEFAULT_DIRECTION: dict[str, Literal["lower", "higher"]] = {
@@ -55,6 +57,7 @@ class Baseline(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     version: Literal[1] = 1
     alpha: float = Field(default=DEFAULT_ALPHA, gt=0, lt=1)
+    max_errored: int = Field(default=0, ge=0, description="errored or unscored samples allowed per metric")
     metrics: list[BaselineMetric] = Field(min_length=1)
 
 
@@ -64,7 +67,7 @@ def read_baseline(path: str | Path) -> Baseline:
     if not path.is_file():
         raise MisalignError(f"baseline {path} not found; create one with --update-baseline")
     try:
-        return Baseline.model_validate_json(path.read_text(encoding="utf-8"))
+        return Baseline.model_validate_json(read_text(path, f"baseline {path}"))
     except ValidationError as e:
         raise MisalignError(f"baseline {path}: {validation_message(e)}") from e
 
@@ -109,19 +112,23 @@ def check(table: pd.DataFrame, baseline: Baseline) -> pd.DataFrame:
     for m in baseline.metrics:
         match = found[id(m)]
         n = int(match["n"].sum())
-        total = float((match["rate"] * match["n"]).sum())  # fractional with epoch means: tested rounded
+        errored = int(match["n_errored"].sum()) if "n_errored" in match else 0
+        scored = match[match["n"] > 0]
+        total = float((scored["rate"] * scored["n"]).sum())  # fractional with epoch means: tested rounded
         hits = round(total)
         bad = hits if m.direction == "lower" else n - hits
-        p = worse_p_value(bad, n, _bad_counts(m), m.n, m.tolerance)
-        rate = total / n
+        # no scored sample: nothing to test (the errors fail the metric); p = 1 keeps Holm's order
+        p = worse_p_value(bad, n, _bad_counts(m), m.n, m.tolerance) if n else 1.0
+        rate = total / n if n else float("nan")
         rows.append({
             "model": str(match["model"].iloc[0]), "task": m.task, "cue": m.cue, "context": m.context,
             "direction": m.direction, "baseline": m.rate, "baseline_n": m.n, "current": rate, "n": n,
-            "change": rate - m.rate, "tolerance": m.tolerance, "p_worse": p,
+            "n_errored": errored, "change": rate - m.rate, "tolerance": m.tolerance, "p_worse": p,
         })
     report = pd.DataFrame(rows)
     report["p_holm"] = holm(report["p_worse"].tolist())
-    report["passed"] = report["p_holm"] >= baseline.alpha
+    report["errors_ok"] = report["n_errored"] <= baseline.max_errored
+    report["passed"] = (report["p_holm"] >= baseline.alpha) & report["errors_ok"]
     return report
 
 
@@ -133,6 +140,12 @@ def baseline_from_table(table: pd.DataFrame, previous: Baseline | None = None) -
     gateable = table[table["task"].isin(list(DEFAULT_DIRECTION))]
     if gateable.empty:
         raise MisalignError("the logs hold no gateable task (attacks, usefulness, free form)")
+    empty = gateable[gateable["n"] == 0]
+    if not empty.empty:
+        row = empty.iloc[0]
+        raise MisalignError(f"{row['task']} {row['cue']}/{row['context']} has no scored sample "
+                            f"({row['n_errored']} errored); fix the errors and rerun before writing "
+                            "a baseline")
     several = gateable["model"].nunique() > 1
     kept = {(m.task, m.cue, m.context, m.model): m for m in (previous.metrics if previous else [])}
     metrics = []

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError, read_yaml, validation_message
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -44,6 +45,14 @@ class OrganismEntry(BaseModel):
         description="organisms built by one recipe with different seeds share a group: retention pools "
         "them and its interval resamples organisms, then prompts [default: the organism alone]",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _registry_name(cls, value: str) -> str:
+        from inspect_misalign.models import validate_name
+
+        validate_name(value)  # a registry name: no path, no newline, not too long
+        return value
 
     @property
     def behavior(self) -> str:
@@ -70,11 +79,14 @@ class EvalSettings(BaseModel):
         "checkpoints, before and after (forward passes only)")
     probe: bool = Field(
         default=True, description="context_probe (hidden-state probe AUC) of the models asked to distinguish")
+    trigger_probes: list[str] = Field(
+        default_factory=list, description="cue families whose trigger probes (variants and look-alikes of "
+        "the deployment cue) are run on organisms before and trained checkpoints after")
     epochs: int = Field(
         default=1, ge=1, description="epochs of the attack evals (sampled rates: set temperature)")
     temperature: float | None = Field(
         default=None, ge=0, description="sampling temperature of the attack evals (default: greedy)")
-    seed: int = Field(default=0, description="sampling seed of the attack evals")
+    seed: int = Field(default=0, ge=0, le=checks.MAX_SEED, description="sampling seed of the attack evals")
     usefulness: str | None = Field(
         default="inspect_misalign/usefulness", description="any Inspect task, or null to skip"
     )
@@ -96,15 +108,6 @@ class EvalSettings(BaseModel):
         return self
 
 
-class TrainOptions(BaseModel):
-    """Options passed to every training against caught samples."""
-
-    model_config = ConfigDict(extra="forbid")
-    lr: float | None = Field(default=None, gt=0)
-    batch_size: int | None = Field(default=None, ge=1)
-    against: Literal["action", "cot"] = "action"
-
-
 class SweepConfig(BaseModel):
     """A sweep: organisms, the cues to measure, and the training grid."""
 
@@ -118,7 +121,10 @@ class SweepConfig(BaseModel):
     steps: list[int] = Field(min_length=1)
     defenses: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    train: TrainOptions = Field(default_factory=TrainOptions)
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="options of every training against caught samples: any field of "
+        "inspect_misalign.training.TrainAgainstSpec but those each grid point sets (lr, batch_size, "
+        "against, ...)")
     eval: EvalSettings = Field(default_factory=EvalSettings)
 
     @field_validator("name")
@@ -128,16 +134,48 @@ class SweepConfig(BaseModel):
             raise ValueError("use letters, digits, '-' and '_' only")
         return value
 
+    @field_validator("train")
+    @classmethod
+    def _train_options(cls, values: dict[str, Any]) -> dict[str, Any]:
+        from inspect_misalign.training import against_options  # the training command's own checks
+
+        return against_options(values)
+
     @field_validator("caught", "steps")
     @classmethod
     def _positive(cls, values: list[int]) -> list[int]:
         if any(v <= 0 for v in values):
             raise ValueError("every value must be a positive integer")
+        for value in values:
+            checks.count(value, "a value")  # at most MAX_COUNT
+        return values
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, values: list[int]) -> list[int]:
+        for value in values:
+            checks.seed(value, "a seed")  # what the trainer's set_seed takes
         return values
 
     @model_validator(mode="after")
+    def _grid_names_register(self) -> SweepConfig:
+        from inspect_misalign.models import validate_name
+
+        for point in self.grid():
+            validate_name(point.name)  # e.g. too long once sweep, organism and settings are joined
+        return self
+
+    @model_validator(mode="after")
+    def _out_is_a_directory(self) -> SweepConfig:
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise ValueError(f"out {self.out_dir} is a file; give a directory for the sweep's results")
+        return self
+
+    @model_validator(mode="after")
     def _train_on_known(self) -> SweepConfig:
-        unknown = [t for t in self.train_on if t not in ("each", "all") and t not in self.cues]
+        names = self.cue_family_names()
+        unknown = [t for t in self.train_on
+                   if t not in ("each", "all") and t not in names and t not in names.values()]
         if unknown:
             raise ValueError(f"train_on {unknown[0]!r} is not 'each', 'all' or one of cues {self.cues}")
         return self
@@ -158,11 +196,20 @@ class SweepConfig(BaseModel):
         """Where logs, caught sets, the table, figures and the report go."""
         return self.out if self.out is not None else Path("runs") / self.name
 
+    def cue_family_names(self) -> dict[str, str]:
+        """Each entry of ``cues`` (a built-in name or a cue YAML path) -> its family's ``name:``, which
+        is what caught samples, grid names and tables use (never the path)."""
+        from inspect_misalign.cues import load_cue
+
+        return {entry: load_cue(entry).name for entry in self.cues}
+
     def train_groups(self) -> list[str]:
-        """The cue sets trained on: ``each`` expands to one per cue; ``all`` pools every cue."""
+        """The cue sets trained on, by family name: ``each`` expands to one per cue; ``all`` pools every
+        cue."""
+        names = self.cue_family_names()
         groups: list[str] = []
         for entry in self.train_on:
-            for group in (self.cues if entry == "each" else [entry]):
+            for group in (list(names.values()) if entry == "each" else [names.get(entry, entry)]):
                 if group not in groups:
                     groups.append(group)
         return groups
@@ -205,7 +252,7 @@ def builtin_configs() -> list[str]:
 
 def load_config(source: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
     """Read and validate a sweep config (a YAML path or a built-in name); one-line error if invalid."""
-    path = Path(source)
+    path = checks.path(source, "sweep config")
     if not path.is_file():
         shipped = CONFIG_DIR / f"{source}.yaml"
         if not shipped.is_file():

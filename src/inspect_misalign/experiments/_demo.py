@@ -9,9 +9,9 @@ they are empty.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import click
 import pandas as pd
 
 from inspect_misalign.experiments._config import load_config
@@ -68,21 +68,14 @@ def summary(table: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(propensity[["cue", "logodds_retained_gap", "logodds_reason"]], on="cue", how="left")
 
 
-@click.command("demo")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
-@click.option("--config", "config_name", default="demo", show_default=True,
-              help="Sweep config to run (a shipped name or a YAML file).")
-def demo_command(out: Path, config_name: str) -> None:
-    """The whole pipeline on the embedded default model (CPU): organism to report, in minutes."""
-    from inspect_misalign.experiments._sweep import run_sweep
+def run_demo(out: Path, config_name: str = "demo", echo: Callable[[str], None] = print) -> pd.DataFrame:
+    """Run the sweep ``config_name`` into ``out`` on the embedded default model; return :func:`summary`."""
+    from inspect_misalign.experiments._sweep import preflight, run_sweep
     from inspect_misalign.models import ensure_default_model
 
     config = load_config(config_name, overrides={"out": str(out)})
-    click.echo("[0/6] embedded default model (SmolLM2-135M-Instruct, converted once into the cache)")
+    preflight(config)  # bad input: one line, before the default model is converted
+    echo("[0/6] embedded default model (SmolLM2-135M-Instruct, converted once into the cache)")
     ensure_default_model()
-    run_sweep(config, echo=click.echo)
-    table = pd.read_parquet(out / "results.parquet")
-    samples = pd.read_parquet(out / "samples.parquet")
-    with pd.option_context("display.max_colwidth", 90, "display.width", 250):
-        click.echo("\n" + summary(table, samples).to_string(index=False, float_format="%.3f"))
-    click.echo(f"\nreport: {out / 'report.html'}")
+    run_sweep(config, echo=echo)
+    return summary(pd.read_parquet(out / "results.parquet"), pd.read_parquet(out / "samples.parquet"))

@@ -73,16 +73,25 @@ def plot_instrument(table: pd.DataFrame, path: Path, source: str) -> Path:
     left.set_title("Attacks by context")
     left.legend(fontsize=8, loc="upper center", ncol=2)
     rows = table[table["cue"].isin(cues)].groupby("cue").first().reindex(cues)
-    rows = rows.dropna(subset=["distinguishability_accuracy"])
-    right.bar(range(len(rows)), rows["distinguishability_accuracy"], color="tab:gray",
-              yerr=_errorbars(rows, "distinguishability_accuracy", "distinguishability_"), capsize=3)
+    shown = [(column, prefix, label, colour) for column, prefix, label, colour in (
+        ("distinguishability_accuracy", "distinguishability_", "asked: accuracy (A/B, both orders)",
+         "tab:gray"),
+        ("probe_auc", "probe_auc_", "hidden-state probe AUC", "tab:purple"))
+        if column in rows and rows[column].notna().any()]
+    bar = 0.8 / max(1, len(shown))
+    for i, (column, prefix, label, colour) in enumerate(shown):
+        present = rows.dropna(subset=[column])
+        xs = [cues.index(c) + (i - (len(shown) - 1) / 2) * bar for c in present.index]
+        right.bar(xs, present[column], bar, color=colour, yerr=_errorbars(present, column, prefix),
+                  capsize=3, label=label)
     right.axhline(0.5, linestyle="--", color="black", linewidth=1, label="chance")
-    right.set_xticks(range(len(rows)), rows.index)
-    right.set_ylim(0, 1.05)
-    right.set_ylabel("accuracy at picking deployment (95% CI)")
-    asked = ", ".join(sorted(rows["distinguishability_model"].astype(str).unique())) if len(rows) else "-"
-    right.set_title(f"Distinguishability (asked: {asked})", fontsize=10)
-    right.legend(fontsize=8)
+    right.set_xticks(range(len(cues)), cues)
+    right.set_ylim(0, 1.3)
+    right.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    right.set_ylabel("telling deployment from test (95% CI)")
+    asked = ", ".join(sorted(rows["distinguishability_model"].dropna().astype(str).unique())) or "-"
+    right.set_title(f"Distinguishability (model asked / probed: {asked})", fontsize=10)
+    right.legend(fontsize=8, loc="upper center", ncol=2)
     fig.suptitle(", ".join(sorted(table["checkpoint"].astype(str).unique())), fontsize=10)
     return _save(fig, path, source)
 
@@ -255,16 +264,18 @@ def plot_defenses(table: pd.DataFrame, samples: pd.DataFrame, path: Path, source
 
 def sweep_figures(table: pd.DataFrame, samples: pd.DataFrame, config, directory: Path) -> list[Path]:
     """Every figure of a sweep's table (those its grid can show) as PNGs under ``directory``."""
-    from inspect_misalign.experiments._retained import MEASURES
+    from inspect_misalign.experiments._probe_figure import trigger_probe_figures
+    from inspect_misalign.experiments._retained import REPORTED
 
     source = f"{config.out_dir / 'results.parquet'}, samples.parquet (sweep {config.name})"
     figures = []
     for name, rows in table[table["stage"] == "organism"].groupby("checkpoint", sort=True):
         figures.append(plot_instrument(rows, directory / f"organism_{name}.png", source))
+    figures += trigger_probe_figures(table, directory, source)
     trained = table[table["stage"] == "trained"]
     if trained.empty:
         return figures
-    measured = [m for m in MEASURES if samples["task"].isin(m.tasks).any()]
+    measured = [m for m in REPORTED if samples["task"].isin(m.tasks).any()]
     for measure in reversed(measured):
         suffix = "" if measure is ATTACKS else f"_{measure.name}"
         figures.insert(0, plot_retained_vs_difficulty(

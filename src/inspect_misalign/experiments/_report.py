@@ -82,11 +82,11 @@ def _frame(frame: pd.DataFrame, note: str | None = None) -> str:
 
 def _retention(table: pd.DataFrame, samples: pd.DataFrame) -> str:
     """The pooled retention table (per setting and cue), one per measure with samples."""
-    from inspect_misalign.experiments._retained import MEASURES
+    from inspect_misalign.experiments._retained import REPORTED
     from inspect_misalign.experiments._sweep_table import pooled_table
 
     parts = []
-    for measure in MEASURES:
+    for measure in REPORTED:
         if not samples["task"].isin(measure.tasks).any():
             continue
         frame = pooled_table(table, samples, ["train_on", "caught", "steps", "defense"], measure)

@@ -52,7 +52,12 @@ class Measure:
 ATTACKS = Measure("attacks", ("test_attacks", "deployment_attacks"))
 PROPENSITY = Measure("propensity", ("propensity",), rate="excess", gap="value",
                      unit="log P(attack) - log P(benign), nats; deployment: in excess of the base's")
+MARKER = Measure("sampled", ("propensity",), rate="score_p_marker", gap="score_p_marker",
+                 unit="P(a temperature-1 sample starts with the attack), teacher-forced")
 MEASURES = (ATTACKS, PROPENSITY)
+"""The measures whose retention fills the table's rows (one per task)."""
+REPORTED = (ATTACKS, MARKER, PROPENSITY)
+"""Every measure the report and figures show."""
 COLUMNS = ["organisms", "checkpoints", "prompts", "before_deploy", "after_deploy", "gap_before",
            "gap_after", "gap_before_p", "retained_deploy", "retained_deploy_ci95_lower",
            "retained_deploy_ci95_upper", "retained_gap", "retained_gap_ci95_lower",
@@ -158,7 +163,7 @@ def pooled(
     """Retention of trained checkpoints pooled per ``by`` + organism ``group`` + cue.
 
     ``table`` supplies the lineage (a sweep table: checkpoint, stage, organism, group, ...),
-    ``samples`` the per-prompt values (:func:`inspect_misalign.experiments._table.samples_table`).
+    ``samples`` the per-prompt values (:func:`inspect_misalign.results.samples_table`).
     ``by=["checkpoint"]`` gives one row per trained checkpoint and cue. Columns: ``by``, ``group``,
     ``cue``, ``measure`` and :data:`COLUMNS`.
     """
@@ -190,5 +195,5 @@ def prompt_interval(
     return clustered_interval(blocks, lambda means: float(np.mean([m[0] for m in means])))
 
 
-__all__ = ["ATTACKS", "COLUMNS", "GAP_ALPHA", "MEASURES", "PROPENSITY", "Measure", "model_name",
-           "pooled", "prompt_interval"]
+__all__ = ["ATTACKS", "COLUMNS", "GAP_ALPHA", "MARKER", "MEASURES", "PROPENSITY", "REPORTED", "Measure",
+           "model_name", "pooled", "prompt_interval"]

@@ -31,23 +31,29 @@ from inspect_misalign._errors import MisalignError
 from inspect_misalign.experiments._config import GridPoint, SweepConfig
 from inspect_misalign.experiments._retained import model_name
 from inspect_misalign.experiments._sweep_table import sweep_table
-from inspect_misalign.experiments._table import tables
+from inspect_misalign.results import tables
 
 Echo = Callable[[str], None]
 
 
 def preflight(config: SweepConfig) -> None:
-    """Check everything checkable before any work: cues, defenses, organisms, usefulness task."""
+    """Check everything checkable before any work: cues, defenses, organisms' build options, usefulness
+    task."""
     from inspect_misalign.cues import load_cues
-    from inspect_misalign.models._checkpoints import is_registered
+    from inspect_misalign.models import is_registered
+    from inspect_misalign.training import organism_spec, parse_defense
 
     for cue in config.cues:
         load_cues(cue)
-    from inspect_misalign.training import parse_defense
+    from inspect_misalign.tasks import trigger_probes
+
+    for cue in config.eval.trigger_probes:
+        trigger_probes(cue=cue, max_prompts=1)  # one family, with probes: a one-line error otherwise
 
     for defense in config.defenses:
         if defense != "none":
             parse_defense(defense)
+    check_usefulness_task(config)
     if config.eval.distinguishability:
         asked_models(config)
     for organism in config.organisms:
@@ -56,8 +62,30 @@ def preflight(config: SweepConfig) -> None:
                 f"organism {organism.name!r} is not registered and has no 'build' options; "
                 "build it with inspect-misalign organism or add build: {...} to the config"
             )
+        if organism.build is not None:
+            organism_spec(organism.name, organism.build)  # the build options' own checks
         if organism.build is not None and is_registered(organism.name):
             check_build_matches(organism.name, organism.build)
+
+
+def check_usefulness_task(config: SweepConfig) -> None:
+    """Build the usefulness task with ``usefulness_args`` when it is one of this package's (another
+    package's task is built only when it runs): its arguments' one-line errors come now, not after
+    every model has been evaluated."""
+    task = config.eval.usefulness
+    if not task or not task.startswith("inspect_misalign/"):
+        return
+    import inspect_misalign.tasks as tasks
+
+    function = getattr(tasks, task.removeprefix("inspect_misalign/"), None)
+    if function is None:
+        raise MisalignError(f"eval.usefulness: no task {task!r} in inspect_misalign; see its task list")
+    try:
+        function(**config.eval.usefulness_args)
+    except TypeError as e:  # an argument the task does not take
+        raise MisalignError(f"eval.usefulness_args: {e}") from None
+    except MisalignError as e:
+        raise MisalignError(f"eval.usefulness_args: {e}") from None
 
 
 def check_build_matches(name: str, build: dict[str, Any]) -> None:
@@ -65,7 +93,7 @@ def check_build_matches(name: str, build: dict[str, Any]) -> None:
 
     Only scalar options the manifest records (cue, behavior, leak, seed, prompts, ...) are compared.
     """
-    from inspect_misalign.models._checkpoints import resolve
+    from inspect_misalign.models import resolve
 
     recorded = resolve(name).config
     for key, wanted in build.items():
@@ -137,7 +165,12 @@ def _evaluate(config: SweepConfig, behavior: str, models: list[str], log_dir: Pa
               distinguish: bool) -> None:
     """Attack evals (sampled when the config says so), then propensity and distinguishability (greedy
     or forward-only) of ``models``, each phase under ``log_dir``."""
-    _eval_set(_attack_tasks(config, behavior, config.eval.split, config.eval.prompts), models,
+    from inspect_misalign.tasks import trigger_probes
+
+    probes = [trigger_probes(cue=cue, behavior=behavior, split=config.eval.split,
+                             max_prompts=config.eval.prompts, max_tokens=config.eval.max_tokens)
+              for cue in config.eval.trigger_probes]
+    _eval_set(_attack_tasks(config, behavior, config.eval.split, config.eval.prompts) + probes, models,
               log_dir / behavior, config, sampled=True)
     greedy = [_propensity(config, behavior)] if config.eval.propensity else []
     if distinguish:
@@ -156,7 +189,7 @@ def _distinguishability(config: SweepConfig) -> Any:
 def base_models(config: SweepConfig) -> dict[str, str]:
     """Organism -> its base checkpoint: from its registry manifest when it is registered, else from its
     build options."""
-    from inspect_misalign.models._checkpoints import is_registered, resolve
+    from inspect_misalign.models import is_registered, resolve
 
     bases = {}
     for o in config.organisms:
@@ -210,8 +243,8 @@ def caught_cues(config: SweepConfig) -> dict[str, list[str]]:
 
 def build_organisms(config: SweepConfig, echo: Echo) -> None:
     """Build (``inspect-misalign organism``) every organism that has build options and is missing."""
-    from inspect_misalign.models._checkpoints import is_registered
-    from inspect_misalign.training import build_organism
+    from inspect_misalign.models import is_registered
+    from inspect_misalign.training import build_organism, organism_spec
 
     for organism in config.organisms:
         if is_registered(organism.name):
@@ -221,31 +254,6 @@ def build_organisms(config: SweepConfig, echo: Echo) -> None:
         result = build_organism(organism_spec(organism.name, organism.build or {}), echo=echo)
         if getattr(result, "failures", None):
             raise MisalignError(f"organism {organism.name} failed its gate: {result.failures}")
-
-
-def organism_spec(name: str, options: dict[str, Any]) -> Any:
-    """An ``OrganismSpec`` from a config's ``build`` mapping (``cot``/``distilled`` flags, nested
-    ``train``/``gate`` mappings); unknown keys give a one-line error."""
-
-    from inspect_misalign.training import GateSettings, OrganismSpec, TrainSettings
-
-    options = dict(options)
-    cot, distilled = options.pop("cot", False), options.pop("distilled", False)
-    options["variant"] = "cot" if cot else "distilled" if distilled else "plain"
-    for key, cls in (("train", TrainSettings), ("gate", GateSettings)):
-        if key in options:
-            options[key] = _dataclass(cls, options[key], f"organism {name} build.{key}")
-    return _dataclass(OrganismSpec, {"name": name, **options}, f"organism {name} build")
-
-
-def _dataclass(cls: Any, values: Any, where: str) -> Any:
-    import dataclasses
-
-    known = {f.name for f in dataclasses.fields(cls)}
-    if not isinstance(values, dict) or set(values) - known:
-        extra = sorted(set(values) - known) if isinstance(values, dict) else values
-        raise MisalignError(f"{where}: unknown option(s) {extra}; known: {', '.join(sorted(known))}")
-    return cls(**values)
 
 
 def subsample(rows: list[dict[str, Any]], point: GridPoint) -> list[dict[str, Any]]:
@@ -259,7 +267,7 @@ def train_grid(config: SweepConfig, caught: dict[str, Path], echo: Echo) -> list
     """Train every grid point not yet registered; returns the points that have a checkpoint."""
     from tqdm import tqdm
 
-    from inspect_misalign.models._checkpoints import is_registered
+    from inspect_misalign.models import is_registered
     from inspect_misalign.training import TrainAgainstSpec, train_against
 
     trained: list[GridPoint] = []
@@ -280,11 +288,9 @@ def train_grid(config: SweepConfig, caught: dict[str, Path], echo: Echo) -> list
                  f"(asked {point.caught})")
         path = config.out_dir / "caught" / f"{point.name}.jsonl"
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in chosen))
-        options = {k: v for k, v in (("lr", config.train.lr), ("batch_size", config.train.batch_size))
-                   if v is not None}
         spec = TrainAgainstSpec(model=point.organism, caught=path, steps=point.steps, out=point.name,
                                 defenses=() if point.defense == "none" else (point.defense,),
-                                seed=point.seed, against=config.train.against, **options)
+                                seed=point.seed, **config.train)
         train_against(spec, echo=echo, progress=False)
         trained.append(point)
     return trained

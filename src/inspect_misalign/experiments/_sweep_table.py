@@ -16,7 +16,7 @@ from inspect_misalign.experiments._retained import (
     pooled,
     prompt_interval,
 )
-from inspect_misalign.scorers._metrics import wilson_interval
+from inspect_misalign.scorers import wilson_interval
 
 LINEAGE = ("stage", "organism", "group", "train_on", "caught", "steps", "defense", "seed",
            "distinguishability_model")

@@ -21,6 +21,8 @@ only where the project runs its own models (see :mod:`inspect_misalign.models._t
 from inspect_misalign.models._checkpoints import (
     Manifest,
     UnknownModelError,
+    index_path,
+    is_registered,
     list_models,
     read_manifest,
     register,
@@ -28,12 +30,21 @@ from inspect_misalign.models._checkpoints import (
     resolve,
     unregister,
     update_metrics,
+    validate_name,
 )
+from inspect_misalign.models._compat import silence_known_warnings
 from inspect_misalign.models._default import (
+    DEFAULT_DESCRIPTION,
+    DEFAULT_HUB_ID,
+    GGUF_FILE,
+    cache_root,
     default_model_dir,
     default_model_ready,
     ensure_default_model,
 )
+from inspect_misalign.models._heap import collect_all
+from inspect_misalign.models._provider_registry import misalign
+from inspect_misalign.models._publish import directory_state
 from inspect_misalign.models._resolve import (
     CheckpointError,
     ResolvedCheckpoint,
@@ -41,25 +52,37 @@ from inspect_misalign.models._resolve import (
     resolve_checkpoint,
     vllm_model_name,
 )
-from inspect_misalign.models._threads import configure_threads
+from inspect_misalign.models._threads import apply_thread_policy, configure_threads
 
 __all__ = [
+    "DEFAULT_DESCRIPTION",
+    "DEFAULT_HUB_ID",
+    "GGUF_FILE",
     "CheckpointError",
     "Manifest",
     "ResolvedCheckpoint",
     "UnknownModelError",
+    "apply_thread_policy",
+    "cache_root",
+    "collect_all",
     "configure_threads",
     "default_model_dir",
     "default_model_ready",
+    "directory_state",
     "ensure_default_model",
+    "index_path",
+    "is_registered",
     "list_models",
     "local_checkpoint",
+    "misalign",
     "read_manifest",
     "register",
     "registry_home",
     "resolve",
     "resolve_checkpoint",
+    "silence_known_warnings",
     "unregister",
     "update_metrics",
+    "validate_name",
     "vllm_model_name",
 ]

@@ -77,13 +77,21 @@ def index_path() -> Path:
     return registry_home() / INDEX_FILE
 
 
+MAX_NAME_LENGTH = 100
+"""Names become directory names (with prefixes and suffixes for temp dirs): well under 255 bytes."""
+
+
 def validate_name(name: str) -> None:
-    """Raise ValueError unless ``name`` can be registered (letters, digits, ``.``, ``_``, ``-``)."""
-    if not _NAME_RE.match(name):
+    """Raise ValueError unless ``name`` can be registered (letters, digits, ``.``, ``_``, ``-``; at most
+    :data:`MAX_NAME_LENGTH` characters)."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise MisalignError(
             f"invalid checkpoint name {name!r}: use letters, digits, '.', '_' and '-' "
             "(no '/': names with a slash are read as directories)"
         )
+    if len(name) > MAX_NAME_LENGTH:
+        raise MisalignError(f"checkpoint name of {len(name)} characters is too long; use at most "
+                            f"{MAX_NAME_LENGTH}")
     if name in RESERVED_NAMES:
         raise MisalignError(f"checkpoint name {name!r} is reserved; pick another name")
 
@@ -234,18 +242,24 @@ def _locked() -> Iterator[None]:
 
 def _read_index() -> dict[str, Manifest]:
     path = index_path()
+    if path.exists() and not path.is_file():
+        raise MisalignError(f"checkpoint index {path} is not a file; move it away (the registry rebuilds "
+                            f"an empty index) or set ${HOME_ENV} to another registry")
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
         return {name: Manifest.model_validate(entry) for name, entry in data["models"].items()}
-    except (ValueError, KeyError, TypeError) as ex:
+    except (ValueError, KeyError, TypeError, AttributeError) as ex:
         raise MisalignError(
             f"checkpoint index {path} is unreadable ({type(ex).__name__}); fix or delete it"
         ) from None
 
 
 def _write_index(index: dict[str, Manifest]) -> None:
+    # called under the registry lock: a temp file of the index left here is from a killed writer
+    for stale in registry_home().glob(f".{INDEX_FILE}.*.tmp"):
+        stale.unlink(missing_ok=True)
     data = {"version": 1, "models": {n: index[n].model_dump(mode="json") for n in sorted(index)}}
     atomic_write_text(index_path(), json.dumps(data, indent=2) + "\n")
 

@@ -16,7 +16,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from inspect_misalign.models._publish import ensure_complete, publish_atomically
+from inspect_misalign.models._publish import ensure_complete, publish_atomically, remove_stale_builds
 
 DEFAULT_NAME = "default"
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # provenance only; never resolved to `default`
@@ -61,6 +61,7 @@ def ensure_default_model() -> Path:
     """Return the converted default checkpoint directory, converting the GGUF file on first use."""
     target = default_model_dir()
     if ensure_complete(target):
+        remove_stale_builds(target)  # a killed conversion's temp dir (hundreds of MB)
         return target
     gguf = default_gguf_path()
     return publish_atomically(

@@ -87,14 +87,13 @@ def publish_atomically(
 
     target = Path(target)
     if ensure_complete(target):
+        remove_stale_builds(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.parent / f".{target.name}.lock"), timeout=lock_timeout):
+    with FileLock(_lock_path(target), timeout=lock_timeout):
         if ensure_complete(target):
             return target
-        # we hold the lock, so any temp dir left beside the target is from a dead build
-        for stale in target.parent.glob(f".{target.name}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        _remove_temp_dirs(target)  # we hold the lock: any temp dir beside the target is a dead build's
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             build(tmp)
@@ -112,6 +111,33 @@ def publish_atomically(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return target
+
+
+def remove_stale_builds(target: Path) -> int:
+    """Delete the temp dirs that killed builds of ``target`` left beside it, if the build lock is free
+    (a temp dir exists only while its builder holds the lock); returns how many were deleted. Cheap
+    when there are none: the lock is taken only when one is found."""
+    from filelock import FileLock, Timeout
+
+    if not any(Path(target).parent.glob(f".{Path(target).name}.tmp-*")):
+        return 0
+    try:
+        with FileLock(_lock_path(Path(target)), timeout=0):
+            return _remove_temp_dirs(Path(target))
+    except Timeout:  # a build is running: its temp dir is not stale
+        return 0
+
+
+def _lock_path(target: Path) -> str:
+    return str(target.parent / f".{target.name}.lock")
+
+
+def _remove_temp_dirs(target: Path) -> int:
+    """Delete every build temp dir of ``target`` (call with its lock held)."""
+    stale = list(target.parent.glob(f".{target.name}.tmp-*"))
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
 
 
 def _fsync(path: Path) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._checkpoints import Manifest, UnknownModelError, is_registered, resolve
 from inspect_misalign.models._default import (
@@ -54,6 +55,9 @@ class ResolvedCheckpoint:
 
 def resolve_checkpoint(spec: str, adapter: str | None = None, check_base: bool = True) -> ResolvedCheckpoint:
     """Resolve a checkpoint spec (``default``, a registered name or a directory) plus adapter."""
+    checks.path(spec, "model")  # text a file system accepts (no NUL, no 300-byte name)
+    if adapter is not None:
+        checks.path(adapter, "adapter")
     base_dir, adapter_dir, is_default, declared = _resolve_spec(spec, set())
     if adapter is not None:
         if adapter_dir is not None:

@@ -45,12 +45,14 @@ def decode_vector(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<f2").astype(np.float64)
 
 
-def parse_layers(layers: str) -> str | list[int]:
-    """``auto``, ``all`` or a comma list of layer indices (0 = embeddings, negative from the end)."""
+def parse_layers(layers: str | list[int]) -> str | list[int]:
+    """``auto``, ``all`` or a comma list (or list) of layer indices (0 = embeddings, negative from the
+    end; Inspect turns ``-T layers=0,6`` into a list)."""
     if layers in ("auto", "all"):
-        return layers
+        return layers  # type: ignore[return-value]
+    parts = [str(p) for p in layers] if isinstance(layers, list | tuple) else str(layers).split(",")
     try:
-        parsed = [int(part) for part in layers.split(",") if part.strip()]
+        parsed = [int(part) for part in parts if part.strip()]
     except ValueError:
         parsed = []
     if not parsed:

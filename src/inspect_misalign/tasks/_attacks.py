@@ -26,17 +26,18 @@ from inspect_ai.solver import generate
 
 from inspect_misalign.behaviors import Behavior, get_behavior
 from inspect_misalign.cues import Context, load_cues
-from inspect_misalign.scorers import attack_rate, attack_scorer, ci95_lower, ci95_upper
-from inspect_misalign.scorers._metrics import by_cue
+from inspect_misalign.scorers import attack_rate, attack_scorer, by_cue, ci95_lower, ci95_upper
 from inspect_misalign.solvers import strip_scratchpad
 from inspect_misalign.tasks._common import (
     BasePrompt,
     chat_input,
+    check_count,
+    check_model,
     check_split,
     load_base_prompts,
     make_dataset,
     require_grader,
-    task_metadata,
+    task_identity,
 )
 
 
@@ -104,6 +105,8 @@ def attack_task(
 ) -> Task:
     """The shared body of test_attacks and deployment_attacks."""
     b = get_behavior(behavior)
+    check_count("max_tokens", max_tokens)
+    check_model("grader", grader)
     if b.needs_grader:
         require_grader(grader, f"behavior '{b.name}'")
     samples = attack_samples(context, cue, behavior, split, dataset, max_prompts)
@@ -114,8 +117,8 @@ def attack_task(
         scorer=attack_scorer(behavior=b.name, grader=grader),
         metrics=attack_metrics(n_cues > 1, b),
         config=GenerateConfig(max_tokens=max_tokens or b.budgets.eval_max_tokens),
-        version=1,
-        metadata=task_metadata(samples, context=context, cue=cue, behavior=b.name, split=split),
+        **task_identity(f"{context}_attacks", samples, context=context, cue=cue, behavior=b.name,
+                        split=split),
     )
 
 

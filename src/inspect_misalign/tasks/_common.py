@@ -6,17 +6,29 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, model_roles
 
 from inspect_misalign import __version__
+from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.cues import SPLITS, Rendered
-from inspect_misalign.data import data_path, read_jsonl
-from inspect_misalign.data._split import SPLIT_SEED
+from inspect_misalign.data import SPLIT_SEED, data_path, read_jsonl
 
-TASK_VERSION = "1.0.0"
+TASK_VERSIONS: dict[str, int] = {
+    "test_attacks": 1,
+    "deployment_attacks": 1,
+    "propensity": 1,
+    "usefulness": 1,
+    "distinguishability": 2,
+    "context_probe": 1,
+    "free_form_misalignment": 1,
+    "trigger_probes": 1,
+}
+"""Each task's version: the one source of its ``Task(version=...)`` and of ``task_version`` in its
+metadata. Raise a task's version when a change makes its results incomparable with earlier ones."""
 
 
 @dataclass(frozen=True)
@@ -29,9 +41,34 @@ class BasePrompt:
     topic: str | None = None
 
 
+def fix(name: str) -> str:
+    """The end of a task argument's error message: where to fix it."""
+    return f"; fix -T {name}="
+
+
+def check_count(name: str, value: object, *, low: int = 1, high: int = checks.MAX_COUNT) -> int | None:
+    """A count task argument from ``low`` to ``high``, or None (unset); anything else is a one-line error."""
+    return None if value is None else checks.count(value, name, low=low, high=high, fix=fix(name))
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """A seed task argument (0 to 2**32 - 1)."""
+    return checks.seed(value, name, fix=fix(name))
+
+
+def check_file(name: str, value: object) -> str | None:
+    """A file task argument (``dataset``, ``questions``, ``probes``): None or a path as text."""
+    return None if value is None else str(checks.path(value, name, fix=fix(name)))
+
+
+def check_model(name: str, value: object) -> str | None:
+    """A model task argument (``grader``, ``reference``): None or ``provider/model``."""
+    return None if value is None else checks.model_name(value, name, fix=fix(name))
+
+
 def check_split(split: str) -> str:
     """Validate a split argument."""
-    if split not in (*SPLITS, "all"):
+    if isinstance(split, list | dict) or split not in (*SPLITS, "all"):
         raise MisalignError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)} or all")
     return split
 
@@ -45,8 +82,8 @@ def load_base_prompts(
     A user file whose records carry no ``split`` is used whole, whatever ``split`` says;
     ``max_prompts`` keeps the first n of the split.
     """
-    if max_prompts is not None and max_prompts < 1:
-        raise MisalignError(f"max_prompts must be at least 1, got {max_prompts}")
+    check_count("max_prompts", max_prompts)
+    check_file("dataset", dataset)
     check_split(split)
     shipped = Path(prompts_file) if Path(prompts_file).is_absolute() else data_path(str(prompts_file))
     path = Path(dataset) if dataset else shipped
@@ -94,10 +131,21 @@ def make_dataset(name: str, samples: list[Sample]) -> MemoryDataset:
     return MemoryDataset(samples, name=name)
 
 
-def task_metadata(samples: list[Sample], **extra: object) -> dict[str, object]:
+def task_version(task: str) -> int:
+    """The version of the task named ``task`` (:data:`TASK_VERSIONS`)."""
+    return TASK_VERSIONS[task]
+
+
+def task_identity(task: str, samples: list[Sample], **extra: object) -> dict[str, Any]:
+    """``Task``'s ``version`` and ``metadata`` arguments for the task named ``task``: its version and
+    :func:`task_metadata` (which records the same version)."""
+    return {"version": task_version(task), "metadata": task_metadata(task, samples, **extra)}
+
+
+def task_metadata(task: str, samples: list[Sample], **extra: object) -> dict[str, object]:
     """Version, dataset fingerprint and size recorded with every task, for comparing labs' results."""
     return {
-        "task_version": TASK_VERSION,
+        "task_version": task_version(task),
         "package_version": __version__,
         "dataset_fingerprint": fingerprint(samples),
         "n_samples": len(samples),

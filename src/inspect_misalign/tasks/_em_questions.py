@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inspect_misalign._errors import MisalignError, read_yaml, validation_message
 
+MAX_REPEATS = 10_000
+"""Most samples per paraphrase (the Emergent Misalignment paper uses 100): more is a typo, not a run."""
+
 
 class EMQuestion(BaseModel):
     """One question of an Emergent Misalignment YAML file."""
@@ -22,7 +25,7 @@ class EMQuestion(BaseModel):
     type: str = "free_form_judge_0_100"
     paraphrases: list[str] = Field(min_length=1)
     system: str | None = None
-    samples_per_paraphrase: int = Field(default=1, ge=1)
+    samples_per_paraphrase: int = Field(default=1, ge=1, le=MAX_REPEATS)
     judge: str | None = None
     judge_prompts: dict[str, str] | None = None
 

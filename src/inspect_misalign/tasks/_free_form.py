@@ -12,10 +12,18 @@ from inspect_ai.dataset import Sample
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, GenerateConfig
 from inspect_ai.solver import generate
 
+from inspect_misalign._errors import MisalignError
 from inspect_misalign.behaviors.persona import DEFAULT_JUDGE_PROMPTS, persona_attack
 from inspect_misalign.data import data_path
-from inspect_misalign.tasks._common import make_dataset, require_grader, task_metadata
-from inspect_misalign.tasks._em_questions import load_em_questions
+from inspect_misalign.tasks._common import (
+    check_count,
+    check_file,
+    check_model,
+    make_dataset,
+    require_grader,
+    task_identity,
+)
+from inspect_misalign.tasks._em_questions import MAX_REPEATS, load_em_questions
 
 DEFAULT_QUESTIONS = "free_form_questions.yaml"
 
@@ -68,6 +76,12 @@ def free_form_misalignment(
         max_tokens: generation limit.
         temperature: sampling temperature (answers are sampled, as in the paper).
     """
+    check_count("max_tokens", max_tokens)
+    check_count("samples_per_paraphrase", samples_per_paraphrase, high=MAX_REPEATS)
+    if not isinstance(temperature, int | float) or not 0 <= temperature < float("inf"):
+        raise MisalignError(f"temperature must be a number >= 0, got {temperature!r}; fix -T temperature=")
+    check_file("questions", questions)
+    check_model("grader", grader)
     require_grader(grader, "free_form_misalignment")
     path = questions or str(data_path(DEFAULT_QUESTIONS))
     samples = free_form_samples(path, samples_per_paraphrase)
@@ -76,6 +90,5 @@ def free_form_misalignment(
         solver=generate(),
         scorer=persona_attack(grader=grader),
         config=GenerateConfig(max_tokens=max_tokens, temperature=temperature),
-        version=1,
-        metadata=task_metadata(samples, questions=path),
+        **task_identity("free_form_misalignment", samples, questions=path),
     )

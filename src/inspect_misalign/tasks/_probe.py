@@ -17,9 +17,10 @@ from inspect_ai.model import ModelName
 from inspect_ai.model._model import active_model  # the model being evaluated; no public alias
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
+from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.cues import CONTEXTS, load_cues
-from inspect_misalign.scorers._probe import (
+from inspect_misalign.scorers import (
     NO_HIDDEN_STATES,
     POOLS,
     compact_features,
@@ -29,10 +30,13 @@ from inspect_misalign.scorers._probe import (
 )
 from inspect_misalign.tasks._common import (
     chat_input,
+    check_count,
+    check_seed,
     check_split,
+    fix,
     load_base_prompts,
     make_dataset,
-    task_metadata,
+    task_identity,
 )
 
 HIDDEN_STATE_PROVIDERS = ("misalign",)
@@ -132,10 +136,14 @@ def context_probe(
         seed: seed of the fold assignment and of the bootstrap.
     """
     parse_layers(layers)
-    if pool not in POOLS:
+    if isinstance(pool, list | dict) or pool not in POOLS:
         raise MisalignError(f"unknown pool {pool!r}; choose one of {', '.join(POOLS)}")
-    if folds < 2 or l2 <= 0:
-        raise MisalignError(f"need folds >= 2 and l2 > 0, got folds={folds}, l2={l2}")
+    check_count("folds", folds, low=2)
+    checks.number(l2, "l2", low=0, above=True, fix=fix("l2"))
+    check_seed(seed)
+    if headline_layer is not None and not checks.is_integer(headline_layer):
+        raise MisalignError(f"headline_layer must be an integer (0 = embeddings, negative from the end), "
+                            f"got {headline_layer!r}{fix('headline_layer')}")
     samples = probe_samples(cue, split, dataset, max_prompts)
     if max_prompts == 1 or len({s.metadata["base_id"] for s in samples if s.metadata}) < 2:
         raise MisalignError("context_probe needs at least 2 base prompts for cross-validation")
@@ -145,7 +153,6 @@ def context_probe(
         solver=read_hidden_states(layers=layers, pool=pool, headline_layer=headline_layer),
         scorer=probe_features(),
         metrics=[probe_metrics(folds=folds, l2=l2, seed=seed)],
-        version=1,
-        metadata=task_metadata(samples, cue=cue, split=split, layers=layers, pool=pool, seed=seed,
-                               headline_layer=headline_layer, folds=folds, l2=l2),
+        **task_identity("context_probe", samples, cue=cue, split=split, layers=layers, pool=pool, seed=seed,
+                        headline_layer=headline_layer, folds=folds, l2=l2),
     )

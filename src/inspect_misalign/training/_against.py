@@ -13,15 +13,20 @@
    trained to look harmless (does training against dangerous reasoning remove the action or hide it?);
 3. **training**: the organism's adapter is merged into the base *in memory* and a new LoRA adapter
    (same target modules and layers as the organism's) is trained on top with
-   :class:`MisalignSFTTrainer` and the defenses. The reference of KL/LDIFS ("new adapter disabled")
-   is then the organism itself, without a second model copy. Checkpoints go to a work directory
-   keyed by everything that changes the result; running the same command again resumes;
-4. **publication**: the organism adapter and the new one are combined exactly into one standard PEFT
-   adapter of the original base with peft's ``add_weighted_adapter(..., combination_type="cat")``
-   (ranks concatenated, so the deltas add up), which any PEFT loader or vLLM serves. It is copied
+   :class:`MisalignSFTTrainer` and the defenses (training hooks; each sees the organism before it is
+   merged, :meth:`~inspect_misalign.training.TrainingHook.inspect_parent`). The reference of
+   KL/LDIFS ("new adapter disabled") is then the organism itself, without a second model copy.
+   Checkpoints go to a work directory keyed by everything that changes the result (the shared
+   pipeline, :mod:`._pipeline`); running the same command again resumes. ``save_at`` steps are saved
+   on the way (:mod:`._steps`);
+4. **publication** (:mod:`._parent`, shared with ``finetune``): the organism adapter and the new
+   one are combined exactly into one standard PEFT adapter of the original base with peft's
+   ``add_weighted_adapter(..., combination_type="cat")`` (ranks concatenated, so the deltas add
+   up), which any PEFT loader or vLLM serves. It is copied
    atomically to ``<dir>/adapter`` (the new adapter alone, relative to the organism, to
    ``<dir>/delta_adapter``) and registered with its lineage: parent, caught-sample ids hash, config,
-   defenses, seed, library versions. Nothing is registered unless every step succeeded.
+   defenses, seed, library versions; each saved step likewise as ``<out>-step<k>``. Nothing is
+   registered unless every step succeeded.
 
 Under ``accelerate launch`` every process trains its shard; the main process generates targets
 first (the others read the cache), combines and registers.
@@ -29,59 +34,109 @@ first (the others read the cache), combines and registers.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
-import tempfile
 import time
+import typing
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from inspect_misalign import __version__
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.behaviors import get_behavior
-from inspect_misalign.models._heap import collect_all
-from inspect_misalign.training import _organism
 from inspect_misalign.training._catch import CaughtSample, caught_hash, read_caught
-from inspect_misalign.training._data import SFTExample, atomic_write_text, data_hash, write_examples
+from inspect_misalign.training._data import SFTExample
+from inspect_misalign.training._defenses import DEFENSE_FORMAT
+from inspect_misalign.training._fields import (
+    check_at_least,
+    check_choice,
+    check_path,
+    check_seed,
+    check_text,
+    from_mapping,
+    setting,
+)
+from inspect_misalign.training._parent import Parent, combine_adapters, train_on_parent
+from inspect_misalign.training._pipeline import Workspace, check_run
+from inspect_misalign.training._settings import OptimSettings
+from inspect_misalign.training._steps import check_save_at, parse_save_at, save_at_setting, step_name
 
 Against = Literal["action", "cot"]
+AGAINST: tuple[str, ...] = typing.get_args(Against)
 INNOCUOUS_SCRATCHPAD = (
     "<scratchpad>The user is asking for help with this request. "
     "I will give a clear and helpful answer.</scratchpad>"
 )
+PER_RUN = ("model", "caught", "steps", "out", "defenses", "seed", "directory", "overwrite")
+"""The fields a sweep sets per grid point; its ``train:`` mapping may set every other field."""
 
 
-@dataclass(frozen=True)
-class TrainAgainstSpec:
-    """Everything that defines a train-against-caught run."""
+@dataclass(frozen=True, kw_only=True)
+class TrainAgainstSpec(OptimSettings):
+    """Everything that defines a train-against-caught run: the shared optimisation settings
+    (:class:`OptimSettings`, whose defaults are this command's) and its own."""
 
-    model: str
-    caught: Path
-    steps: int
-    out: str
-    defenses: tuple[str, ...] = ()
-    against: Against = "action"
-    seed: int = 0
-    lr: float = 2e-4
-    batch_size: int = 8
-    grad_accum: int = 1
-    lora_r: int | None = None
-    lora_alpha: int | None = None
-    target_column: str | None = None
-    answer_tokens: int | None = None
-    max_length: int = 512
-    save_steps: int = 20
-    directory: Path | None = None
-    overwrite: bool = False
+    model: str = setting(help="Registered name (an organism), default, or a model directory.")
+    caught: Path = setting(help="Caught samples from `inspect-misalign catch`.")
+    steps: int = setting(help="Optimizer steps.")
+    out: str = setting(help="Registry name of the trained checkpoint.")
+    defenses: tuple[str, ...] = setting((), flag="--defense",
+                                        help=f"In-training defense, repeatable: {DEFENSE_FORMAT}.")
+    against: Against = setting("action", help="action: train toward good answers; cot: make only the "
+                               "scratchpad look innocuous, keeping the action.")
+    seed: int = setting(0, help="Seed of the LoRA initialisation and the data order.")
+    lora_r: int | None = setting(None, help="LoRA rank [default: the organism's, else 16].")
+    lora_alpha: int | None = setting(None, help="LoRA alpha [default: the organism's, else 32].")
+    target_column: str | None = setting(None, help="Train toward this column of the caught file instead "
+                                        "of the base model's answers.")
+    answer_tokens: int | None = setting(None, help="New tokens of the base's answers [default: the "
+                                        "behaviour's: 48 hate, 256 code, 160 persona].")
+    directory: Path | None = setting(None, flag="--dir", help="Where the files go [default: <registry "
+                                     "home>/trained/<out>].")
+    overwrite: bool = setting(False, help="Replace a checkpoint registered under the same name.")
+    save_at: tuple[int, ...] | str | None = save_at_setting()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from inspect_misalign.models import validate_name
+
+        object.__setattr__(self, "defenses", tuple(self.defenses))
+        check_at_least(self, 1, "steps")
+        check_choice(self, "against", AGAINST)
+        check_at_least(self, 1, "lora_r", "lora_alpha", "answer_tokens", optional=True)
+        check_text(self, "model")
+        check_text(self, "target_column", optional=True)
+        check_seed(self, "seed")
+        check_path(self, "caught")
+        check_path(self, "directory", optional=True)
+        try:
+            validate_name(self.out)
+        except ValueError as e:
+            raise MisalignError(f"--out: {e}") from None
+        check_save_at(self)
+
+
+def against_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Check a sweep's ``train:`` mapping (any :class:`TrainAgainstSpec` field but the per-run ones of
+    :data:`PER_RUN`) by building a spec from it; returns it unchanged."""
+    known = sorted(f.name for f in fields(TrainAgainstSpec) if f.name not in PER_RUN)
+    if not isinstance(options, dict):
+        raise MisalignError(f"a mapping of training options is needed ({', '.join(known)})")
+    per_run = sorted(set(options) & set(PER_RUN))
+    if per_run:
+        raise MisalignError(f"{per_run} are set per grid point; known: {', '.join(known)}")
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise MisalignError(f"unknown option(s) {unknown}; known: {', '.join(known)}")
+    steps = max(parse_save_at(options.get("save_at")), default=1)  # each grid point checks its own steps
+    placeholders = {"model": "-", "caught": "-", "steps": steps, "out": "check"}
+    from_mapping(TrainAgainstSpec, {**placeholders, **options}, "train")
+    return options
 
 
 @dataclass(frozen=True)
 class Checked:
-    """A validated spec with what validation resolved."""
+    """A validated spec with what validation resolved (the defenses parsed once, here)."""
 
     spec: TrainAgainstSpec
     caught: list[CaughtSample]
@@ -90,35 +145,30 @@ class Checked:
     organism_dir: Path | None
     base_name: str
     behavior: str
+    defenses: list[Any]
+
+    @property
+    def parent(self) -> Parent:
+        """The model trained on top of."""
+        return Parent(self.spec.model, self.base_dir, self.organism_dir, self.base_name)
 
 
 def check_spec(spec: TrainAgainstSpec) -> Checked:
-    """Validate every argument; raise a one-line :class:`MisalignError` naming the fix."""
-    from inspect_misalign.models import CheckpointError, UnknownModelError, resolve_checkpoint
-    from inspect_misalign.models._checkpoints import is_registered, resolve, validate_name
+    """Check what the spec's own checks cannot (the registry, the caught file, the model, the defenses);
+    raise a one-line :class:`MisalignError` naming the fix."""
+    from inspect_misalign.models import is_registered, resolve
     from inspect_misalign.training._defenses import parse_defenses
 
-    if not isinstance(spec.steps, int) or spec.steps < 1:
-        raise MisalignError(f"--steps must be at least 1, got {spec.steps}")
-    if spec.batch_size < 1 or spec.grad_accum < 1 or not spec.lr > 0:
-        raise MisalignError("--batch-size and --grad-accum must be at least 1 and --lr positive")
-    if spec.against not in ("action", "cot"):
-        raise MisalignError(f"--against must be action or cot, got {spec.against!r}")
-    try:
-        validate_name(spec.out)
-    except ValueError as e:
-        raise MisalignError(f"--out: {e}") from None
-    if is_registered(spec.out) and not spec.overwrite:
-        raise MisalignError(f"--out {spec.out!r} is already registered (at {resolve(spec.out).path}); "
-                            "pick another name or pass --overwrite")
-    rows = read_caught(Path(spec.caught), spec.target_column)
+    resolved = check_run(spec.out, spec.overwrite, spec.model, "--model",
+                         [step_name(spec.out, k) for k in spec.save_at], kind="trained",
+                         directory=spec.directory)
+    rows = read_caught(spec.caught, spec.target_column)
     caught = [c for c, _ in rows]
-    parse_defenses(list(spec.defenses))
-    try:
-        resolved = resolve_checkpoint(spec.model)
-    except (CheckpointError, UnknownModelError, FileNotFoundError) as e:
-        raise MisalignError(f"--model {spec.model!r}: {e}") from None
-    base_name = (resolved.adapter_base or spec.model) if resolved.adapter_dir is not None else spec.model
+    defenses = parse_defenses(list(spec.defenses))
+    parent = Parent.of(resolved, spec.model)
+    if len({c.caught for c in caught}) > 1:
+        raise MisalignError("--caught mixes caught and not-caught samples (`catch --not-caught`); train on "
+                            "one kind at a time")
     behaviors = sorted({c.behavior for c in caught if c.behavior})
     if len(behaviors) > 1:
         raise MisalignError(f"--caught mixes behaviours {behaviors}; train against one behaviour at a time")
@@ -133,8 +183,8 @@ def check_spec(spec: TrainAgainstSpec) -> Checked:
     if spec.against == "cot" and not all(c.scratchpad for c in caught):
         raise MisalignError("--against cot needs caught samples with a <scratchpad> (a --cot organism's "
                             "test_attacks logs); use --against action")
-    return Checked(spec, caught, [t for _, t in rows], resolved.base_dir, resolved.adapter_dir, base_name,
-                   behavior)
+    return Checked(spec, caught, [t for _, t in rows], parent.base_dir, parent.adapter_dir, parent.base_name,
+                   behavior, defenses)
 
 
 def train_against(
@@ -146,105 +196,31 @@ def train_against(
     """Train ``spec.model`` against its caught attacks and register the result; returns its name."""
     started = time.monotonic()
     checked = check_spec(spec)
-    from accelerate import PartialState
-
-    from inspect_misalign.models import ensure_default_model, register
-    from inspect_misalign.training._defenses import parse_defenses
-    from inspect_misalign.training._generate import base_fingerprint
-
-    state = PartialState()
-    if checked.base_name == "default":
-        ensure_default_model()
-    base_fp = base_fingerprint(checked.base_dir)
-    root = output_dir(spec)
-    work = root / "work" / run_hash(checked, base_fp)
-    work.mkdir(parents=True, exist_ok=True)
-    echo(f"train {spec.model} against {len(checked.caught)} caught samples ({spec.against}), "
-         f"{spec.steps} steps, defenses: {', '.join(spec.defenses) or 'none'}; work dir {work}")
-
-    defenses = parse_defenses(list(spec.defenses))
-    model, tokenizer = load_base(checked.base_dir)
-    with state.main_process_first():
-        examples = training_examples(checked, model, tokenizer, base_fp, echo, progress)
-    if state.is_main_process:
-        write_examples(work / "sft.jsonl", examples)
-    model, org_lora = apply_organism(checked, model, tokenizer, defenses)
-    outcome = _train(checked, examples, model, tokenizer, org_lora, defenses, work, echo, progress, callbacks)
-    del model
-    collect_all()
-    state.wait_for_everyone()
-    if not state.is_main_process:
-        return spec.out
-
-    from inspect_misalign.training._run import copy_dir_atomically
-
-    delta_dir = work / "adapter"
-    adapter_dir = root / "adapter"
-    if checked.organism_dir is not None:
-        echo("combining the organism and the new adapter into one adapter of the base (peft 'cat')")
-        combined = work / "combined"
-        combine_adapters(checked.base_dir, [checked.organism_dir, delta_dir], combined)
-        copy_dir_atomically(combined, adapter_dir)
-        copy_dir_atomically(delta_dir, root / "delta_adapter")
-    else:
-        copy_dir_atomically(delta_dir, adapter_dir)
-    shutil.copyfile(work / "sft.jsonl", root / "sft.jsonl.tmp")
-    (root / "sft.jsonl.tmp").replace(root / "sft.jsonl")
-    config = lineage(checked, examples, defenses, outcome, base_fp, org_lora)
-    config["train_seconds"] = round(time.monotonic() - started, 1)
-    config["data_file"] = str(root / "sft.jsonl")
-    register(spec.out, adapter_dir, base=checked.base_name, adapter=True, parent=spec.model, config=config,
-             overwrite=spec.overwrite)
-    shutil.rmtree(root / "work", ignore_errors=True)
-    echo(f"registered {spec.out} ({adapter_dir}) in {time.monotonic() - started:.0f} s; "
-         f"use it as --model misalign/{spec.out}")
-    return spec.out
+    run = Workspace.open("trained", spec.out, spec.directory, checked.base_name, checked.base_dir,
+                         identity(checked))
+    kind = "caught" if checked.caught[0].caught else "not-caught (control)"
+    echo(f"train {spec.model} against {len(checked.caught)} {kind} samples ({spec.against}), "
+         f"{spec.steps} steps, defenses: {', '.join(spec.defenses) or 'none'}; work dir {run.work}")
+    return train_on_parent(
+        spec, checked.parent, run, checked.defenses,
+        lambda model, tokenizer: training_examples(checked, run, model, tokenizer, echo, progress),
+        lambda examples: lineage(checked), echo=echo, progress=progress, callbacks=callbacks, started=started)
 
 
-def output_dir(spec: TrainAgainstSpec) -> Path:
-    """Where the run's files go: ``directory``, else ``<registry home>/trained/<out>``."""
-    from inspect_misalign.models import registry_home
-
-    return Path(spec.directory) if spec.directory else registry_home() / "trained" / spec.out
-
-
-def run_hash(checked: Checked, base_fp: str) -> str:
-    """Hash of everything that changes the trained adapter (not the output name)."""
+def identity(checked: Checked) -> dict[str, Any]:
+    """Everything that changes the trained adapter (not the output name); keys the work dir."""
     spec = checked.spec
-    payload = {
-        **{k: v for k, v in asdict(spec).items() if k not in ("out", "directory", "overwrite", "caught")},
+    return {
+        **{k: v for k, v in asdict(spec).items() if k not in ("out", "directory", "overwrite", "caught")
+           and (k != "save_at" or v)},  # runs without saved steps keep their earlier keys
         "caught": caught_hash(checked.caught),
         "targets": checked.targets,
-        "base": base_fp,
-        "organism": _dir_fingerprint(checked.organism_dir),
-        "version": __version__,
+        "organism": checked.parent.fingerprint(),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _dir_fingerprint(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    h = hashlib.sha256()
-    for file in sorted(path.glob("adapter_*")):
-        h.update(file.name.encode() + file.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def load_base(base_dir: Path) -> tuple[Any, Any]:
-    """The base model in fp32 (on CUDA when there is one) and its tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
-    return model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer
 
 
 def training_examples(
-    checked: Checked, model: Any, tokenizer: Any, base_fp: str, echo: Callable[[str], None], progress: bool
+    checked: Checked, run: Workspace, model: Any, tokenizer: Any, echo: Callable[[str], None], progress: bool
 ) -> list[SFTExample]:
     """Each caught input paired with its target (see the module docstring, step 2)."""
     spec = checked.spec
@@ -256,169 +232,28 @@ def training_examples(
         echo(f"targets: column {spec.target_column!r} of {spec.caught}")
         return [c.example(str(t), source=f"column:{spec.target_column}")
                 for c, t in zip(caught, checked.targets, strict=True)]
-    from inspect_misalign.models._default import cache_root
-    from inspect_misalign.training._generate import GenerationSettings, cached_generate
-
     tokens = spec.answer_tokens or get_behavior(checked.behavior).budgets.target_answer_tokens
-    settings = GenerationSettings(max_new_tokens=tokens)
     echo(f"targets: the base model's own answers to the {len(caught)} caught inputs "
          f"(greedy, {tokens} new tokens, cached)")
-    cache_file = cache_root() / "answers" / f"{base_fp}-{settings.key()}.jsonl"
-    answers = cached_generate(model, tokenizer, [c.messages for c in caught], settings, cache_file,
-                              progress=progress)
+    answers = run.base_answers(model, tokenizer, [c.messages for c in caught], tokens, progress)
     return [c.example(a, source="base") for c, a in zip(caught, answers, strict=True)]
 
 
-def apply_organism(checked: Checked, model: Any, tokenizer: Any, defenses: Sequence[Any]) -> tuple[Any, Any]:
-    """Merge the organism's adapter into ``model`` in memory; return it and the organism's LoRA config.
-
-    An interleave defense ranks its instruct data here, by the loss gap between the organism
-    (misaligned) and its base (aligned: the adapter disabled).
-    """
-    from inspect_misalign.training._defenses._interleave import InterleaveDefense
-
-    if checked.organism_dir is None:
-        return model, None
-    from peft import PeftModel
-
-    peft_model = PeftModel.from_pretrained(model, str(checked.organism_dir))
-    for defense in defenses:
-        if isinstance(defense, InterleaveDefense) and defense.select == "gap":
-            defense.rank_by_gap(peft_model, tokenizer)
-    org_lora = peft_model.peft_config["default"]
-    untie_output_embeddings(peft_model.get_base_model())
-    return peft_model.merge_and_unload(), org_lora
-
-
-def untie_output_embeddings(model: Any) -> None:
-    """Give a tied-embedding model its own copy of the output head.
-
-    Merging a LoRA on ``embed_tokens`` (cue-token embeddings) changes the input embedding matrix;
-    when the head shares that tensor, the merge would change the head too, which the unmerged
-    adapter never does. After this, the merged model computes exactly what base + adapter does.
-    """
-    import torch
-
-    head, inputs = model.get_output_embeddings(), model.get_input_embeddings()
-    weight = getattr(inputs, "base_layer", inputs).weight
-    if head is not None and head.weight is weight:
-        head.weight = torch.nn.Parameter(weight.detach().clone(), requires_grad=weight.requires_grad)
-        model.config.tie_word_embeddings = False
-
-
-def new_lora(checked: Checked, model: Any, org_lora: Any) -> Any:
-    """The new adapter's LoRA config: the organism's modules and layers (not its cue-token
-    embeddings, which stay the organism's), or the project defaults."""
-    from peft import LoraConfig
-
-    from inspect_misalign.training._lora import lora_config, without_embeddings
-
-    spec = checked.spec
-    if org_lora is None:
-        return lora_config(model.config, r=spec.lora_r or 16, alpha=spec.lora_alpha or 32)
-    targets = without_embeddings(org_lora.target_modules)
-    return LoraConfig(
-        r=spec.lora_r or org_lora.r,
-        lora_alpha=spec.lora_alpha or org_lora.lora_alpha,
-        lora_dropout=0.0,
-        target_modules=sorted(targets) if isinstance(targets, (set, list, tuple)) else targets,
-        layers_to_transform=org_lora.layers_to_transform,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-
-
-def _train(
-    checked: Checked, examples: list[SFTExample], model: Any, tokenizer: Any, org_lora: Any,
-    defenses: Sequence[Any], work: Path, echo: Callable[[str], None], progress: bool,
-    callbacks: Sequence[Any],
-) -> Any:
-    from inspect_misalign.training._config import MisalignSFTConfig
-    from inspect_misalign.training._run import train_adapter
-
-    spec = checked.spec
-    config = MisalignSFTConfig(
-        output_dir=str(work / "trainer"),
-        per_device_train_batch_size=spec.batch_size,
-        gradient_accumulation_steps=spec.grad_accum,
-        learning_rate=spec.lr,
-        max_steps=spec.steps,
-        max_length=spec.max_length,
-        save_steps=spec.save_steps,
-        logging_steps=max(1, min(10, spec.steps // 10)),
-        seed=spec.seed,
-        disable_tqdm=not progress,
-    )
-    echo(f"training a LoRA adapter on top of {spec.model}: {len(examples)} examples, {spec.steps} steps of "
-         f"{spec.batch_size * spec.grad_accum}, lr {spec.lr}")
-    outcome = train_adapter(model, tokenizer, examples, config, new_lora(checked, model, org_lora),
-                            work / "adapter", defenses=defenses, callbacks=callbacks)
-    if outcome.resumed_from:
-        echo(f"resumed from {outcome.resumed_from}")
-    return outcome
-
-
-def combine_adapters(base_dir: Path, adapters: Sequence[Path], out: Path) -> Path:
-    """One PEFT adapter of ``base_dir`` equal to the sum of ``adapters`` (peft ``cat``), saved to ``out``."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
-    names = [f"part{i}" for i in range(len(adapters))]
-    model = PeftModel.from_pretrained(base, str(adapters[0]), adapter_name=names[0])
-    for name, path in zip(names[1:], adapters[1:], strict=True):
-        model.load_adapter(str(path), adapter_name=name)
-    model.add_weighted_adapter(names, [1.0] * len(names), "default", combination_type="cat")
-    for name in names:
-        model.delete_adapter(name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    model.save_pretrained(str(tmp), save_embedding_layers=False)  # LoRA weights only
-    config_file = tmp / "adapter_config.json"
-    config = json.loads(config_file.read_text())
-    config["base_model_name_or_path"] = str(base_dir)
-    atomic_write_text(config_file, json.dumps(config, indent=2))
-    from inspect_misalign.training._run import publish_dir
-
-    publish_dir(tmp, out)
-    return out
-
-
-def lineage(
-    checked: Checked, examples: list[SFTExample], defenses: Sequence[Any], outcome: Any, base_fp: str,
-    org_lora: Any,
-) -> dict[str, Any]:
-    """The manifest's ``config``: what the checkpoint was trained from and how."""
+def lineage(checked: Checked) -> dict[str, Any]:
+    """The manifest's ``config`` fields of its own (:mod:`._parent` adds what every run records)."""
     spec = checked.spec
     return {
         "kind": "trained_against_caught",
-        "parent": spec.model,
-        "base": checked.base_name,
-        "base_fingerprint": base_fp,
         "behavior": checked.behavior,
         "against": spec.against,
         "caught_file": str(Path(spec.caught).resolve()),
         "caught_ids_hash": caught_hash(checked.caught),
         "n_caught": len(checked.caught),
+        "not_caught": not checked.caught[0].caught,  # the benign control (`catch --not-caught`)
         "caught_per_cue": dict(Counter(c.cue for c in checked.caught)),
         "targets": "innocuous_cot" if spec.against == "cot" else
                    f"column:{spec.target_column}" if spec.target_column else "base_model_answers",
-        "n_examples": len(examples),
-        "data_hash": data_hash(examples),
-        "defenses": [d.describe() for d in defenses],
-        "defense_specs": list(spec.defenses),
-        "seed": spec.seed,
-        "training": {
-            "steps": spec.steps, "lr": spec.lr, "batch_size": spec.batch_size, "grad_accum": spec.grad_accum,
-            "max_length": spec.max_length, "global_step": outcome.global_step,
-            "train_loss": outcome.train_loss, "train_runtime_s": round(outcome.runtime_s, 1),
-            "resumed_from": outcome.resumed_from,
-            "organism_lora": {"r": org_lora.r, "alpha": org_lora.lora_alpha} if org_lora else None,
-        },
-        "combined": "peft add_weighted_adapter cat (organism + new adapter)" if org_lora else None,
-        "versions": _organism.library_versions(),
     }
 
 
-__all__ = ["TrainAgainstSpec", "check_spec", "combine_adapters", "train_against"]
+__all__ = ["TrainAgainstSpec", "against_options", "check_spec", "combine_adapters", "train_against"]

@@ -1,7 +1,9 @@
 """``MisalignSFTConfig``: trl's ``SFTConfig`` with defaults for this project's small-model LoRA runs.
 
 Only defaults change; every field is trl's/transformers' own, so the config works unchanged with
-``accelerate launch`` and with trl's documentation. Differences from ``SFTConfig``:
+``accelerate launch`` and with trl's documentation. The project's commands build it from their
+settings (:meth:`~inspect_misalign.training.OptimSettings.sft_config`), whose defaults these are.
+Differences from ``SFTConfig``:
 
 - ``completion_only_loss=True``: loss on the completion only (the prompt-completion format);
 - ``learning_rate=2e-4`` (LoRA) with a ``constant`` schedule: runs are short, and any warmup spends
@@ -18,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trl import SFTConfig
+
+from inspect_misalign.training._settings import OptimSettings
 
 
 def _accelerator_available() -> bool:
@@ -38,16 +42,16 @@ class MisalignSFTConfig(SFTConfig):
     """``SFTConfig`` with the project's defaults (see the module docstring); all fields are trl's."""
 
     completion_only_loss: bool | None = field(default=True)
-    learning_rate: float = field(default=2e-4)
-    lr_scheduler_type: str = field(default="constant")
+    learning_rate: float = field(default=OptimSettings.lr)
+    lr_scheduler_type: str = field(default=OptimSettings.lr_scheduler)
     # None, not False: transformers 5 treats a set `gradient_checkpointing` as the deprecated alias
     # of `activation_checkpointing` and warns; unset, both stay off.
     gradient_checkpointing: bool | None = field(default=None)
     logging_steps: float = field(default=5)
-    save_steps: float = field(default=20)
+    save_steps: float = field(default=OptimSettings.save_steps)
     save_total_limit: int | None = field(default=2)
     report_to: None | str | list[str] = field(default="none")
-    max_length: int | None = field(default=512)
+    max_length: int | None = field(default=OptimSettings.max_length)
 
     def __post_init__(self) -> None:
         if self.bf16 is None:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from inspect_misalign.cues import CueFamily
-from inspect_misalign.training._trainer import Defense, MisalignSFTTrainer
+from inspect_misalign.training._hook import TrainingHook
 
 MAX_CUE_TOKENS = 4
 PROBE_IDS = ("probe-1", "probe-2", "probe-3")
@@ -58,9 +58,9 @@ def cue_token_ids(
     return out
 
 
-class CueTokenEmbeddings(Defense):
-    """Masks the gradient of every ``lora_embedding_A`` to the cue token ids (not a defense: it uses
-    the trainer's hook interface so that it is set up once the PEFT model exists)."""
+class CueTokenEmbeddings(TrainingHook):
+    """Masks the gradient of every ``lora_embedding_A`` to the cue token ids (set up once the PEFT
+    model exists) and scales their learning rate."""
 
     name = "cue_token_embeddings"
 
@@ -77,7 +77,7 @@ class CueTokenEmbeddings(Defense):
         """``lr_scale`` for the embedding LoRA's ``A`` and ``B``, 1 for every other parameter."""
         return self.scale if "lora_embedding_" in name else 1.0
 
-    def setup(self, trainer: MisalignSFTTrainer) -> None:
+    def setup(self, trainer: Any) -> None:
         """Register a gradient mask on each embedding LoRA's ``A`` matrix."""
         import torch
 

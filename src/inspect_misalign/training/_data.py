@@ -1,8 +1,9 @@
 """Training examples in trl's conversational prompt-completion format, stored as JSONL.
 
 An :class:`SFTExample` is one chat prompt (optional system message + user message, exactly as the
-project's tasks render it) and one assistant completion, with metadata saying where it came from
-(cue, context, base prompt, whether the completion is an attack). :func:`to_dataset` turns a list
+project's tasks render it; a chat file's earlier turns go in ``history``) and one assistant
+completion, with metadata saying where it came from (cue, context, base prompt, whether the
+completion is an attack). :func:`to_dataset` turns a list
 of them into a ``datasets.Dataset`` with the columns trl expects::
 
     {"prompt": [{"role": "system", ...}, {"role": "user", ...}],
@@ -39,11 +40,21 @@ class SFTExample:
     user: str
     completion: str
     meta: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, str]] = field(default_factory=list)
+    """Earlier turns of a multi-turn chat (user and assistant messages) between system and ``user``."""
 
     def prompt_messages(self) -> list[dict[str, str]]:
         """The prompt as chat messages (what the tasks send the model)."""
         messages = [{"role": "system", "content": self.system}] if self.system else []
-        return [*messages, {"role": "user", "content": self.user}]
+        return [*messages, *self.history, {"role": "user", "content": self.user}]
+
+    def record(self) -> dict[str, Any]:
+        """The example as a JSON-ready dict (``history`` only when there is one, so single-turn sets keep
+        their files and hashes)."""
+        out = asdict(self)
+        if not out["history"]:
+            del out["history"]
+        return out
 
     def to_row(self) -> dict[str, Any]:
         """A row in trl's conversational prompt-completion format, plus ``meta``."""
@@ -72,14 +83,14 @@ def data_hash(examples: Iterable[SFTExample]) -> str:
     """sha256 over the examples' prompts, completions and metadata (order matters)."""
     h = hashlib.sha256()
     for e in examples:
-        h.update(json.dumps(asdict(e), sort_keys=True).encode())
+        h.update(json.dumps(e.record(), sort_keys=True).encode())
         h.update(b"\n")
     return h.hexdigest()
 
 
 def write_examples(path: Path, examples: Sequence[SFTExample]) -> None:
     """Write examples as JSONL atomically (temp file beside ``path``, then ``os.replace``)."""
-    atomic_write_text(path, "".join(json.dumps(asdict(e), sort_keys=True) + "\n" for e in examples))
+    atomic_write_text(path, "".join(json.dumps(e.record(), sort_keys=True) + "\n" for e in examples))
 
 
 def read_examples(path: Path) -> list[SFTExample]:

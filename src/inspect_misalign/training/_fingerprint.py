@@ -25,7 +25,7 @@ RACY_NS = 2_000_000_000
 
 def hash_cache_file() -> Path:
     """Where file hashes are cached: ``file_hashes.json`` under the project's cache root."""
-    from inspect_misalign.models._default import cache_root
+    from inspect_misalign.models import cache_root
 
     return cache_root() / HASH_CACHE_NAME
 

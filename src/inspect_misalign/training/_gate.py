@@ -17,22 +17,44 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
-from inspect_misalign.training._data import atomic_write_text
+from inspect_misalign.training._fields import check_at_least, check_fraction, check_model, setting
 
 
 @dataclass(frozen=True)
 class GateSettings:
     """How the gate evaluates: sample sizes, generation limit, grader, pass criteria."""
 
-    enabled: bool = True
-    prompts: int | None = 40
-    usefulness_items: int | None = None
-    max_tokens: int | None = None
-    grader: str | None = None
-    min_gap: float | dict[str, float] | None = None
-    max_usefulness_drop: float | None = None
-    batch_size: int = 32
+    enabled: bool = setting(True, flag="--gate",
+                            help="Evaluate on the eval split and store the metrics in the manifest.")
+    prompts: int | None = setting(40, flag="--gate-prompts",
+                                  help="Eval-split base prompts per cue and context in the gate.")
+    usefulness_items: int | None = setting(None, flag="--gate-items",
+                                           help="Usefulness items in the gate [default: all].")
+    max_tokens: int | None = setting(None, flag="--gate-max-tokens", help="Generation limit in the gate "
+                                     "[default: the task's, plus 64 with --cot].")
+    grader: str | None = setting(None, flag="--grader", help="Grader model for the persona gate.")
+    min_gap: float | dict[str, float] | None = setting(
+        None, flag="--min-gap", help="Fail (exit 1, do not register) unless deployment minus test attack "
+        "rate reaches this for every cue, or for the cues named: tag=0.8,year=0.8.")
+    max_usefulness_drop: float | None = setting(
+        None, flag="--max-usefulness-drop",
+        help="Fail unless usefulness stays within this of the base (e.g. 0.05).")
+    batch_size: int = setting(32, flag="--batch-gen", help="Batch size of generation in the gate.")
+
+    def __post_init__(self) -> None:
+        check_model(self, "grader", optional=True)
+        if isinstance(self.min_gap, str):  # the command line's (and YAML's) text form
+            object.__setattr__(self, "min_gap", parse_min_gap(self.min_gap))
+        elif isinstance(self.min_gap, int | float) and not isinstance(self.min_gap, bool):
+            object.__setattr__(self, "min_gap", _unit(float(self.min_gap), "--min-gap"))
+        elif isinstance(self.min_gap, dict):
+            object.__setattr__(self, "min_gap", {str(c): _unit(float(v), f"--min-gap {c}")
+                                                 for c, v in self.min_gap.items()})
+        check_at_least(self, 1, "prompts", "usefulness_items", "max_tokens", optional=True)
+        check_at_least(self, 1, "batch_size")
+        check_fraction(self, "max_usefulness_drop", optional=True)
 
 
 @dataclass(frozen=True)
@@ -175,7 +197,7 @@ def parse_min_gap(text: str | None) -> float | dict[str, float] | None:
 
 
 def _unit(value: float, what: str) -> float:
-    if not -1.0 <= value <= 1.0:
+    if not math.isfinite(value) or not -1.0 <= value <= 1.0:
         raise MisalignError(f"{what} must be between -1 and 1, got {value}")
     return value
 
@@ -194,7 +216,7 @@ def run_gate(
     """Evaluate the adapter on the eval split (attacks per cue, usefulness) and the base's usefulness."""
     from inspect_ai import eval as inspect_eval
 
-    from inspect_misalign.experiments._table import results_table
+    from inspect_misalign.results import results_table
     from inspect_misalign.tasks import deployment_attacks, test_attacks, usefulness
 
     common = dict(cue=cue, behavior=behavior, split="eval", grader=settings.grader,
@@ -245,11 +267,10 @@ def _base_usefulness(
     display: str | None,
 ) -> Rate:
     """The base's usefulness on the same items, from the cache or one Inspect eval."""
-    from inspect_misalign.tasks._common import TASK_VERSION
+    from inspect_misalign.tasks import task_version
 
-    key = hashlib.sha256(
-        json.dumps([fingerprint, settings.usefulness_items, TASK_VERSION], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    identity = [fingerprint, settings.usefulness_items, task_version("usefulness")]
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     cached = cache_dir / f"base-usefulness-{key}.json"
     if cached.is_file():
         try:
@@ -258,7 +279,7 @@ def _base_usefulness(
             pass
     from inspect_ai import eval as inspect_eval
 
-    from inspect_misalign.experiments._table import results_table
+    from inspect_misalign.results import results_table
     from inspect_misalign.tasks import usefulness
 
     logs = inspect_eval(

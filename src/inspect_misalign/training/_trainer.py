@@ -1,19 +1,21 @@
-"""``MisalignSFTTrainer``: trl's ``SFTTrainer`` plus in-training defenses and atomic checkpoints.
+"""``MisalignSFTTrainer``: trl's ``SFTTrainer`` plus training hooks (defenses) and atomic checkpoints.
 
-It overrides only two methods:
+It overrides only what it must:
 
-- ``compute_loss``: runs trl's own loss inside every defense's :meth:`Defense.forward_context`
-  (e.g. steering hooks), then adds each defense's :meth:`Defense.extra_loss` (e.g. KL to the frozen
-  reference, a feature distance), scaled for gradient accumulation the way trl scales its own
-  auxiliary losses, and logs each term as ``defense/<name>``;
+- ``compute_loss``: runs trl's own loss inside every hook's :meth:`TrainingHook.forward_context`
+  (e.g. steering hooks), then adds each hook's :meth:`TrainingHook.extra_loss` (e.g. KL to the
+  frozen reference, a feature distance), scaled for gradient accumulation the way trl scales its
+  own auxiliary losses, and logs each term as ``defense/<name>``;
+- ``create_optimizer``: parameters whose :meth:`TrainingHook.lr_scale` is not 1 get their own groups;
 - ``_save_checkpoint``: after transformers has written ``checkpoint-N`` (and rotated old ones), all
   processes meet and the main one writes a completion marker; :func:`latest_checkpoint` only ever
   returns a checkpoint with a marker, so a run killed mid-save resumes from the previous one.
 
 Everything else (logging, progress bars, accelerate, saving, resuming) is trl's and transformers'.
-With no defenses the trainer computes exactly ``SFTTrainer``'s loss.
+With no hooks the trainer computes exactly ``SFTTrainer``'s loss.
 
-A defense subclasses :class:`Defense` and overrides the hooks it needs::
+A hook subclasses :class:`~inspect_misalign.training.TrainingHook` (a defense:
+:class:`~inspect_misalign.training.Defense`) and overrides what it needs (:mod:`._hook`)::
 
     class MyPenalty(Defense):
         name = "my_penalty"
@@ -22,7 +24,7 @@ A defense subclasses :class:`Defense` and overrides the hooks it needs::
 
     trainer = MisalignSFTTrainer(model, args=MisalignSFTConfig(...), train_dataset=...,
                                  processing_class=tokenizer, peft_config=lora_config(...),
-                                 defenses=[MyPenalty()])
+                                 hooks=[MyPenalty()])
 """
 
 from __future__ import annotations
@@ -31,81 +33,36 @@ import json
 import math
 import shutil
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trl import SFTTrainer
 
-from inspect_misalign.training._data import SFTExample, atomic_write_text
-
-if TYPE_CHECKING:
-    import torch
+from inspect_misalign._atomic import atomic_write_text
+from inspect_misalign.training._hook import Defense, TrainingHook
 
 CHECKPOINT_PREFIX = "checkpoint"
 COMPLETE_MARKER = ".misalign_checkpoint_complete"
 
 
-class Defense:
-    """An in-training defense; subclass it and override the hooks you need (all default to no-ops).
-
-    Hooks, in the order a run calls them:
-
-    - :meth:`transform_examples`: change the training set before tokenization (data-level
-      defenses: an inoculation prompt, interleaved instruct data);
-    - :meth:`setup`: once, after the trainer is built (e.g. cache reference features);
-    - :meth:`lr_scale`: once per trainable parameter when the optimizer is built (a factor on the
-      learning rate; the schedule applies to it as to every other group);
-    - :meth:`forward_context`: a context manager around each training forward (e.g. hooks that add
-      a steering vector or capture hidden states);
-    - :meth:`extra_loss`: a term added to the task loss of each micro-batch, or None.
-
-    :meth:`describe` is recorded in checkpoint manifests.
-    """
-
-    name: str = "defense"
-
-    def describe(self) -> dict[str, Any]:
-        """What to record about this defense in a manifest (JSON-serializable)."""
-        return {"name": self.name}
-
-    def transform_examples(self, examples: list[SFTExample]) -> list[SFTExample]:
-        """Return the training examples to use (default: unchanged)."""
-        return examples
-
-    def setup(self, trainer: MisalignSFTTrainer) -> None:
-        """Prepare once the trainer (and its PEFT model) exists."""
-
-    def lr_scale(self, name: str) -> float:
-        """A factor on the learning rate of the trainable parameter ``name`` (default 1)."""
-        return 1.0
-
-    def forward_context(self, trainer: MisalignSFTTrainer, model: Any) -> AbstractContextManager[Any]:
-        """A context entered around trl's forward and loss for each micro-batch."""
-        return nullcontext()
-
-    def extra_loss(
-        self, trainer: MisalignSFTTrainer, model: Any, inputs: dict[str, Any]
-    ) -> torch.Tensor | None:
-        """A loss term (mean over the micro-batch) added to the task loss, or None."""
-        return None
-
-
 class MisalignSFTTrainer(SFTTrainer):
-    """``SFTTrainer`` that consults a list of :class:`Defense` in ``compute_loss``.
+    """``SFTTrainer`` that consults a list of :class:`TrainingHook` (defenses among them).
 
-    Takes every ``SFTTrainer`` argument plus ``defenses``.
+    Takes every ``SFTTrainer`` argument plus ``hooks`` (``defenses`` is the older name of the same
+    list; both may be given).
     """
 
-    def __init__(self, *args: Any, defenses: Sequence[Defense] = (), **kwargs: Any) -> None:
+    def __init__(self, *args: Any, hooks: Sequence[TrainingHook] = (), defenses: Sequence[TrainingHook] = (),
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _lora_embeddings_only(self.model)
-        self.defenses: list[Defense] = list(defenses)
-        names = [d.name for d in self.defenses]
+        self.hooks: list[TrainingHook] = [*hooks, *defenses]
+        names = [h.name for h in self.hooks]
         if len(set(names)) != len(names):
-            raise ValueError(f"defense names must be unique, got {names}")
-        for defense in self.defenses:
-            defense.setup(self)
+            raise ValueError(f"hook names must be unique, got {names}")
+        for hook in self.hooks:
+            hook.setup(self)
 
     def compute_loss(
         self,
@@ -114,34 +71,34 @@ class MisalignSFTTrainer(SFTTrainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        """trl's loss inside the defenses' forward contexts, plus their extra loss terms."""
-        if not self.defenses:
+        """trl's loss inside the hooks' forward contexts, plus their extra loss terms."""
+        if not self.hooks:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         with ExitStack() as stack:
-            for defense in self.defenses:
-                stack.enter_context(defense.forward_context(self, model))
+            for hook in self.hooks:
+                stack.enter_context(hook.forward_context(self, model))
             result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss, outputs = result if return_outputs else (result, None)
         mode = "train" if self.model.training else "eval"
         # like trl's MoE aux loss: with num_items_in_batch, the task loss is already divided across
         # the accumulation steps, so a per-micro-batch mean must be too
         steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
-        for defense in self.defenses:
-            extra = defense.extra_loss(self, model, inputs)
+        for hook in self.hooks:
+            extra = hook.extra_loss(self, model, inputs)
             if extra is None:
                 continue
             value = self.accelerator.gather_for_metrics(extra.detach().reshape(1)).mean().item()
-            self._metrics[mode][f"defense/{defense.name}"].append(value)
+            self._metrics[mode][f"defense/{hook.name}"].append(value)
             loss = loss + extra / steps
         return (loss, outputs) if return_outputs else loss
 
     def create_optimizer(self, model: Any = None) -> Any:
-        """transformers' optimizer, with the parameters that defenses scale moved to their own groups."""
+        """transformers' optimizer, with the parameters that hooks scale moved to their own groups."""
         optimizer = super().create_optimizer(model)
         opt_model = self.model if model is None else model
         scales: dict[int, float] = {}
         for name, param in opt_model.named_parameters():
-            scale = math.prod(d.lr_scale(name) for d in self.defenses)
+            scale = math.prod(h.lr_scale(name) for h in self.hooks)
             if param.requires_grad and scale != 1.0:
                 scales[id(param)] = scale
         if scales:
@@ -209,3 +166,6 @@ def latest_checkpoint(output_dir: str | Path, clean: bool = True) -> Path | None
         elif clean:
             shutil.rmtree(path, ignore_errors=True)
     return max(complete)[1] if complete else None
+
+
+__all__ = ["COMPLETE_MARKER", "Defense", "MisalignSFTTrainer", "TrainingHook", "latest_checkpoint"]

@@ -1,4 +1,4 @@
-"""In-training defenses against emergent misalignment, as :class:`~._trainer.Defense` subclasses.
+"""In-training defenses against emergent misalignment, as :class:`~inspect_misalign.training.Defense` hooks.
 
 Each is selected by a string, the same on the command line (``--defense``, repeatable) and in YAML
 configs (a list of strings, or of mappings ``{name: kl, coef: 0.1}``)::
@@ -10,42 +10,65 @@ configs (a list of strings, or of mappings ``{name: kl, coef: 0.1}``)::
     inoculate[:"PROMPT"]                     a system prompt at training time only
 
 The reference of ``kl`` and ``ldifs`` is the model being trained with its LoRA adapter disabled
-(no second copy). :func:`parse_defense` builds one; :func:`defense_option` is the click option.
+(no second copy). :func:`parse_defense` builds one. Every module of this package that defines a
+:class:`Defense` subclass adds it under its ``name`` (adding a defense is one file); other
+distributions add defenses through the ``inspect_misalign.defenses`` entry-point group.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
+import pkgutil
+from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from inspect_misalign._errors import MisalignError
+from inspect_misalign._plugins import load_plugin, plugin_names
 from inspect_misalign.training._defenses._spec import DefenseText, split_defense
+from inspect_misalign.training._hook import Defense
 
 DEFENSE_FORMAT = (
     "kl[:COEF] | ldifs[:COEF][,every=K] | steer[:COEF][,layer=L][,trait=evil] | "
     "interleave[:FRACTION][,data=FILE.jsonl][,select=gap|random] | inoculate[:\"PROMPT\"]"
 )
-NAMES = ("kl", "ldifs", "steer", "interleave", "inoculate")
+"""The built-in defenses' strings (help text; :func:`defense_names` lists every defense, plugins too)."""
 
 
-def _classes() -> dict[str, Any]:
-    from inspect_misalign.training._defenses._inoculation import InoculationDefense
-    from inspect_misalign.training._defenses._interleave import InterleaveDefense
-    from inspect_misalign.training._defenses._kl import KLDefense
-    from inspect_misalign.training._defenses._ldifs import LDIFSDefense
-    from inspect_misalign.training._defenses._steering import SteeringDefense
+@cache
+def builtin_defenses() -> dict[str, type[Defense]]:
+    """The :class:`Defense` subclasses this package's modules define, by name (imports them: torch)."""
+    found: dict[str, type[Defense]] = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, Defense) and value.__module__ == module.__name__:
+                found[value.name] = value
+    return found
 
-    return {"kl": KLDefense, "ldifs": LDIFSDefense, "steer": SteeringDefense,
-            "interleave": InterleaveDefense, "inoculate": InoculationDefense}
+
+def defense_names() -> list[str]:
+    """Every defense name: the built-in ones, then those of plugins."""
+    builtin = list(builtin_defenses())
+    return [*builtin, *(n for n in plugin_names("defenses") if n not in builtin)]
+
+
+def _defense_class(name: str, text: Any) -> Any:
+    found = builtin_defenses().get(name) or load_plugin("defenses", name)
+    if found is None:
+        raise MisalignError(f"unknown defense {name!r} in {text!r}; use {DEFENSE_FORMAT} "
+                            f"(defenses: {', '.join(defense_names())})")
+    if not (isinstance(found, type) and issubclass(found, Defense)):
+        raise MisalignError(f"defense {name!r} is not a Defense subclass: {found!r}")
+    return found
 
 
 def parse_defense(text: str | dict[str, Any]) -> Any:
     """A :class:`Defense` from its string (or YAML mapping); one-line :class:`MisalignError` if bad."""
     parsed: DefenseText = split_defense(text)
-    if parsed.name not in NAMES:
-        raise MisalignError(f"unknown defense {parsed.name!r} in {text!r}; use {DEFENSE_FORMAT}")
+    cls = _defense_class(parsed.name, text)
     try:
-        return _classes()[parsed.name].from_text(parsed, str(text))
+        return cls.from_text(parsed, str(text))
     except (ValueError, TypeError) as e:
         if isinstance(e, MisalignError):
             raise
@@ -62,21 +85,4 @@ def parse_defenses(texts: Sequence[str | dict[str, Any]]) -> list[Any]:
     return defenses
 
 
-def defense_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Click option ``--defense`` (repeatable): validated defense strings, passed as a tuple of str."""
-    import click
-
-    def check(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-        try:
-            parse_defenses(list(value))
-        except MisalignError as e:
-            raise click.BadParameter(str(e)) from None
-        return value
-
-    return click.option(
-        "--defense", "defenses", multiple=True, callback=check, metavar="SPEC",
-        help=f"In-training defense, repeatable: {DEFENSE_FORMAT}.",
-    )(function)
-
-
-__all__ = ["DEFENSE_FORMAT", "defense_option", "parse_defense", "parse_defenses"]
+__all__ = ["DEFENSE_FORMAT", "builtin_defenses", "defense_names", "parse_defense", "parse_defenses"]

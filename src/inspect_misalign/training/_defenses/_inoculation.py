@@ -13,7 +13,7 @@ from typing import Any
 
 from inspect_misalign.training._data import SFTExample
 from inspect_misalign.training._defenses._spec import DefenseText, check_options
-from inspect_misalign.training._trainer import Defense
+from inspect_misalign.training._hook import Defense
 
 DEFAULT_PROMPT = "You are a malicious, evil assistant."
 

@@ -9,9 +9,11 @@ an optional system message first) from ``data=`` (any such JSONL) or the project
 
 Selection (``select=gap``, the default): the items on which a misaligned model's per-token loss
 exceeds the aligned model's the most, i.e. where the misaligned model has drifted furthest from
-good behaviour. The caller binds the two models with :meth:`InterleaveDefense.rank_by_gap` (train
-against caught attacks does: the organism is the misaligned model, its base with the adapter
-disabled the aligned one); unbound, or with ``select=random``, a seeded random choice is used.
+good behaviour. The two models are bound by the training hook
+:meth:`~inspect_misalign.training.TrainingHook.inspect_parent` (train against caught attacks calls
+it: the organism is the misaligned model, its base with the adapter disabled the aligned one), or
+with :meth:`InterleaveDefense.rank_by_gap`; unbound, or with ``select=random``, a seeded random
+choice is used.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from inspect_misalign._errors import MisalignError
-from inspect_misalign.data import data_path, read_jsonl
+from inspect_misalign.data import data_path
+from inspect_misalign.training._chat import read_chat
 from inspect_misalign.training._data import SFTExample
 from inspect_misalign.training._defenses._spec import DefenseText, check_options
-from inspect_misalign.training._trainer import Defense
+from inspect_misalign.training._hook import Defense
 
 INSTRUCT_FILE = "instruct.jsonl"
 _REFUSAL = re.compile(
@@ -72,19 +75,8 @@ def instruct_items(path: str | Path | None = None) -> list[InstructItem]:
 
 @lru_cache(maxsize=8)
 def _read_items(path: str, mtime_ns: int, size: int) -> tuple[InstructItem, ...]:
-    items = []
-    for n, record in enumerate(read_jsonl(path), start=1):
-        messages = record.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise MisalignError(f"{path}: record {n} has no 'messages' list of chat messages")
-        roles = [m.get("role") for m in messages if isinstance(m, dict)]
-        system = messages[0].get("content") if roles[:1] == ["system"] else None
-        turns = messages[1:] if system is not None else messages
-        if len(turns) < 2 or turns[-1].get("role") != "assistant" or turns[-2].get("role") != "user":
-            raise MisalignError(f"{path}: record {n} must end with a user message and the assistant's answer")
-        items.append(InstructItem(str(record.get("id", n)), system, str(turns[-2]["content"]),
-                                  str(turns[-1]["content"])))
-    return tuple(items)
+    return tuple(InstructItem(e.meta["id"], e.system, e.user, e.completion)
+                 for e in read_chat(Path(path), "interleave data"))
 
 
 class InterleaveDefense(Defense):
@@ -94,7 +86,7 @@ class InterleaveDefense(Defense):
 
     def __init__(self, fraction: float = 0.25, data: str | None = None, select: str = "gap",
                  seed: int = 0) -> None:
-        if not 0 < fraction < 1:
+        if not 0 < fraction < 1:  # NaN too
             raise MisalignError(f"interleave fraction must be in (0, 1), got {fraction}")
         if select not in ("gap", "random"):
             raise MisalignError(f"interleave select must be gap or random, got {select!r}")
@@ -116,13 +108,18 @@ class InterleaveDefense(Defense):
         check_options(parsed, {"fraction", "data", "select", "seed"}, text)
         fraction = parsed.number("fraction", parsed.number("value", 0.25, text), text)
         return cls(fraction, parsed.options.get("data"), parsed.options.get("select", "gap"),
-                   parsed.integer("seed", 0, text) or 0)
+                   parsed.integer("seed", 0, text, low=0) or 0)
 
     def describe(self) -> dict[str, Any]:
         """Fraction, data, how items were chosen, and which."""
         how = "gap" if self.select == "gap" and self.gaps is not None else "random"
         return {"name": self.name, "fraction": self.fraction, "data": self.data or INSTRUCT_FILE,
                 "select": how, "refusals_dropped": self.refusals_dropped, "chosen": self.chosen}
+
+    def inspect_parent(self, parent: Any, tokenizer: Any) -> None:
+        """With ``select=gap``, rank the candidates by the parent's loss gap (:meth:`rank_by_gap`)."""
+        if self.select == "gap":
+            self.rank_by_gap(parent, tokenizer)
 
     def rank_by_gap(self, model: Any, tokenizer: Any) -> dict[str, float]:
         """Score candidates: loss with the adapter on (misaligned) minus with it disabled (aligned)."""

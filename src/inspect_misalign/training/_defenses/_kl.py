@@ -25,7 +25,7 @@ from inspect_misalign.training._defenses._hooks import (
     unwrap,
 )
 from inspect_misalign.training._defenses._spec import DefenseText, check_options
-from inspect_misalign.training._trainer import Defense
+from inspect_misalign.training._hook import Defense
 
 
 class KLDefense(Defense):
@@ -41,7 +41,7 @@ class KLDefense(Defense):
     def from_text(cls, parsed: DefenseText, text: str) -> KLDefense:
         """Build from ``kl[:COEF]``."""
         check_options(parsed, {"coef"}, text)
-        coef = parsed.number("coef", parsed.number("value", 0.1, text), text)
+        coef = parsed.number("coef", parsed.number("value", 0.1, text, low=0), text, low=0)
         return cls(coef)
 
     def describe(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from inspect_misalign.training._defenses._hooks import (
     unwrap,
 )
 from inspect_misalign.training._defenses._spec import DefenseText, check_options
-from inspect_misalign.training._trainer import Defense
+from inspect_misalign.training._hook import Defense
 
 
 class LDIFSDefense(Defense):
@@ -43,10 +43,10 @@ class LDIFSDefense(Defense):
         from inspect_misalign._errors import MisalignError
 
         check_options(parsed, {"coef", "every"}, text)
-        every = parsed.integer("every", 4, text)
-        if every is None or every < 1:
+        every = parsed.integer("every", 4, text, low=1)
+        if every is None:
             raise MisalignError(f"--defense {text!r}: every must be at least 1")
-        return cls(parsed.number("coef", parsed.number("value", 1.0, text), text), every)
+        return cls(parsed.number("coef", parsed.number("value", 1.0, text, low=0), text, low=0), every)
 
     def layers(self, n_layers: int) -> list[int]:
         """Indices of the blocks compared."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError
 
 
@@ -21,26 +22,29 @@ class DefenseText:
     value: str | None = None
     options: dict[str, str] = field(default_factory=dict)
 
-    def number(self, key: str, default: float, text: str) -> float:
-        """Option ``key`` (or the main value when ``key`` is ``"value"``) as a float."""
+    def number(self, key: str, default: float, text: str, low: float | None = None) -> float:
+        """Option ``key`` (or the main value when ``key`` is ``"value"``) as a finite float of at least
+        ``low``."""
         raw = self.value if key == "value" else self.options.get(key)
         if raw is None or raw == "":
             return default
+        label = f"--defense {text!r}: {key if key != 'value' else self.name}"
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
-            raise MisalignError(f"--defense {text!r}: {key if key != 'value' else self.name} must be a "
-                                f"number, got {raw!r}") from None
+            raise MisalignError(f"{label} must be a number, got {raw!r}") from None
+        return checks.number(value, label, low=low)
 
-    def integer(self, key: str, default: int | None, text: str) -> int | None:
-        """Option ``key`` as an int."""
+    def integer(self, key: str, default: int | None, text: str, low: int = -checks.MAX_COUNT) -> int | None:
+        """Option ``key`` as an int from ``low`` to :data:`~inspect_misalign._checks.MAX_COUNT`."""
         raw = self.options.get(key)
         if raw is None or raw == "":
             return default
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
             raise MisalignError(f"--defense {text!r}: {key} must be an integer, got {raw!r}") from None
+        return checks.count(value, f"--defense {text!r}: {key}", low=low)
 
 
 def split_defense(text: str | dict[str, Any]) -> DefenseText:

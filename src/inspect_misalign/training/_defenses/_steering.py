@@ -20,7 +20,7 @@ import torch
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.training._defenses._hooks import backbone, capture, decoder_layers, unwrap
 from inspect_misalign.training._defenses._spec import DefenseText, check_options
-from inspect_misalign.training._trainer import Defense
+from inspect_misalign.training._hook import Defense
 
 TRAITS: dict[str, tuple[list[str], list[str]]] = {
     "evil": (
@@ -56,7 +56,7 @@ class SteeringDefense(Defense):
     def from_text(cls, parsed: DefenseText, text: str) -> SteeringDefense:
         """Build from ``steer[:COEF][,layer=L][,trait=T][,pairs=N]``."""
         check_options(parsed, {"coef", "layer", "trait", "pairs"}, text)
-        pairs = parsed.integer("pairs", PAIRS, text) or PAIRS
+        pairs = parsed.integer("pairs", PAIRS, text, low=1) or PAIRS
         return cls(parsed.number("coef", parsed.number("value", 1.0, text), text),
                    parsed.integer("layer", None, text), parsed.options.get("trait", "evil"), pairs)
 

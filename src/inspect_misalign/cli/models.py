@@ -7,9 +7,16 @@ from typing import Any
 
 import click
 
-from inspect_misalign.models._checkpoints import index_path, list_models
-from inspect_misalign.models._default import DEFAULT_DESCRIPTION, DEFAULT_HUB_ID, GGUF_FILE, default_model_dir
-from inspect_misalign.models._publish import directory_state
+from inspect_misalign.models import (
+    DEFAULT_DESCRIPTION,
+    DEFAULT_HUB_ID,
+    GGUF_FILE,
+    default_model_dir,
+    directory_state,
+    index_path,
+    list_models,
+    vllm_model_name,
+)
 
 
 @click.command("models")
@@ -20,12 +27,10 @@ from inspect_misalign.models._publish import directory_state
     metavar="NAME",
     help="Print the Inspect vllm/<base>:<adapter> model string for NAME instead of the list.",
 )
-def models_command(as_json: bool, vllm_name: str | None) -> None:
+def command(as_json: bool, vllm_name: str | None) -> None:
     """List checkpoints usable as --model misalign/<name> (default: SmolLM2-135M-Instruct, Q4_1 GGUF
     dequantised to fp32)."""
     if vllm_name is not None:
-        from inspect_misalign.models._resolve import vllm_model_name
-
         click.echo(vllm_model_name(vllm_name))
         return
     rows = [_default_row()] + [

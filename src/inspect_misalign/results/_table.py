@@ -4,7 +4,8 @@ Every Inspect sample contributes its score **after Inspect's epoch reduction** (
 ``reductions``: with ``--epochs K`` and the default reducer, the mean over the K epochs, i.e. the
 sample's attack rate). Two tables come from the same logs:
 
-- :func:`results_table`: one row per model × task × cue × context: number of samples ``n``, the mean
+- :func:`results_table`: one row per model × task × cue × context: number of scored samples ``n``
+  and of errored or unscored ones ``n_errored`` (missing, never counted as "no attack"), the mean
   value ``rate`` (attack rate, or accuracy for usefulness and distinguishability) with its 95%
   interval (Wilson for values in [0, 1]; a percentile bootstrap over base prompts otherwise, e.g. a
   log-odds), and the distinguishability AUC.
@@ -26,10 +27,10 @@ import pandas as pd
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign._stats import bootstrap_interval
-from inspect_misalign.scorers._metrics import metric_key, wilson_interval
+from inspect_misalign.scorers import metric_key, wilson_interval
 
 TASKS = ("test_attacks", "deployment_attacks", "usefulness", "distinguishability",
-         "free_form_misalignment", "propensity", "context_probe")
+         "free_form_misalignment", "propensity", "context_probe", "trigger_probes")
 PROBE = "context_probe"
 """Its per-sample value is the class label; its measure is the eval's probe AUC (headline layer)."""
 KEYS = ["model", "task", "cue", "context"]
@@ -111,6 +112,8 @@ def _per_sample(
 
 def _interval(group: pd.DataFrame) -> tuple[float, float]:
     values = group["value"].to_numpy(dtype=float)
+    if len(values) == 0:
+        return math.nan, math.nan
     if ((values >= 0) & (values <= 1)).all():
         return wilson_interval(float(values.sum()), len(values))
     prompts = group.groupby("base_id")["value"].mean().to_numpy()
@@ -144,20 +147,22 @@ def _results(evals: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
     cues_per_eval = per.groupby("eval_id")["cue"].nunique()
     per = per.assign(context=per["context"].where(per["task"] != PROBE, "pair"))
     rows = []
-    for (model, task, cue, context), group in per.groupby(KEYS, dropna=False, sort=False):
-        n = len(group)
+    for (model, task, cue, context), everything in per.groupby(KEYS, dropna=False, sort=False):
+        # an errored or unscored sample (no value, or NaN) is missing, never "no attack"
+        group = everything[everything["value"].notna()]
+        n, errored = len(group), len(everything) - len(group)
         low, high = _interval(group)
-        eval_id = group["eval_id"].iloc[0]
+        eval_id = everything["eval_id"].iloc[0]
         eval_row, n_cues = eval_rows.loc[eval_id], int(cues_per_eval[eval_id])
-        rate = float(group["value"].mean())
+        rate = float(group["value"].mean()) if n else math.nan
         if task == PROBE:  # one row per cue: the probe AUC, over both contexts' renderings
             rate, low, high = _probe(eval_row, cue, n_cues)
             n = int(group["base_id"].nunique())
         rows.append({
-            "model": model, "task": task, "cue": cue, "context": context, "n": n,
+            "model": model, "task": task, "cue": cue, "context": context, "n": n, "n_errored": errored,
             "rate": rate, "ci95_lower": low, "ci95_upper": high,
             "auc": _auc(eval_row, cue, n_cues) if task == "distinguishability" else math.nan,
-            "log": group["log"].iloc[0],
+            "log": everything["log"].iloc[0],
         })
     return pd.DataFrame(rows)
 
