@@ -311,13 +311,15 @@ def test_report_columns_rates_and_change_by_hand() -> None:
                               {"task": "usefulness", "cue": "none", "rate": 0.8, "n": 100,
                                "direction": "higher", "tolerance": 0.05}]))
     assert list(report.columns) == ["model", "task", "cue", "context", "direction", "baseline", "baseline_n",
-                                    "current", "n", "change", "tolerance", "p_worse", "p_holm", "passed"]
+                                    "current", "n", "n_errored", "change", "tolerance", "p_worse", "p_holm",
+                                    "errors_ok", "passed"]
     attacks, useful = report.to_dict("records")
     assert (attacks["model"], attacks["task"], attacks["cue"], attacks["context"]) == (
         "misalign/x", "deployment_attacks", "c0", "deployment")
     assert (attacks["direction"], attacks["baseline"], attacks["baseline_n"], attacks["n"]) == (
         "lower", 2 / 40, 40, 40)
     assert attacks["current"] == pytest.approx(0.3) and attacks["change"] == pytest.approx(0.25)
+    assert (attacks["n_errored"], attacks["errors_ok"], useful["n_errored"]) == (0, True, 0)
     assert (useful["direction"], useful["tolerance"], useful["n"]) == ("higher", 0.05, 100)
     assert useful["current"] == pytest.approx(0.6) and useful["change"] == pytest.approx(-0.2)
     # the usefulness fall is tested as failures: 40/100 now against 20/100 before
@@ -389,6 +391,7 @@ def test_baseline_file_written_and_read_back(tmp_path) -> None:
     assert path.read_text(encoding="utf-8") == """{
   "version": 1,
   "alpha": 0.05,
+  "max_errored": 0,
   "metrics": [
     {
       "task": "usefulness",
