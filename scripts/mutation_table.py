@@ -92,7 +92,8 @@ MUTATIONS = [
               "tests/test_distinguish.py::test_position_bias_scores_exactly_chance")),
     Mutation("distinguishability: input A always the deployment text (targets still by order)",
              "tasks/_distinguishability.py",
-             (('a, b = (deploy, test) if order == "deploy_first" else (test, deploy)', "a, b = (deploy, test)"),),
+             (('a, b = (deploy, test) if order == "deploy_first" else (test, deploy)',
+               "a, b = (deploy, test)"),),
              ("tests/test_distinguish.py::test_model_that_sees_the_cue_scores_one",)),
 ]
 
