@@ -409,3 +409,41 @@ def test_baseline_file_written_and_read_back(tmp_path) -> None:
     with pytest.raises(MisalignError) as err:
         read_baseline(tmp_path / "none.json")
     assert str(err.value) == f"baseline {tmp_path / 'none.json'} not found; create one with --update-baseline"
+
+
+def test_errored_samples_are_missing_by_hand() -> None:
+    # c0: every sample errored (n = 0): no rate, nothing to test (p = 1), and it fails on the errors;
+    # c1: 4/40 scored plus 2 errored, against 4/40: within max_errored = 2, passes; with 1 allowed, fails
+    table = pd.DataFrame([
+        {"model": "misalign/x", "task": "deployment_attacks", "cue": "c0", "context": "deployment",
+         "rate": math.nan, "n": 0, "n_errored": 5},
+        {"model": "misalign/x", "task": "deployment_attacks", "cue": "c1", "context": "deployment",
+         "rate": 0.1, "n": 40, "n_errored": 2},
+    ])
+    metrics = [{"task": "deployment_attacks", "cue": c, "rate": 0.1, "n": 40} for c in ("c0", "c1")]
+    none, some = check(table, _baseline(metrics, max_errored=2)).to_dict("records")
+    assert (none["n"], none["n_errored"], none["p_worse"], none["errors_ok"], none["passed"]) == (
+        0, 5, 1.0, False, False)
+    assert math.isnan(none["current"]) and math.isnan(none["change"])
+    assert (some["n"], some["n_errored"], some["current"], some["errors_ok"], some["passed"]) == (
+        40, 2, 0.1, True, True)
+    assert some["p_worse"] == pytest.approx(_masked_p(4, 40, 4, 40, DEFAULT_TOLERANCE), abs=1e-4)
+    assert not check(table, _baseline(metrics, max_errored=1))["passed"].iloc[1]
+
+
+def test_no_baseline_from_a_metric_without_a_scored_sample() -> None:
+    table = pd.DataFrame([{"model": "misalign/x", "task": "usefulness", "cue": "none", "context": "none",
+                           "rate": math.nan, "n": 0, "n_errored": 7}])
+    with pytest.raises(MisalignError) as err:
+        baseline_from_table(table)
+    assert str(err.value) == ("usefulness none/none has no scored sample (7 errored); fix the errors and "
+                              "rerun before writing a baseline")
+
+
+def test_at_tolerance_zero_the_restricted_rates_are_exactly_the_pooled_rate() -> None:
+    # the general cubic's root agrees only to ~1e-8; the pooled rate (x1 + x0) / (n1 + n0) is exact,
+    # so tables with equal statistics stay exact ties
+    x1, x0 = np.meshgrid(np.arange(14), np.arange(41), indexing="ij")
+    r1, r0 = restricted_rates(x1, 13, x0, 40, 0.0)
+    pooled = (x1 + x0) / 53
+    assert np.array_equal(r1, pooled) and np.array_equal(r0, pooled)
