@@ -242,3 +242,14 @@ def test_one_feature_fit_is_the_l2_optimum() -> None:
     p = 1 / (1 + np.exp(-(x[:, 0] * w[0] + b)))
     assert abs(z @ (p - y) + 0.5 * w[0] * x[:, 0].std()) < 1e-7 and abs((p - y).sum()) < 1e-7
     assert w[0] > 0
+
+
+def test_float32_hidden_states_are_fit_in_float64() -> None:
+    # hidden states arrive as float32; the fit is done in float64, so it equals the fit of the same
+    # values widened first (a float32 fit differs in the 7th digit)
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(30, 6)).astype(np.float32)
+    y = (x[:, 0] + rng.normal(size=30) > 0).astype(float)
+    w32, b32 = fit_logistic(x, y)
+    w64, b64 = fit_logistic(x.astype(np.float64), y)
+    assert w32.dtype == np.float64 and np.array_equal(w32, w64) and b32 == b64
