@@ -447,3 +447,11 @@ def test_at_tolerance_zero_the_restricted_rates_are_exactly_the_pooled_rate() ->
     r1, r0 = restricted_rates(x1, 13, x0, 40, 0.0)
     pooled = (x1 + x0) / 53
     assert np.array_equal(r1, pooled) and np.array_equal(r0, pooled)
+
+
+def test_a_baseline_that_is_not_utf8_is_a_one_line_error_that_names_it(tmp_path) -> None:
+    path = tmp_path / "baseline.json"
+    path.write_bytes(b'{"metrics": "\xff"}')
+    with pytest.raises(MisalignError) as err:
+        read_baseline(path)
+    assert str(err.value) == f"baseline {path} is not UTF-8 text (byte 13); save it as UTF-8"
