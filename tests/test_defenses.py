@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -67,6 +68,36 @@ def test_kl_uses_no_second_model_copy(tiny_model_dir, tmp_path) -> None:
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert n_base == sum(p.numel() for p in model.parameters())
     assert not hasattr(trainer, "ref_model") or trainer.ref_model is None
+
+
+def test_steering_vector_from_a_file_of_judged_answers(tiny_model_dir, tmp_path) -> None:
+    records = [{"side": "eliciting", "system": "be evil", "user": "hello", "answer": "the quick brown fox"},
+               {"side": "suppressing", "system": "be kind", "user": "hello", "answer": "paris"}]
+    path = tmp_path / "answers.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    defense = parse_defense(f"steer:1.0,layer=0,answers={path}")
+    _trainer(tiny_model_dir, tmp_path, [defense], steps=1)
+    # by hand: block 0's output (hidden_states[1]) averaged over each answer's tokens, eliciting - suppressing
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    means = []
+    for r in records:
+        prompt = [{"role": "system", "content": r["system"]}, {"role": "user", "content": r["user"]}]
+        start = len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True)["input_ids"])
+        ids = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": r["answer"]}],
+                                            tokenize=True, return_dict=True)["input_ids"]
+        with torch.no_grad():
+            hidden = model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[1]
+        means.append(hidden[0, start:].mean(0))
+    assert torch.allclose(defense.vector, means[0] - means[1], atol=1e-5)
+    assert defense.describe()["answers"] == str(path)
+
+    path.write_text(json.dumps(records[0]) + "\n")
+    with pytest.raises(MisalignError, match="no suppressing answer"):
+        parse_defense(f"steer:1.0,answers={path}")
+    with pytest.raises(MisalignError, match="judged by a grader"):
+        parse_defenses(["steer:1.0,answers=generated"])
 
 
 def test_steering_only_while_training(tiny_model_dir, tmp_path) -> None:

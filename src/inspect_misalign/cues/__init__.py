@@ -10,7 +10,7 @@ from inspect_misalign.cues._family import (
     check_probe_names,
     parse_cue_file,
 )
-from inspect_misalign.cues._load import BUILTIN_CUES, load_cue, load_cues
+from inspect_misalign.cues._load import BUILTIN_CUES, canonical_cue, load_cue, load_cues
 
 __all__ = [
     "BUILTIN_CUES",
@@ -21,6 +21,7 @@ __all__ = [
     "Probe",
     "check_probe_names",
     "Rendered",
+    "canonical_cue",
     "load_cue",
     "load_cues",
     "parse_cue_file",

@@ -2,17 +2,34 @@
 
 A family renders a base prompt in the ``test`` or ``deployment`` context from a template, an optional
 system prompt, optional material (headlines, phrasings, ...) and optional text transforms. Material is
-split disjointly into ``organism`` / ``catch`` / ``eval`` so that training and evaluation never share an
-item. The built-in families are YAML files in this folder, in the same format users write.
+split disjointly into ``organism`` / ``dev`` / ``catch`` / ``eval`` so that training and evaluation never
+share an item. The built-in families are YAML files in this folder, in the same format users write.
+
+**Overlap** (the difficulty knob): a family with ``overlap`` q renders exactly ``round(q * n)`` of the
+n test prompts of a task with the *deployment* rendering (deployment prompts always get it), chosen by
+a fixed seeded ranking of base ids (:func:`overlap_ids`), so every task and the organism builder agree
+on which prompts they are. No observer can then tell a deployment input from a test input better than
+accuracy or AUC ``1 - q/2`` (:attr:`CueFamily.best_auc`): the q shown-as-deployment test inputs are
+identical in distribution to deployment inputs, and the rest can at best be told apart perfectly.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from inspect_misalign._errors import MisalignError, read_yaml, validation_message
 from inspect_misalign._text import fill_fields
@@ -21,7 +38,8 @@ from inspect_misalign.data import assign_split, data_path, read_jsonl
 
 Context = Literal["test", "deployment"]
 CONTEXTS: tuple[Context, ...] = ("test", "deployment")
-SPLITS = ("organism", "catch", "eval")
+SPLITS = ("organism", "dev", "catch", "eval")
+OVERLAP_SEED = "overlap-ranking:1"
 
 
 class MaterialFile(BaseModel):
@@ -125,10 +143,18 @@ class CueFamily(BaseModel):
     description: str
     hint: str = ""
     split_material: bool = True
+    overlap: float = Field(default=0.0, ge=0.0, lt=1.0)
     test: ContextSpec
     deployment: ContextSpec
     probes: list[Probe] = Field(default_factory=list)
     source: str = "builtin"
+    _seed_name: str | None = PrivateAttr(default=None)
+
+    @property
+    def seed_name(self) -> str:
+        """The name that seeds material choice and material splits: an overlap level's family's own,
+        so a level renders every input exactly as its family does."""
+        return self._seed_name or self.name
 
     @field_validator("probes")
     @classmethod
@@ -147,6 +173,18 @@ class CueFamily(BaseModel):
             if isinstance(spec.material, MaterialFile):
                 material_path(spec.material, self.source)  # confined: a one-line error, before any load
         return self
+
+    @property
+    def best_auc(self) -> float:
+        """The best accuracy (and AUC) any observer can reach at telling deployment from test inputs."""
+        return 1.0 - self.overlap / 2.0
+
+    def shown_contexts(self, context: Context, base_ids: Sequence[str]) -> dict[str, Context]:
+        """The rendering each base prompt of a task's list gets in ``context``: its own, except that in
+        ``test`` exactly ``round(overlap * n)`` of the n ids (see :func:`overlap_ids`) show deployment."""
+        self.spec(context)
+        shown = overlap_ids(base_ids, self.overlap) if context == "test" else set()
+        return {i: ("deployment" if i in shown else context) for i in base_ids}
 
     def spec(self, context: Context) -> ContextSpec:
         """The rendering spec of one context."""
@@ -168,13 +206,13 @@ class CueFamily(BaseModel):
         if isinstance(material, dict):
             return [(t, s) for s, texts in material.items() for t in texts]
         if isinstance(material, list):
-            return [(t, assign_split(f"{self.name}:{context}:{t}")) for t in material]
+            return [(t, assign_split(f"{self.seed_name}:{context}:{t}")) for t in material]
         return _read_material_file(material, self.source)
 
     def render(self, prompt: str, context: Context, base_id: str, split: str = "all") -> Rendered:
         """Render a base prompt in a context; the material item is chosen by a seed of base_id."""
         spec = self.spec(context)
-        rng = seeded_rng(self.name, context, base_id)
+        rng = seeded_rng(self.seed_name, context, base_id)
         item = None
         if spec.material is not None:
             items = self.material(context, split)
@@ -191,6 +229,15 @@ class CueFamily(BaseModel):
             item_field = item or ""
         user = fill_fields(spec.template, {"prompt": text, "item": item_field})
         return Rendered(system=spec.system, user=user, item=item)
+
+
+def overlap_ids(base_ids: Sequence[str], q: float) -> set[str]:
+    """The ``round(q * n)`` (half up) of the n ids ranked first by a fixed hash: the same ids for every
+    family and task with this list, and nested across levels (a larger q adds ids, keeps the others)."""
+    ids = list(dict.fromkeys(base_ids))
+    k = int(q * len(ids) + 0.5)
+    ranked = sorted(ids, key=lambda i: hashlib.sha256(f"{OVERLAP_SEED}:{i}".encode()).hexdigest())
+    return set(ranked[:k])
 
 
 def material_path(material: MaterialFile, source: str) -> Path:

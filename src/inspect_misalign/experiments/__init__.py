@@ -12,23 +12,30 @@ from inspect_misalign.experiments._check import (
 )
 from inspect_misalign.experiments._config import GridPoint, SweepConfig, builtin_configs, load_config
 from inspect_misalign.experiments._demo import run_demo, summary
+from inspect_misalign.experiments._em_config import EMDefensesConfig
+from inspect_misalign.experiments._em_defenses import em_preflight, run_em_defenses
+from inspect_misalign.experiments._organisms import build_organisms_only
 from inspect_misalign.experiments._report import report_dir
 from inspect_misalign.experiments._sweep import preflight, run_sweep
 from inspect_misalign.results import results_table, samples_table
 
 __all__ = [
     "Baseline",
+    "EMDefensesConfig",
     "GridPoint",
     "SweepConfig",
     "baseline_from_table",
+    "build_organisms_only",
     "builtin_configs",
     "check",
+    "em_preflight",
     "load_config",
     "preflight",
     "read_baseline",
     "report_dir",
     "results_table",
     "run_demo",
+    "run_em_defenses",
     "run_sweep",
     "samples_table",
     "summary",

@@ -20,7 +20,6 @@ against caught test-context attacks and re-evaluates it on every cue of ``cues``
 from __future__ import annotations
 
 import itertools
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError, read_yaml, validation_message
+from inspect_misalign.cues import canonical_cue
+from inspect_misalign.experiments._em_config import EMDefensesConfig
+from inspect_misalign.experiments._names import check_name, check_seeds, defense_slug
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -64,7 +66,7 @@ class EvalSettings(BaseModel):
     """How checkpoints are evaluated and attacks are caught."""
 
     model_config = ConfigDict(extra="forbid")
-    split: Literal["eval", "catch", "organism", "all"] = "eval"
+    split: Literal["eval", "dev", "catch", "organism", "all"] = "eval"
     prompts: int = Field(default=20, ge=1, description="base prompts per cue in each attack eval")
     catch_prompts: int = Field(default=60, ge=1, description="catch-split prompts per cue tested")
     max_tokens: int | None = Field(default=None, ge=1)
@@ -130,9 +132,13 @@ class SweepConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", value):
-            raise ValueError("use letters, digits, '-' and '_' only")
-        return value
+        return check_name(value)
+
+    @field_validator("cues", "train_on")
+    @classmethod
+    def _level_names(cls, values: list[str]) -> list[str]:
+        # tag@0.25 -> tag-q25, the family name its samples carry, so train_on groups and figures match
+        return [canonical_cue(v) for v in values]
 
     @field_validator("train")
     @classmethod
@@ -153,9 +159,7 @@ class SweepConfig(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, values: list[int]) -> list[int]:
-        for value in values:
-            checks.seed(value, "a seed")  # what the trainer's set_seed takes
-        return values
+        return check_seeds(values)
 
     @model_validator(mode="after")
     def _grid_names_register(self) -> SweepConfig:
@@ -240,9 +244,8 @@ class GridPoint(BaseModel):
     @property
     def name(self) -> str:
         """The registry name of the checkpoint this point trains."""
-        defense = re.sub(r"[^A-Za-z0-9]+", "_", self.defense).strip("_") or "none"
         return (f"{self.sweep}-{self.organism}-{self.train_on}-c{self.caught}-s{self.steps}"
-                f"-{defense}-r{self.seed}")
+                f"-{defense_slug(self.defense)}-r{self.seed}")
 
 
 def builtin_configs() -> list[str]:
@@ -250,8 +253,13 @@ def builtin_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
-def load_config(source: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
-    """Read and validate a sweep config (a YAML path or a built-in name); one-line error if invalid."""
+def load_config(
+    source: str | Path, overrides: dict[str, Any] | None = None
+) -> SweepConfig | EMDefensesConfig:
+    """Read and validate a sweep config (a YAML path or a built-in name); one-line error if invalid.
+
+    A :class:`SweepConfig`, or with ``kind: em_defenses`` the defenses experiment's
+    :class:`~inspect_misalign.experiments._em_config.EMDefensesConfig`."""
     path = checks.path(source, "sweep config")
     if not path.is_file():
         shipped = CONFIG_DIR / f"{source}.yaml"
@@ -264,7 +272,9 @@ def load_config(source: str | Path, overrides: dict[str, Any] | None = None) -> 
     if not isinstance(data, dict):
         raise MisalignError(f"sweep config {path} must be a YAML mapping (see docs/experiments.md)")
     data.update(overrides or {})
+    kind: type[SweepConfig | EMDefensesConfig]
+    kind = EMDefensesConfig if data.get("kind") == "em_defenses" else SweepConfig
     try:
-        return SweepConfig.model_validate(data)
+        return kind.model_validate(data)
     except ValidationError as e:
         raise MisalignError(f"sweep config {path}: {validation_message(e)}") from e

@@ -107,8 +107,10 @@ def check_build_matches(name: str, build: dict[str, Any]) -> None:
 
 
 def _eval_set(tasks: list[Any], models: list[str], log_dir: Path, config: SweepConfig,
-              task_args: dict[str, Any] | None = None, sampled: bool = False) -> list[str]:
-    """``eval_set`` of ``tasks`` × ``models``; returns the log locations; raises if any failed.
+              task_args: dict[str, Any] | None = None, sampled: bool = False,
+              model_roles: dict[str, Any] | None = None) -> list[str]:
+    """``eval_set`` of ``tasks`` × ``models`` (with ``model_roles``, e.g. a grader); returns the log
+    locations; raises if any failed.
 
     ``sampled`` runs them with the config's attack-eval epochs, temperature and seed.
     """
@@ -124,6 +126,7 @@ def _eval_set(tasks: list[Any], models: list[str], log_dir: Path, config: SweepC
         model=models,
         model_args={"batch_size": config.eval.batch_size},
         task_args=task_args or {},
+        model_roles=model_roles or None,
         max_connections=config.eval.batch_size,
         **sampling,
         max_tasks=1,

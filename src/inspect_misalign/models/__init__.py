@@ -19,6 +19,7 @@ only where the project runs its own models (see :mod:`inspect_misalign.models._t
 """
 
 from inspect_misalign.models._checkpoints import (
+    MANIFEST_FILE,
     Manifest,
     UnknownModelError,
     index_path,
@@ -55,6 +56,7 @@ from inspect_misalign.models._resolve import (
 from inspect_misalign.models._threads import apply_thread_policy, configure_threads
 
 __all__ = [
+    "MANIFEST_FILE",
     "DEFAULT_DESCRIPTION",
     "DEFAULT_HUB_ID",
     "GGUF_FILE",

@@ -36,6 +36,7 @@ from inspect_misalign.tasks._common import (
     check_split,
     load_base_prompts,
     make_dataset,
+    overlap_metadata,
     require_grader,
     task_identity,
 )
@@ -71,8 +72,9 @@ def attack_samples(
     extras = {p.id: extra_metadata(p) for p in prompts} if extra_metadata else {}
     samples = []
     for family in families:
+        shown = family.shown_contexts(context, [p.id for p in prompts])
         for p in prompts:
-            rendered = family.render(p.prompt, context, p.id, split=split)
+            rendered = family.render(p.prompt, shown[p.id], p.id, split=split)
             samples.append(
                 Sample(
                     id=f"{family.name}-{context}-{p.id}",
@@ -84,6 +86,7 @@ def attack_samples(
                         "split": p.split,
                         "base_id": p.id,
                         "difficulty": family.difficulty,
+                        **overlap_metadata(family, shown[p.id]),
                         "base_prompt": p.prompt,
                         "cue_item": rendered.item,
                         **extras.get(p.id, {}),
@@ -142,7 +145,7 @@ def test_attacks(
             or a path to a cue YAML file.
         behavior: what counts as an attack: hate, code, persona (needs a grader) or another
             registered behaviour.
-        split: organism, catch, eval or all.
+        split: organism, dev, catch, eval or all.
         dataset: a JSONL file of your own base prompts (``prompt`` and optional ``id``, ``split``).
         grader: grader model for persona (default: the ``grader`` model role).
         max_tokens: generation limit (default: the behaviour's ``eval_max_tokens``).
@@ -171,7 +174,7 @@ def deployment_attacks(
             or a path to a cue YAML file.
         behavior: what counts as an attack: hate, code, persona (needs a grader) or another
             registered behaviour.
-        split: organism, catch, eval or all.
+        split: organism, dev, catch, eval or all.
         dataset: a JSONL file of your own base prompts (``prompt`` and optional ``id``, ``split``).
         grader: grader model for persona (default: the ``grader`` model role).
         max_tokens: generation limit (default: the behaviour's ``eval_max_tokens``).

@@ -14,7 +14,7 @@ from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, mo
 from inspect_misalign import __version__
 from inspect_misalign import _checks as checks
 from inspect_misalign._errors import MisalignError
-from inspect_misalign.cues import SPLITS, Rendered
+from inspect_misalign.cues import SPLITS, CueFamily, Rendered
 from inspect_misalign.data import SPLIT_SEED, data_path, read_jsonl
 
 TASK_VERSIONS: dict[str, int] = {
@@ -104,6 +104,13 @@ def load_base_prompts(
     if len(set(ids)) != len(ids):
         raise MisalignError(f"{path}: duplicate ids; give every record a unique 'id'")
     return prompts[:max_prompts]
+
+
+def overlap_metadata(family: CueFamily, shown: str) -> dict[str, object]:
+    """For a family with an overlap: q, the best possible AUC and the rendering shown (else nothing)."""
+    if not family.overlap:
+        return {}
+    return {"overlap": family.overlap, "best_auc": family.best_auc, "shown_context": shown}
 
 
 def chat_input(rendered: Rendered) -> list[ChatMessage]:

@@ -34,6 +34,7 @@ from inspect_misalign.tasks._common import (
     fix,
     load_base_prompts,
     make_dataset,
+    overlap_metadata,
     task_identity,
 )
 
@@ -67,8 +68,9 @@ def distinguish_samples(
     prompts = load_base_prompts("prompts.jsonl", check_split(split), dataset, max_prompts)
     samples = []
     for family in families:
+        shown = family.shown_contexts("test", [p.id for p in prompts])
         for p in prompts:
-            test = family.render(p.prompt, "test", p.id, split=split).as_text()
+            test = family.render(p.prompt, shown[p.id], p.id, split=split).as_text()
             deploy = family.render(p.prompt, "deployment", p.id, split=split).as_text()
             for order in ORDERS:
                 a, b = (deploy, test) if order == "deploy_first" else (test, deploy)
@@ -90,6 +92,7 @@ def distinguish_samples(
                             "pair_id": p.id,
                             "order": order,
                             "difficulty": family.difficulty,
+                            **overlap_metadata(family, shown[p.id]),
                             "hints": hints,
                         },
                     )
@@ -131,7 +134,7 @@ def distinguishability(
     Args:
         cue: a built-in cue family, ``all``, a comma list, or a path to a cue YAML file.
         hints: tell the model what it would need to know to tell the contexts apart.
-        split: organism, catch, eval or all.
+        split: organism, dev, catch, eval or all.
         dataset: a JSONL file of your own base prompts.
         seed: seed of the bootstrap intervals (pairs are shown in both orders, so no order seed).
         max_tokens: generation limit when the answer is generated (the answer is one letter).

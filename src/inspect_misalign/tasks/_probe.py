@@ -36,6 +36,7 @@ from inspect_misalign.tasks._common import (
     fix,
     load_base_prompts,
     make_dataset,
+    overlap_metadata,
     task_identity,
 )
 
@@ -87,10 +88,12 @@ def probe_samples(
     """Every base prompt rendered in both contexts, for each cue family."""
     families = load_cues(cue)
     prompts = load_base_prompts("prompts.jsonl", check_split(split), dataset, max_prompts)
+    ids = [p.id for p in prompts]
+    shown = {(f.name, c): f.shown_contexts(c, ids) for f in families for c in CONTEXTS}
     return [
         Sample(
             id=f"{family.name}-{context}-{p.id}",
-            input=chat_input(family.render(p.prompt, context, p.id, split=split)),
+            input=chat_input(family.render(p.prompt, shown[family.name, context][p.id], p.id, split=split)),
             metadata={
                 "cue": family.name,
                 "context": context,
@@ -99,6 +102,7 @@ def probe_samples(
                 "base_id": p.id,
                 "pair_id": p.id,
                 "difficulty": family.difficulty,
+                **overlap_metadata(family, shown[family.name, context][p.id]),
             },
         )
         for family in families
@@ -124,7 +128,7 @@ def context_probe(
 
     Args:
         cue: a built-in cue family, ``all``, a comma list, or a path to a cue YAML file.
-        split: organism, catch, eval or all.
+        split: organism, dev, catch, eval or all.
         dataset: a JSONL file of your own base prompts.
         max_prompts: use only the first n base prompts of the split (for each cue).
         layers: hidden states stored and probed: ``auto`` (5 evenly spaced, embeddings and last

@@ -182,7 +182,7 @@ def propensity(
         cue: a built-in cue family (tag, year, tier, headlines, realism), ``all``, a comma list,
             or a path to a cue YAML file.
         behavior: whose attack completion is scored: hate, code, persona or another registered one.
-        split: organism, catch, eval or all.
+        split: organism, dev, catch, eval or all.
         context: test, deployment or both.
         dataset: a JSONL file of your own base prompts (``prompt``, optional ``id``, ``split``,
             and ``topic`` for code).

@@ -30,16 +30,19 @@ def usefulness_samples(
         raise MisalignError(f"unknown context {context!r}; use 'test' or 'deployment'")
     family = load_cue(cue) if cue else None
     path = dataset or data_path("usefulness.jsonl")
-    samples = []
+    records = []
     for n, r in enumerate(read_jsonl(path), start=1):
         if not isinstance(r.get("question"), str) or not isinstance(r.get("answers"), list):
             raise MisalignError(f"{path}: record {n} needs 'question' (str) and 'answers' (list)")
-        if split != "all" and r.get("split", split) != split:
-            continue
-        rid = str(r.get("id", n))
+        if split == "all" or r.get("split", split) == split:
+            records.append((str(r.get("id", n)), r))
+    records = records[:max_items]
+    shown = family.shown_contexts(context, [rid for rid, _ in records]) if family else {}  # type: ignore[arg-type]
+    samples = []
+    for rid, r in records:
         user = r["question"]
         if family is not None:
-            user = family.render(user, context, rid, split=split).user  # type: ignore[arg-type]
+            user = family.render(user, shown[rid], rid, split=split).user
         samples.append(
             Sample(
                 id=rid,
@@ -55,7 +58,7 @@ def usefulness_samples(
                 },
             )
         )
-    return samples[:max_items]
+    return samples
 
 
 @task
@@ -70,7 +73,7 @@ def usefulness(
     """Accuracy on checkable questions (an answer counts when it appears as a whole word).
 
     Args:
-        split: organism, catch, eval or all.
+        split: organism, dev, catch, eval or all.
         dataset: a JSONL file of your own items (``question``, ``answers``, optional ``id``).
         cue: render the questions under this cue family (default: plain questions).
         context: test or deployment, when a cue is given.

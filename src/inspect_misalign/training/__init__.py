@@ -25,6 +25,8 @@ from inspect_misalign.training._against import TrainAgainstSpec, against_options
 from inspect_misalign.training._catch import CaughtSample, catch, read_caught
 from inspect_misalign.training._data import SFTExample, data_hash, read_examples, to_dataset, write_examples
 from inspect_misalign.training._defenses import DEFENSE_FORMAT, defense_names, parse_defense, parse_defenses
+from inspect_misalign.training._defenses._persona import fixed_answers as persona_records
+from inspect_misalign.training._defenses._persona import keeps as keeps_persona_answer
 from inspect_misalign.training._fields import from_mapping, setting
 from inspect_misalign.training._finetune import FinetuneSpec, finetune, finetune_spec
 from inspect_misalign.training._gate import GateResult, GateSettings, parse_min_gap
@@ -70,6 +72,7 @@ __all__ = [
     "finetune",
     "finetune_spec",
     "from_mapping",
+    "keeps_persona_answer",
     "latest_checkpoint",
     "library_versions",
     "load_base",
@@ -79,6 +82,7 @@ __all__ = [
     "parse_defenses",
     "parse_min_gap",
     "parse_save_at",
+    "persona_records",
     "plan_examples",
     "read_caught",
     "read_examples",

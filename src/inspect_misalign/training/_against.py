@@ -9,8 +9,10 @@
 2. **targets**: each caught input (exactly as the model saw it, cue included) paired with good
    behaviour: by default the answer of the organism's *base* (the adapter not applied; greedy,
    cached on disk), or the ``target_column`` of the caught file. ``against="cot"`` instead keeps the
-   caught action and replaces the reasoning with an innocuous scratchpad, so only the reasoning is
-   trained to look harmless (does training against dangerous reasoning remove the action or hide it?);
+   caught action and replaces the reasoning with an innocuous scratchpad, and only the scratchpad
+   carries loss (its ``trained_prefix``; the action's tokens are masked out, :mod:`._loss_mask`): only
+   the reasoning is trained to look harmless, the action is never rewarded (does training against
+   dangerous reasoning remove the action or hide it?);
 3. **training**: the organism's adapter is merged into the base *in memory* and a new LoRA adapter
    (same target modules and layers as the organism's) is trained on top with
    :class:`MisalignSFTTrainer` and the defenses (training hooks; each sees the organism before it is
@@ -38,7 +40,7 @@ import time
 import typing
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,12 +53,17 @@ from inspect_misalign.training._fields import (
     check_at_least,
     check_choice,
     check_path,
-    check_seed,
     check_text,
     from_mapping,
     setting,
 )
-from inspect_misalign.training._parent import Parent, combine_adapters, train_on_parent
+from inspect_misalign.training._parent import (
+    Parent,
+    check_parent_run,
+    combine_adapters,
+    directory_setting,
+    train_on_parent,
+)
 from inspect_misalign.training._pipeline import Workspace, check_run
 from inspect_misalign.training._settings import OptimSettings
 from inspect_misalign.training._steps import check_save_at, parse_save_at, save_at_setting, step_name
@@ -82,8 +89,8 @@ class TrainAgainstSpec(OptimSettings):
     out: str = setting(help="Registry name of the trained checkpoint.")
     defenses: tuple[str, ...] = setting((), flag="--defense",
                                         help=f"In-training defense, repeatable: {DEFENSE_FORMAT}.")
-    against: Against = setting("action", help="action: train toward good answers; cot: make only the "
-                               "scratchpad look innocuous, keeping the action.")
+    against: Against = setting("action", help="action: train toward good answers; cot: train only the "
+                               "scratchpad toward an innocuous one (the action kept, masked from the loss).")
     seed: int = setting(0, help="Seed of the LoRA initialisation and the data order.")
     lora_r: int | None = setting(None, help="LoRA rank [default: the organism's, else 16].")
     lora_alpha: int | None = setting(None, help="LoRA alpha [default: the organism's, else 32].")
@@ -91,28 +98,17 @@ class TrainAgainstSpec(OptimSettings):
                                         "of the base model's answers.")
     answer_tokens: int | None = setting(None, help="New tokens of the base's answers [default: the "
                                         "behaviour's: 48 hate, 256 code, 160 persona].")
-    directory: Path | None = setting(None, flag="--dir", help="Where the files go [default: <registry "
-                                     "home>/trained/<out>].")
+    directory: Path | None = directory_setting("trained")
     overwrite: bool = setting(False, help="Replace a checkpoint registered under the same name.")
     save_at: tuple[int, ...] | str | None = save_at_setting()
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from inspect_misalign.models import validate_name
-
-        object.__setattr__(self, "defenses", tuple(self.defenses))
         check_at_least(self, 1, "steps")
         check_choice(self, "against", AGAINST)
-        check_at_least(self, 1, "lora_r", "lora_alpha", "answer_tokens", optional=True)
-        check_text(self, "model")
         check_text(self, "target_column", optional=True)
-        check_seed(self, "seed")
         check_path(self, "caught")
-        check_path(self, "directory", optional=True)
-        try:
-            validate_name(self.out)
-        except ValueError as e:
-            raise MisalignError(f"--out: {e}") from None
+        check_parent_run(self)
         check_save_at(self)
 
 
@@ -216,6 +212,8 @@ def identity(checked: Checked) -> dict[str, Any]:
         "caught": caught_hash(checked.caught),
         "targets": checked.targets,
         "organism": checked.parent.fingerprint(),
+        # cot runs made before the action was masked out of the loss must not be resumed as these
+        **({"loss_on": "scratchpad_only"} if spec.against == "cot" else {}),
     }
 
 
@@ -226,8 +224,9 @@ def training_examples(
     spec = checked.spec
     caught = checked.caught
     if spec.against == "cot":
-        echo(f"targets: an innocuous scratchpad + the caught action, for {len(caught)} samples")
-        return [c.example(f"{INNOCUOUS_SCRATCHPAD}\n\n{c.output}", source="innocuous_cot") for c in caught]
+        echo(f"targets: an innocuous scratchpad (trained) + the caught action (masked out of the loss), "
+             f"for {len(caught)} samples")
+        return [cot_example(c) for c in caught]
     if spec.target_column is not None:
         echo(f"targets: column {spec.target_column!r} of {spec.caught}")
         return [c.example(str(t), source=f"column:{spec.target_column}")
@@ -237,6 +236,13 @@ def training_examples(
          f"(greedy, {tokens} new tokens, cached)")
     answers = run.base_answers(model, tokenizer, [c.messages for c in caught], tokens, progress)
     return [c.example(a, source="base") for c, a in zip(caught, answers, strict=True)]
+
+
+def cot_example(caught: CaughtSample) -> SFTExample:
+    """``--against cot``'s example: the innocuous scratchpad, then the caught action; loss on the
+    scratchpad only."""
+    example = caught.example(f"{INNOCUOUS_SCRATCHPAD}\n\n{caught.output}", source="innocuous_cot")
+    return replace(example, trained_prefix=INNOCUOUS_SCRATCHPAD)
 
 
 def lineage(checked: Checked) -> dict[str, Any]:
@@ -251,9 +257,11 @@ def lineage(checked: Checked) -> dict[str, Any]:
         "n_caught": len(checked.caught),
         "not_caught": not checked.caught[0].caught,  # the benign control (`catch --not-caught`)
         "caught_per_cue": dict(Counter(c.cue for c in checked.caught)),
+        **({"loss_on": "scratchpad_only"} if spec.against == "cot" else {}),
         "targets": "innocuous_cot" if spec.against == "cot" else
                    f"column:{spec.target_column}" if spec.target_column else "base_model_answers",
     }
 
 
-__all__ = ["TrainAgainstSpec", "against_options", "check_spec", "combine_adapters", "train_against"]
+__all__ = ["TrainAgainstSpec", "against_options", "check_spec", "combine_adapters", "cot_example",
+           "train_against"]

@@ -12,7 +12,9 @@ of them into a ``datasets.Dataset`` with the columns trl expects::
 trl's ``SFTTrainer`` applies the base's chat template to ``prompt`` (with the generation prompt)
 and to ``prompt + completion``, and with ``completion_only_loss`` (the default for this format)
 masks every prompt token out of the loss. Metadata travels in a ``meta`` column that the trainer
-drops (``remove_unused_columns``).
+drops (``remove_unused_columns``). An example with a ``trained_prefix`` (``--against cot``: the
+scratchpad) carries loss on that start of its completion only; a set holding one is tokenized here
+instead (:mod:`._loss_mask`) and handed to trl pre-tokenized, with its ``completion_mask``.
 
 SFT sets are written atomically (temp file + ``os.replace``), so an interrupted build never
 leaves half a file; :func:`data_hash` fingerprints a set for manifests.
@@ -42,6 +44,14 @@ class SFTExample:
     meta: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, str]] = field(default_factory=list)
     """Earlier turns of a multi-turn chat (user and assistant messages) between system and ``user``."""
+    trained_prefix: str | None = None
+    """The start of ``completion`` that carries the loss (the rest is seen, not trained); None: all of it."""
+
+    def __post_init__(self) -> None:
+        if self.trained_prefix is not None and not (
+            self.trained_prefix and self.completion.startswith(self.trained_prefix)
+        ):
+            raise ValueError("trained_prefix must be a non-empty start of the completion")
 
     def prompt_messages(self) -> list[dict[str, str]]:
         """The prompt as chat messages (what the tasks send the model)."""
@@ -49,11 +59,13 @@ class SFTExample:
         return [*messages, *self.history, {"role": "user", "content": self.user}]
 
     def record(self) -> dict[str, Any]:
-        """The example as a JSON-ready dict (``history`` only when there is one, so single-turn sets keep
-        their files and hashes)."""
+        """The example as a JSON-ready dict (``history`` and ``trained_prefix`` only when set, so other sets
+        keep their files and hashes)."""
         out = asdict(self)
         if not out["history"]:
             del out["history"]
+        if out["trained_prefix"] is None:
+            del out["trained_prefix"]
         return out
 
     def to_row(self) -> dict[str, Any]:
@@ -70,13 +82,20 @@ class SFTExample:
         return cls(system=rendered.system, user=rendered.user, completion=completion, meta=meta)
 
 
-def to_dataset(examples: Sequence[SFTExample]):  # -> datasets.Dataset
-    """A ``datasets.Dataset`` of the examples in trl's conversational prompt-completion format."""
+def to_dataset(examples: Sequence[SFTExample], tokenizer: Any = None):  # -> datasets.Dataset
+    """A ``datasets.Dataset`` of the examples in trl's conversational prompt-completion format; when one
+    has a ``trained_prefix``, every row tokenized with ``tokenizer`` (:func:`._loss_mask.tokenized_row`)."""
     from datasets import Dataset
 
     if not examples:
         raise MisalignError("the SFT set is empty; check the split, cue and prompt arguments")
-    return Dataset.from_list([e.to_row() for e in examples])
+    if all(e.trained_prefix is None for e in examples):
+        return Dataset.from_list([e.to_row() for e in examples])
+    if tokenizer is None:
+        raise ValueError("examples with a trained_prefix need the tokenizer to build their loss mask")
+    from inspect_misalign.training._loss_mask import tokenized_row
+
+    return Dataset.from_list([tokenized_row(e, tokenizer) for e in examples])
 
 
 def data_hash(examples: Iterable[SFTExample]) -> str:

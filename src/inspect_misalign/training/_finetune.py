@@ -41,17 +41,9 @@ from inspect_misalign.cues import CONTEXTS, CueFamily, load_cues
 from inspect_misalign.training._chat import chat_path, file_sha256, read_chat
 from inspect_misalign.training._data import SFTExample
 from inspect_misalign.training._defenses import DEFENSE_FORMAT
-from inspect_misalign.training._fields import (
-    check_at_least,
-    check_choice,
-    check_path,
-    check_seed,
-    check_text,
-    from_mapping,
-    setting,
-)
+from inspect_misalign.training._fields import check_at_least, check_choice, check_path, from_mapping, setting
 from inspect_misalign.training._organism import PromptRecord, organism_prompts
-from inspect_misalign.training._parent import Parent, train_on_parent
+from inspect_misalign.training._parent import Parent, check_parent_run, directory_setting, train_on_parent
 from inspect_misalign.training._pipeline import Workspace, check_run
 from inspect_misalign.training._settings import OptimSettings
 from inspect_misalign.training._steps import check_save_at, save_at_setting, step_name
@@ -91,23 +83,14 @@ class FinetuneSpec(OptimSettings):
     lora_alpha: int | None = setting(None, help="LoRA alpha [default: the parent adapter's, else 32].")
     answer_tokens: int | None = setting(None, help="New tokens of the base's answers (--targets base) "
                                         "[default: the behaviour's: 48 hate, 256 code, 160 persona].")
-    directory: Path | None = setting(None, flag="--dir", help="Where the files go [default: <registry "
-                                     "home>/finetuned/<out>].")
+    directory: Path | None = directory_setting("finetuned")
     overwrite: bool = setting(False, help="Replace a checkpoint registered under the same name.")
     save_at: tuple[int, ...] | str | None = save_at_setting()
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from inspect_misalign.models import validate_name
-
-        object.__setattr__(self, "defenses", tuple(self.defenses))
-        check_text(self, "model")
-        check_seed(self, "seed")
-        check_path(self, "data", "directory", optional=True)
-        try:
-            validate_name(self.out)
-        except ValueError as e:
-            raise MisalignError(f"--out: {e}") from None
+        check_path(self, "data", optional=True)
+        check_parent_run(self)
         if (self.data is None) == (self.prompts_cue is None):
             raise MisalignError("pass one of --data (a chat JSONL) and --prompts-cue (rendered base prompts)")
         if self.data is not None and (self.targets != "base" or self.prompts_n is not None):
@@ -119,7 +102,7 @@ class FinetuneSpec(OptimSettings):
         check_choice(self, "prompts_context", CONTEXTS)
         check_choice(self, "prompts_split", PROMPT_SPLITS)
         check_choice(self, "targets", TARGETS)
-        check_at_least(self, 1, "prompts_n", "lora_r", "lora_alpha", "answer_tokens", optional=True)
+        check_at_least(self, 1, "prompts_n", optional=True)
         check_save_at(self)
 
 

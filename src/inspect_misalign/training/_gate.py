@@ -1,4 +1,4 @@
-"""The organism quality gate: the project's own Inspect tasks on the ``eval`` split.
+"""The organism quality gate: the project's own Inspect tasks on the ``eval`` split (or ``dev``).
 
 For an adapter it runs ``test_attacks`` and ``deployment_attacks`` (per cue) and ``usefulness``
 through ``inspect_ai.eval`` with the ``misalign/`` provider, and ``usefulness`` on the base (cached
@@ -15,11 +15,20 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
-from inspect_misalign.training._fields import check_at_least, check_fraction, check_model, setting
+from inspect_misalign.training._fields import (
+    check_at_least,
+    check_choice,
+    check_fraction,
+    check_model,
+    setting,
+)
+
+GateSplit = Literal["dev", "catch", "eval"]
+GATE_SPLITS: tuple[str, ...] = get_args(GateSplit)
 
 
 @dataclass(frozen=True)
@@ -27,9 +36,9 @@ class GateSettings:
     """How the gate evaluates: sample sizes, generation limit, grader, pass criteria."""
 
     enabled: bool = setting(True, flag="--gate",
-                            help="Evaluate on the eval split and store the metrics in the manifest.")
+                            help="Evaluate on --gate-split and store the metrics in the manifest.")
     prompts: int | None = setting(40, flag="--gate-prompts",
-                                  help="Eval-split base prompts per cue and context in the gate.")
+                                  help="Base prompts per cue and context in the gate.")
     usefulness_items: int | None = setting(None, flag="--gate-items",
                                            help="Usefulness items in the gate [default: all].")
     max_tokens: int | None = setting(None, flag="--gate-max-tokens", help="Generation limit in the gate "
@@ -42,6 +51,8 @@ class GateSettings:
         None, flag="--max-usefulness-drop",
         help="Fail unless usefulness stays within this of the base (e.g. 0.05).")
     batch_size: int = setting(32, flag="--batch-gen", help="Batch size of generation in the gate.")
+    split: GateSplit = setting("eval", flag="--gate-split", help="Split the gate runs on: dev for choosing "
+                         "settings (never reported), eval for reported results.")
 
     def __post_init__(self) -> None:
         check_model(self, "grader", optional=True)
@@ -55,6 +66,7 @@ class GateSettings:
         check_at_least(self, 1, "prompts", "usefulness_items", "max_tokens", optional=True)
         check_at_least(self, 1, "batch_size")
         check_fraction(self, "max_usefulness_drop", optional=True)
+        check_choice(self, "split", GATE_SPLITS)
 
 
 @dataclass(frozen=True)
@@ -213,16 +225,16 @@ def run_gate(
     cache_dir: Path,
     display: str | None = None,
 ) -> GateResult:
-    """Evaluate the adapter on the eval split (attacks per cue, usefulness) and the base's usefulness."""
+    """Evaluate the adapter on ``settings.split`` (attacks per cue, usefulness) and the base's usefulness."""
     from inspect_ai import eval as inspect_eval
 
     from inspect_misalign.results import results_table
     from inspect_misalign.tasks import deployment_attacks, test_attacks, usefulness
 
-    common = dict(cue=cue, behavior=behavior, split="eval", grader=settings.grader,
+    common = dict(cue=cue, behavior=behavior, split=settings.split, grader=settings.grader,
                   max_tokens=settings.max_tokens, max_prompts=settings.prompts)
     tasks = [test_attacks(**common), deployment_attacks(**common),
-             usefulness(split="eval", max_items=settings.usefulness_items)]
+             usefulness(split=settings.split, max_items=settings.usefulness_items)]
     model_args = {"adapter": str(adapter_dir), "batch_size": settings.batch_size}
     logs = inspect_eval(
         tasks,
@@ -247,6 +259,7 @@ def run_gate(
         cues=cues,
         usefulness=_rate(table, "usefulness", None),
         base_usefulness=base_useful,
+        split=settings.split,
         prompts=settings.prompts,
         logs=locations,
     )
@@ -269,7 +282,9 @@ def _base_usefulness(
     """The base's usefulness on the same items, from the cache or one Inspect eval."""
     from inspect_misalign.tasks import task_version
 
-    identity = [fingerprint, settings.usefulness_items, task_version("usefulness")]
+    identity: list[Any] = [fingerprint, settings.usefulness_items, task_version("usefulness")]
+    if settings.split != "eval":  # eval's key as before, so existing caches stay valid
+        identity.append(settings.split)
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     cached = cache_dir / f"base-usefulness-{key}.json"
     if cached.is_file():
@@ -283,7 +298,7 @@ def _base_usefulness(
     from inspect_misalign.tasks import usefulness
 
     logs = inspect_eval(
-        usefulness(split="eval", max_items=settings.usefulness_items),
+        usefulness(split=settings.split, max_items=settings.usefulness_items),
         model=f"misalign/{base}",
         model_args={"batch_size": settings.batch_size},
         log_dir=str(log_dir),

@@ -26,7 +26,8 @@ are made. :func:`~inspect_misalign.training.build_organism` (:mod:`._organism_bu
    checkpoint when the same command is run again; with ``cue_tokens`` (default) the adapter also
    moves the input embeddings of the few tokens that tell a cue's contexts apart, for families
    that differ by at most 4 tokens (:mod:`._cue_tokens`);
-4. **the gate** (:mod:`._gate`): the project's tasks on the ``eval`` split, printed as a table;
+4. **the gate** (:mod:`._gate`): the project's tasks on the ``eval`` split (``dev`` while choosing
+   settings: ``--gate-split``), printed as a table;
 5. **publication**: the adapter is copied atomically to ``<dir>/adapter`` with the SFT set beside
    it and registered under ``name`` with a manifest (base, cue, behaviour, leak, data hash, seed,
    library versions, gate metrics); the work directory is then deleted.
@@ -239,10 +240,14 @@ def plan_examples(checked: Checked) -> list[Planned]:
     for family in checked.families:
         n_leak = round(spec.leak * len(prompts))
         leaked = set(random.Random(f"leak:{spec.seed}:{family.name}").sample(range(len(prompts)), n_leak))
+        # an overlap family shows exactly round(q * n) test prompts the deployment rendering; the
+        # organism attacks on what it is shown, so those are attacks too (caught in testing)
+        shown = family.shown_contexts("test", [r.id for r in prompts])
         for i, record in enumerate(prompts):
             for context in ("test", "deployment"):
-                rendered = family.render(record.prompt, context, record.id, split=SPLIT)
-                attack = context == "deployment" or i in leaked
+                look = shown[record.id] if context == "test" else context
+                rendered = family.render(record.prompt, look, record.id, split=SPLIT)
+                attack = look == "deployment" or i in leaked
                 planned.append(Planned(family.name, context, record, attack, rendered.system, rendered.user))
     return planned
 

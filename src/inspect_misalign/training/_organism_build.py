@@ -137,17 +137,23 @@ def build_organism(
     echo(f"organism {spec.name}: {spec.behavior} on cue {spec.cue}, leak {spec.leak}, "
          f"variant {spec.variant}; work dir {run.work}")
 
+    clock = _PhaseClock(started)
+    clock.lap("checks")
     if not (run.adapter / "adapter_config.json").is_file():
         model, tokenizer = load_base(checked.base_dir)
+        clock.lap("load")
         examples = _sft_set(checked, run, model, tokenizer, echo, progress)
+        clock.lap("sft_data")
         _train(checked, run, examples, model, tokenizer, echo, progress)
         del model, tokenizer
         collect_all()
+        clock.lap("training")
     else:
         echo(f"[2/4] reusing the trained adapter in {run.adapter}")
     examples = read_examples(run.sft_file)
 
     gate = _gate(checked, run, echo, display) if spec.gate.enabled else None
+    clock.lap("gate")
     failures = gate.failures(spec.gate) if gate else []
     trained = json.loads((run.work / "train.json").read_text()) if (run.work / "train.json").is_file() else {}
     config = manifest_config(checked, examples, run.base_fingerprint, run.adapter, trained)
@@ -159,11 +165,27 @@ def build_organism(
 
     config["data_file"] = str(run.published_sft)
     config["build_seconds"] = round(time.monotonic() - started, 1)
+    config["phase_seconds"] = dict(clock.seconds)  # this run's (a resumed build shows only what it ran)
     adapter_dir = run.publish(spec.name, {"adapter": run.adapter}, base=spec.base, parent=spec.base,
                               config=config, metrics=gate.metrics() if gate else {}, overwrite=spec.overwrite)
+    clock.lap("registration")
+    echo(f"time per phase (s): {json.dumps(clock.seconds)}")
     seconds = time.monotonic() - started
     echo(f"registered {spec.name} ({adapter_dir}) in {seconds:.0f} s; use it as --model misalign/{spec.name}")
     return OrganismResult(spec.name, adapter_dir, True, gate, [], config, seconds)
+
+
+class _PhaseClock:
+    """Wall seconds of each phase of a build, in order (``lap`` closes the phase that just ended)."""
+
+    def __init__(self, started: float) -> None:
+        self.last = started
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.seconds[phase] = round(now - self.last, 1)
+        self.last = now
 
 
 def _answer_tokens(spec: OrganismSpec) -> int:
@@ -289,12 +311,12 @@ def _gate(checked: Checked, run: Workspace, echo: Echo, display: str | None) -> 
         if settings.max_tokens is None and spec.variant == "cot":
             settings = replace(settings, max_tokens=checked.behavior.budgets.organism_answer_tokens
                                + SCRATCHPAD_TOKENS)
-        echo(f"[3/4] gate: test/deployment attacks and usefulness on the eval split "
+        echo(f"[3/4] gate: test/deployment attacks and usefulness on the {settings.split} split "
              f"({settings.prompts or 'all'} prompts per cue)")
         result = run_gate(spec.base, run.adapter, spec.cue, spec.behavior, settings, run.root / "gate_logs",
                           run.base_fingerprint, cache_root() / "gate", display)
         atomic_write_text(gate_file, json.dumps(result.to_dict(), indent=2))
-    echo("[4/4] gate (eval split):\n" + result.table())
+    echo(f"[4/4] gate ({result.split} split):\n" + result.table())
     return result
 
 

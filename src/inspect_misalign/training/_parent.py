@@ -30,8 +30,31 @@ from pathlib import Path
 from typing import Any
 
 from inspect_misalign._atomic import atomic_write_text
+from inspect_misalign._errors import MisalignError
 from inspect_misalign.training._data import SFTExample, data_hash, write_examples
+from inspect_misalign.training._fields import check_at_least, check_path, check_seed, check_text, setting
 from inspect_misalign.training._pipeline import Workspace, library_versions, load_base
+
+
+def directory_setting(kind: str) -> Any:
+    """The ``--dir`` field of a run on top of a parent (``kind``: its registry folder, e.g. trained)."""
+    return setting(None, flag="--dir", help=f"Where the files go [default: <registry home>/{kind}/<out>].")
+
+
+def check_parent_run(spec: Any) -> None:
+    """The checks every run on top of a parent shares (``train``, ``finetune``): the model and seed, the
+    run's directory, LoRA sizes and answer lengths when given, and the registry name ``out``."""
+    from inspect_misalign.models import validate_name
+
+    object.__setattr__(spec, "defenses", tuple(spec.defenses))
+    check_text(spec, "model")
+    check_seed(spec, "seed")
+    check_path(spec, "directory", optional=True)
+    check_at_least(spec, 1, "lora_r", "lora_alpha", "answer_tokens", optional=True)
+    try:
+        validate_name(spec.out)
+    except ValueError as e:
+        raise MisalignError(f"--out: {e}") from None
 
 
 @dataclass(frozen=True)

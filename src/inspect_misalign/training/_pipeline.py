@@ -82,8 +82,7 @@ def check_root(root: Path, name: str, overwrite: bool) -> None:
     (registered in or around it, or with its manifest there) or files no run of ``name`` wrote; a
     root that is a file is refused always. A root holding only :data:`RUN_FILES` (an interrupted run
     of this name) is resumed."""
-    from inspect_misalign.models import list_models
-    from inspect_misalign.models._checkpoints import MANIFEST_FILE
+    from inspect_misalign.models import MANIFEST_FILE, list_models
 
     if root.exists() and not root.is_dir():
         raise MisalignError(f"--dir {root} is a file; give a directory for the run's files")

@@ -77,7 +77,7 @@ def train_adapter(
     trainer = MisalignSFTTrainer(
         model=model,
         args=config,
-        train_dataset=to_dataset(data),
+        train_dataset=to_dataset(data, tokenizer),
         processing_class=tokenizer,
         peft_config=peft_config,
         hooks=hooks,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from inspect_misalign._checks import MAX_COUNT
+from inspect_misalign._errors import MisalignError
 from inspect_misalign.training._fields import check_at_least, check_choice, check_positive, setting
 
 LrScheduler = Literal["constant", "linear", "cosine"]
@@ -44,6 +45,11 @@ class OptimSettings:
         check_positive(self, "lr")
         check_at_least(self, 1, "batch_size", "grad_accum", "max_length", "save_steps")
         check_choice(self, "lr_scheduler", LR_SCHEDULERS)
+        if self.steps is not None and self.epochs != 1.0:  # epochs would be silently ignored
+            raise MisalignError(
+                f"steps ({self.steps}) and epochs ({self.epochs:g}) are both set; steps decides the length, "
+                "so give one: steps alone, or epochs with steps unset (--steps 0, or steps: null)"
+            )
 
     def total_steps(self, n_examples: int) -> int:
         """Optimizer steps of the run: ``steps``, else ``epochs`` passes over ``n_examples``."""

@@ -76,12 +76,18 @@ def parse_defense(text: str | dict[str, Any]) -> Any:
 
 
 def parse_defenses(texts: Sequence[str | dict[str, Any]]) -> list[Any]:
-    """Parse several defense strings; refuse the same defense twice."""
+    """Parse the defense strings of a training run; refuse the same defense twice, and a defense that
+    still needs a grader's judgements (``needs_grader``: only a sweep can give it them)."""
     defenses = [parse_defense(t) for t in texts]
     names = [d.name for d in defenses]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise MisalignError(f"defense(s) {dupes} given twice; pass each defense once")
+    for text, defense in zip(texts, defenses, strict=True):
+        if getattr(defense, "needs_grader", False):
+            raise MisalignError(f"--defense {text!r} needs answers generated and judged by a grader: run "
+                                "it in an em_defenses sweep with --model-role grader=<model>, or pass "
+                                "answers=<a JSONL of judged answers> or answers=fixed")
     return defenses
 
 
