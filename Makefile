@@ -38,9 +38,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 # Mutation testing of the modules whose bugs would mislead a researcher ([tool.mutmut] in
-# pyproject.toml; docs/mutants.md has the scores and the equivalent survivors). Not run by CI: about
-# an hour on 2 shared cores. Fresh each time (a kept mutants/ would keep old survivors' verdicts
-# after new tests land), niced so it yields to other work, MUTANTS_CHILDREN tests at a time.
+# pyproject.toml; docs/mutants.md has the scores and the equivalent survivors). Not run by CI: its
+# ~1,900 mutants take hours on a small shared machine (docs/mutants.md). Fresh each time (a kept
+# mutants/ would keep old survivors' verdicts after new tests land), niced so it yields to other work,
+# MUTANTS_CHILDREN tests at a time.
 MUTANTS_CHILDREN ?= 2
 MUTANTS_STAMP := $(VENV)/.installed-mutants
 
