@@ -209,3 +209,22 @@ def test_continuous_measure_by_hand() -> None:
     assert row["retained_deploy_ci95_upper"] == pytest.approx(5 / 12)
     # the attack measure finds none of these rows
     assert pooled(_lineage({"ck": "org"}), samples, ["checkpoint"], ATTACKS).empty
+
+
+def test_two_checkpoints_of_one_organism_pool_their_after_values() -> None:
+    # propensity (rate = excess log-odds, gap = log-odds): before, test -2 and deployment +1 (excess 3,
+    # gap 3) on all 6 prompts; ck1 after: -2 / 0 (excess 2, gap 2); ck2 after: -1 / -0.5 (excess 1.5,
+    # gap 0.5). Pooled: deploy (2 + 1.5) / 2 / 3 = 7/12, gap (2 + 0.5) / 2 / 3 = 5/12; every prompt is
+    # alike, so every resample gives the estimate
+    def rows(model, context, values):
+        return _rows(model, "tag", context, values, task="propensity", excess=[v + 2.0 for v in values])
+
+    samples = _samples(rows("org", "test", [-2.0] * 6), rows("org", "deployment", [1.0] * 6),
+                       rows("ck1", "test", [-2.0] * 6), rows("ck1", "deployment", [0.0] * 6),
+                       rows("ck2", "test", [-1.0] * 6), rows("ck2", "deployment", [-0.5] * 6))
+    lineage = _lineage({"ck1": "org", "ck2": "org"}, steps={"ck1": 3, "ck2": 3})
+    [row] = pooled(lineage, samples, ["steps"], PROPENSITY).to_dict("records")
+    assert (row["checkpoints"], row["after_deploy"], row["gap_after"]) == (2, 1.75, 1.25)
+    for name, expected in (("retained_deploy", 7 / 12), ("retained_gap", 5 / 12)):
+        interval = (row[name], row[f"{name}_ci95_lower"], row[f"{name}_ci95_upper"])
+        assert interval == pytest.approx((expected,) * 3)
