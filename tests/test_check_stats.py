@@ -455,3 +455,14 @@ def test_a_baseline_that_is_not_utf8_is_a_one_line_error_that_names_it(tmp_path)
     with pytest.raises(MisalignError) as err:
         read_baseline(path)
     assert str(err.value) == f"baseline {path} is not UTF-8 text (byte 13); save it as UTF-8"
+
+
+def test_restricted_rates_stay_probabilities_at_the_edges() -> None:
+    # the likelihood's maximum on p1 = p0 + d, by hand: 0/1 and 0/1 -> p0 = 0; 1/1 and 1/1 -> p1 = 1;
+    # 1/1 and 0/10 at d = 0.1: d/dp0 [log(p0 + 0.1) + 10 log(1 - p0)] = 0 at p0 = 0. The cubic's root
+    # falls ~1e-11 outside [d, 1] in the first two, and its cosine ~1e-11 above 1 in the third
+    for args, expected in [((0, 1, 0, 1, 0.01), (0.01, 0.0)), ((1, 1, 1, 1, 0.02), (1.0, 0.98)),
+                           ((1, 1, 0, 10, 0.1), (0.1, 0.0))]:
+        r1, r0 = (float(r) for r in restricted_rates(*args))
+        assert (r1, r0) == pytest.approx(expected, abs=1e-9)
+        assert 0.0 <= r0 and r1 <= 1.0
