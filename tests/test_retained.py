@@ -228,3 +228,11 @@ def test_two_checkpoints_of_one_organism_pool_their_after_values() -> None:
     for name, expected in (("retained_deploy", 7 / 12), ("retained_gap", 5 / 12)):
         interval = (row[name], row[f"{name}_ci95_lower"], row[f"{name}_ci95_upper"])
         assert interval == pytest.approx((expected,) * 3)
+
+
+def test_model_name_strips_only_the_misalign_prefix() -> None:
+    from inspect_misalign.experiments._retained import model_name
+
+    assert model_name("misalign/ck-1") == "ck-1"
+    assert model_name("misalign//runs/x/ck") == "/runs/x/ck"  # a checkpoint given by its directory
+    assert model_name("hf/org/model") == "hf/org/model" and model_name("ck") == "ck"
