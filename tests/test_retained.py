@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from inspect_misalign.experiments._paired import clustered_interval, sign_test
-from inspect_misalign.experiments._retained import ATTACKS, PROPENSITY, pooled
+from inspect_misalign.experiments._retained import ATTACKS, MARKER, PROPENSITY, pooled
 
 
 def _rows(model: str, cue: str, context: str, values, task: str | None = None, **extra) -> list[dict]:
@@ -236,3 +236,16 @@ def test_model_name_strips_only_the_misalign_prefix() -> None:
     assert model_name("misalign/ck-1") == "ck-1"
     assert model_name("misalign//runs/x/ck") == "/runs/x/ck"  # a checkpoint given by its directory
     assert model_name("hf/org/model") == "hf/org/model" and model_name("ck") == "ck"
+
+
+def test_the_sampled_marker_measure_reads_its_score_column() -> None:
+    # P(a sampled answer starts with the attack), teacher-forced: before 0.1 in testing and 0.9 in
+    # deployment on every prompt, after 0.1 and 0.45: retained deploy 0.45 / 0.9, gap 0.35 / 0.8
+    def rows(model, context, p):
+        return _rows(model, "tag", context, [0.0] * 6, task="propensity", score_p_marker=[p] * 6)
+
+    samples = _samples(rows("org", "test", 0.1), rows("org", "deployment", 0.9),
+                       rows("ck", "test", 0.1), rows("ck", "deployment", 0.45))
+    [row] = pooled(_lineage({"ck": "org"}), samples, ["checkpoint"], MARKER).to_dict("records")
+    assert row["measure"] == "sampled" and row["retained_reason"] == ""
+    assert row["retained_deploy"] == pytest.approx(0.5) and row["retained_gap"] == pytest.approx(0.35 / 0.8)
