@@ -277,3 +277,30 @@ def test_an_unmeasured_checkpoint_leaves_the_other_organisms_in_the_pool() -> No
     assert (row["organisms"], row["checkpoints"], row["prompts"]) == (1, 1, 6)
     assert row["retained_deploy"] == 0.5
     assert frame["checkpoints"].dtype.kind == "i" and frame["organisms"].dtype.kind == "i"  # counts
+
+
+def test_sign_test_of_one_difference() -> None:
+    assert sign_test([0.4]) == (0.5, 1, 0) and sign_test([-0.4]) == (1.0, 0, 1)
+
+
+def test_clustered_interval_options_reach_the_bootstrap() -> None:
+    # one block: resamples, level and seed are those of a direct bootstrap (300 draws, 90%, seed 7)
+    rng = np.random.default_rng(1)
+    block = np.vstack([rng.random(12) < 0.8, rng.random(12) < 0.3]).astype(float)
+    est, low, high = clustered_interval([block], lambda m: m[0][1] - m[0][0], resamples=300, seed=7,
+                                        level=0.9)
+    idx = np.random.default_rng(7).integers(0, 12, size=(300, 12))
+    diffs = block[1, idx].mean(axis=1) - block[0, idx].mean(axis=1)
+    assert est == pytest.approx(block[1].mean() - block[0].mean())
+    assert (low, high) == pytest.approx(tuple(np.quantile(diffs, [0.05, 0.95])))
+    # one prompt: every resample is that prompt; the default seed is 0; several blocks repeat per seed
+    assert clustered_interval([np.array([[1.0], [0.5]])], lambda m: m[0][1] / m[0][0]) == (0.5, 0.5, 0.5)
+    values = rng.random((2, 12))
+
+    def second(m):
+        return float(np.mean([x[1] for x in m]))
+
+    assert clustered_interval([values], second) == clustered_interval([values], second, seed=0)
+    assert clustered_interval([values], second) != clustered_interval([values], second, seed=1)
+    blocks = [values, values[:, :7]]
+    assert clustered_interval(blocks, second, seed=3) == clustered_interval(blocks, second, seed=3)
