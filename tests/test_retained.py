@@ -286,7 +286,7 @@ def test_sign_test_of_one_difference() -> None:
 def test_clustered_interval_options_reach_the_bootstrap() -> None:
     # one block: resamples, level and seed are those of a direct bootstrap (300 draws, 90%, seed 7)
     rng = np.random.default_rng(1)
-    block = np.vstack([rng.random(12) < 0.8, rng.random(12) < 0.3]).astype(float)
+    block = rng.random((2, 12))
     est, low, high = clustered_interval([block], lambda m: m[0][1] - m[0][0], resamples=300, seed=7,
                                         level=0.9)
     idx = np.random.default_rng(7).integers(0, 12, size=(300, 12))
