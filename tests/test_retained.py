@@ -8,6 +8,7 @@ are of two kinds, a resample is described by how many prompts of the first kind 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -304,3 +305,8 @@ def test_clustered_interval_options_reach_the_bootstrap() -> None:
     assert clustered_interval([values], second) != clustered_interval([values], second, seed=1)
     blocks = [values, values[:, :7]]
     assert clustered_interval(blocks, second, seed=3) == clustered_interval(blocks, second, seed=3)
+    # no prompts (or no block): no interval, and no numpy "mean of empty slice" warning reaches the user
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for empty in ([], [np.ones((2, 0))], [values, np.ones((2, 0))]):
+            assert all(math.isnan(v) for v in clustered_interval(empty, second))
