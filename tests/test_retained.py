@@ -310,3 +310,24 @@ def test_clustered_interval_options_reach_the_bootstrap() -> None:
         warnings.simplefilter("error")
         for empty in ([], [np.ones((2, 0))], [values, np.ones((2, 0))]):
             assert all(math.isnan(v) for v in clustered_interval(empty, second))
+
+
+def test_several_blocks_resample_blocks_then_prompts_by_hand() -> None:
+    # the two stages recomputed here: blocks drawn by seed 4's generator (as bootstrap_interval draws
+    # units), then each drawn block's prompts from a second generator seeded (4, number of blocks)
+    rng = np.random.default_rng(11)
+    blocks = [rng.random((1, 5)), rng.random((1, 8)) + 1.0]
+
+    def stat(means):
+        return float(np.mean([m[0] for m in means]))
+
+    est, low, high = clustered_interval(blocks, stat, resamples=200, seed=4)
+    inner = np.random.default_rng([4, 2])
+    values = []
+    for row in np.random.default_rng(4).integers(0, 2, size=(200, 2)):
+        drawn = [blocks[i][0] for i in row]
+        values.append(np.mean([b[inner.integers(0, b.size, b.size)].mean() for b in drawn]))
+    expected = float(np.mean([b.mean() for b in blocks]))
+    q_low, q_high = np.quantile(values, [0.025, 0.975])
+    assert est == pytest.approx(expected)
+    assert (low, high) == pytest.approx((min(q_low, expected), max(q_high, expected)))
