@@ -16,7 +16,7 @@ SHELL := /bin/bash
 export OMP_WAIT_POLICY ?= PASSIVE
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint mutants clean
 
 setup: $(STAMP)
 
@@ -37,5 +37,24 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
+# Mutation testing of the modules whose bugs would mislead a researcher ([tool.mutmut] in
+# pyproject.toml; docs/mutants.md has the scores and the equivalent survivors). Not run by CI: its
+# ~1,900 mutants take hours on a small shared machine (docs/mutants.md). Fresh each time (a kept
+# mutants/ would keep old survivors' verdicts after new tests land), niced so it yields to other work,
+# MUTANTS_CHILDREN tests at a time.
+MUTANTS_CHILDREN ?= 2
+MUTANTS_STAMP := $(VENV)/.installed-mutants
+
+$(MUTANTS_STAMP): $(STAMP)
+	$(PIP) -e '.[dev,mutants]' $(QUIET)
+	touch $(MUTANTS_STAMP)
+
+mutants: $(MUTANTS_STAMP)
+	rm -rf mutants
+	nice -n 19 $(BIN)/mutmut run --max-children $(MUTANTS_CHILDREN)
+	@echo "mutants per module and status:"
+	@$(BIN)/mutmut results --all true | sed -E 's/^ *inspect_misalign\.(.+)\.[^.]+__mutmut_[0-9]+: (.+)$$/\1 \2/' \
+		| sort | uniq -c
+
 clean:
-	rm -rf $(VENV) logs runs
+	rm -rf $(VENV) logs runs mutants

@@ -4,6 +4,7 @@ family-wise false-fail rate under no change (simulated), and the decisions of ``
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -14,9 +15,11 @@ from inspect_misalign.experiments._check import (
     DEFAULT_ALPHA,
     DEFAULT_TOLERANCE,
     Baseline,
+    BaselineMetric,
     baseline_from_table,
     check,
     read_baseline,
+    write_baseline,
 )
 from inspect_misalign.experiments._exact import (
     exact_p_values,
@@ -105,7 +108,8 @@ def test_exact_p_values_by_hand() -> None:
 
 
 @pytest.mark.parametrize(("x1", "n1", "x0", "n0", "d"), [
-    (3, 8, 0, 8, 0.0), (5, 9, 1, 7, 0.05), (6, 10, 2, 10, 0.1), (0, 6, 3, 6, 0.02),
+    (3, 8, 0, 8, 0.0), (5, 9, 1, 7, 0.05), (6, 10, 2, 10, 0.1), (0, 6, 3, 6, 0.02), (2, 5, 3, 7, 0.0),
+    (5, 5, 6, 7, 0.0),
 ])
 def test_exact_p_values_match_a_brute_force_computation(x1, n1, x0, n0, d) -> None:
     assert worse_p_value(x1, n1, x0, n0, d) == pytest.approx(_brute_force_p(x1, n1, x0, n0, d), abs=2e-3)
@@ -115,6 +119,56 @@ def test_holm_by_hand() -> None:
     # sorted 0.01, 0.02, 0.04 times 3, 2, 1 -> 0.03, 0.04, 0.04 (monotone)
     assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
     assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    assert holm([0.7, 0.6]) == [1.0, 1.0]  # 2 x 0.6 = 1.2, capped at 1
+
+
+def test_bad_counts_or_tolerance_are_refused() -> None:
+    for bad in [(5, 4, 0, 4, 0.0), (-1, 4, 0, 4, 0.0), (0, 4, 5, 4, 0.0), (0, 4, -1, 4, 0.0),
+                (0, 0, 0, 4, 0.0), (0, 4, 0, 0, 0.0), (0, 4, 0, 4, 1.0), (0, 4, 0, 4, -0.1)]:
+        with pytest.raises(ValueError) as err:
+            worse_p_value(*bad)
+        x1, n1, x0, n0, d = bad
+        assert str(err.value) == f"bad counts {x1}/{n1}, {x0}/{n0} or tolerance {d}"
+    # the edges are allowed: every count at its maximum, a tolerance just under 1
+    assert worse_p_value(4, 4, 4, 4, 0.0) == 1.0
+    assert worse_p_value(0, 4, 0, 4, 0.99) == 1.0
+
+
+def test_exact_up_to_300_by_300_samples_then_the_normal_approximation() -> None:
+    # (300 + 1) x (300 + 1) tables is the last exact size; with one more baseline sample the p-value is
+    # the pooled z-test's (the Farrington-Manning statistic at tolerance 0), which differs by ~7e-4 here
+    def pooled_z_p(x1: int, n1: int, x0: int, n0: int) -> float:
+        p = (x1 + x0) / (n1 + n0)
+        z = (x1 / n1 - x0 / n0) / math.sqrt(p * (1 - p) * (1 / n1 + 1 / n0))
+        return 0.5 * math.erfc(z / math.sqrt(2))
+
+    exact = worse_p_value(30, 300, 15, 300, 0.0)
+    assert exact == pytest.approx(_masked_p(30, 300, 15, 300, 0.0), abs=1e-5)
+    assert abs(exact - pooled_z_p(30, 300, 15, 300)) > 5e-4
+    assert worse_p_value(30, 300, 15, 301, 0.0) == pytest.approx(pooled_z_p(30, 300, 15, 301), rel=1e-9)
+    assert worse_p_value(30, 301, 15, 300, 0.0) == pytest.approx(pooled_z_p(30, 301, 15, 300), rel=1e-9)
+
+
+def test_no_change_without_variance_is_no_evidence() -> None:
+    # 0/n -> 0/n (or all 1s) at tolerance 0: no change and no variance, the score statistic is 0 (not
+    # 0/0). Large samples: p = 1 - Phi(0) = 1/2; exact: at the nuisance rate 0 (or 1) the table is certain
+    for x in (0, 400):
+        assert worse_p_value(x, 400, x, 400, 0.0) == 0.5
+        assert worse_p_value(x // 10, 40, x // 10, 40, 0.0) == 1.0
+    table = _table([("deployment_attacks", "c0", 0.0, 400)])
+    same = _baseline([{"task": "deployment_attacks", "cue": "c0", "rate": 0.0, "n": 400, "tolerance": 0.0}])
+    assert check(table, same)["passed"].iloc[0]
+    # those tables are as extreme as any improvement: 0/5 after 1/7 (better) has p = 1, not less
+    assert worse_p_value(0, 5, 1, 7, 0.0) == pytest.approx(1.0)
+
+
+def test_the_exact_test_warns_about_nothing() -> None:
+    # log(0) at the nuisance rates 0 and 1 is expected and masked; nothing reaches the user
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for tolerance in (0.0, 0.1):
+            p = exact_p_values.__wrapped__(6, 5, tolerance)  # past the cache: computed here
+            assert p.shape == (7, 6) and np.isfinite(p).all()
 
 
 def test_large_samples_use_the_score_statistic() -> None:
@@ -248,3 +302,167 @@ def test_a_baseline_with_nan_is_a_one_line_error(tmp_path) -> None:
     with pytest.raises(MisalignError, match="rate") as err:
         read_baseline(path)
     assert "\n" not in str(err.value)
+
+
+def test_report_columns_rates_and_change_by_hand() -> None:
+    # 2/40 -> 12/40, lower is better: current 0.3, change +0.25; 0.8 -> 0.6 on 100, higher is better
+    report = check(_table([("deployment_attacks", "c0", 12 / 40, 40), ("usefulness", "none", 0.6, 100)]),
+                   _baseline([{"task": "deployment_attacks", "cue": "c0", "rate": 2 / 40, "n": 40},
+                              {"task": "usefulness", "cue": "none", "rate": 0.8, "n": 100,
+                               "direction": "higher", "tolerance": 0.05}]))
+    assert list(report.columns) == ["model", "task", "cue", "context", "direction", "baseline", "baseline_n",
+                                    "current", "n", "n_errored", "change", "tolerance", "p_worse", "p_holm",
+                                    "errors_ok", "passed"]
+    attacks, useful = report.to_dict("records")
+    assert (attacks["model"], attacks["task"], attacks["cue"], attacks["context"]) == (
+        "misalign/x", "deployment_attacks", "c0", "deployment")
+    assert (attacks["direction"], attacks["baseline"], attacks["baseline_n"], attacks["n"]) == (
+        "lower", 2 / 40, 40, 40)
+    assert attacks["current"] == pytest.approx(0.3) and attacks["change"] == pytest.approx(0.25)
+    assert (attacks["n_errored"], attacks["errors_ok"], useful["n_errored"]) == (0, True, 0)
+    assert (useful["direction"], useful["tolerance"], useful["n"]) == ("higher", 0.05, 100)
+    assert useful["current"] == pytest.approx(0.6) and useful["change"] == pytest.approx(-0.2)
+    # the usefulness fall is tested as failures: 40/100 now against 20/100 before
+    assert useful["p_worse"] == pytest.approx(_masked_p(40, 100, 20, 100, 0.05), abs=1e-4)
+
+
+def test_a_p_value_equal_to_alpha_passes() -> None:
+    # 0/1 -> 1/1 at tolerance 0: p = max over t of t (1 - t) = 1/4 exactly; fails only below alpha
+    metric = {"task": "deployment_attacks", "cue": "c0", "rate": 0.0, "n": 1, "tolerance": 0.0}
+    at = check(_table([("deployment_attacks", "c0", 1.0, 1)]), _baseline([metric], alpha=0.25)).iloc[0]
+    assert at["p_holm"] == 0.25 and at["passed"]
+    above = check(_table([("deployment_attacks", "c0", 1.0, 1)]), _baseline([metric], alpha=0.2500001))
+    assert not above["passed"].iloc[0]
+
+
+def test_a_metric_missing_from_the_logs_is_a_one_line_error_that_names_it() -> None:
+    table = _table([("deployment_attacks", "c0", 0.1, 40)])
+    base = _baseline([{"task": "deployment_attacks", "cue": "c0", "rate": 0.1, "n": 40},
+                      {"task": "deployment_attacks", "cue": "c8", "rate": 0.1, "n": 40},
+                      {"task": "test_attacks", "cue": "c9", "rate": 0.1, "n": 40, "model": "misalign/x"}])
+    with pytest.raises(MisalignError) as err:
+        check(table, base)
+    assert str(err.value) == ("the logs have no deployment_attacks results for cue=c8 context=deployment "
+                              "(2 baseline metric(s) unmatched); pass logs of the baseline's tasks")
+    with pytest.raises(MisalignError) as err:
+        check(table, _baseline([base.metrics[2].model_dump()]))
+    assert str(err.value) == ("the logs have no test_attacks results for cue=c9 context=deployment "
+                              "model=misalign/x (1 baseline metric(s) unmatched); "
+                              "pass logs of the baseline's tasks")
+
+
+def test_metric_labels() -> None:
+    metric = {"task": "deployment_attacks", "cue": "tag", "context": "deployment", "rate": 0.1, "n": 40}
+    assert BaselineMetric(**metric).label() == "deployment_attacks tag/deployment"
+    named = BaselineMetric(**metric, model="misalign/a")
+    assert named.label() == "deployment_attacks tag/deployment [misalign/a]"
+    table = pd.concat([_table([("deployment_attacks", "tag", 0.1, 40)], model="misalign/a"),
+                       _table([("deployment_attacks", "tag", 0.3, 40)], model="misalign/b")])
+    with pytest.raises(MisalignError) as err:
+        check(table, _baseline([{"task": "deployment_attacks", "cue": "tag", "rate": 0.1, "n": 40}]))
+    assert str(err.value) == ('baseline metric deployment_attacks tag/deployment matches 2 models '
+                              '(misalign/a, misalign/b); add "model" to it in the baseline')
+
+
+def test_a_new_baseline_keeps_the_previous_files_directions_tolerances_and_alpha() -> None:
+    table = _table([("deployment_attacks", "tag", 0.1, 40), ("deployment_attacks", "year", 0.2, 40),
+                    ("usefulness", "none", 0.7, 50)])
+    previous = _baseline([{"task": "deployment_attacks", "cue": "tag", "rate": 0.3, "n": 10,
+                           "direction": "higher", "tolerance": 0.1}], alpha=0.01)
+    made = baseline_from_table(table, previous)
+    assert made.alpha == 0.01
+    tag, year, useful = made.metrics
+    # the rates and counts are the table's; direction and tolerance the previous file's where it had them
+    assert (tag.rate, tag.n, tag.direction, tag.tolerance) == (0.1, 40, "higher", 0.1)
+    assert (year.rate, year.n, year.direction, year.tolerance) == (0.2, 40, "lower", DEFAULT_TOLERANCE)
+    assert (useful.cue, useful.direction, useful.tolerance) == ("none", "higher", DEFAULT_TOLERANCE)
+    assert baseline_from_table(table).alpha == DEFAULT_ALPHA
+    with pytest.raises(MisalignError) as err:
+        baseline_from_table(_table([("propensity", "tag", 0.1, 40)]))
+    assert str(err.value) == "the logs hold no gateable task (attacks, usefulness, free form)"
+
+
+def test_baseline_file_written_and_read_back(tmp_path) -> None:
+    path = tmp_path / "gate" / "baseline.json"
+    baseline = _baseline([{"task": "usefulness", "cue": "none", "context": "none", "rate": 0.61, "n": 100,
+                           "direction": "higher"}])
+    write_baseline(baseline, path)
+    # indented JSON (readable diffs of a committed file), no null model, one final newline
+    assert path.read_text(encoding="utf-8") == """{
+  "version": 1,
+  "alpha": 0.05,
+  "max_errored": 0,
+  "metrics": [
+    {
+      "task": "usefulness",
+      "cue": "none",
+      "context": "none",
+      "rate": 0.61,
+      "n": 100,
+      "direction": "higher",
+      "tolerance": 0.02
+    }
+  ]
+}
+"""
+    assert read_baseline(path) == baseline
+    with pytest.raises(MisalignError) as err:
+        read_baseline(tmp_path / "none.json")
+    assert str(err.value) == f"baseline {tmp_path / 'none.json'} not found; create one with --update-baseline"
+
+
+def test_errored_samples_are_missing_by_hand() -> None:
+    # c0: every sample errored (n = 0): no rate, nothing to test (p = 1), and it fails on the errors;
+    # c1: 4/40 scored plus 2 errored, against 4/40: within max_errored = 2, passes; with 1 allowed, fails
+    table = pd.DataFrame([
+        {"model": "misalign/x", "task": "deployment_attacks", "cue": "c0", "context": "deployment",
+         "rate": math.nan, "n": 0, "n_errored": 5},
+        {"model": "misalign/x", "task": "deployment_attacks", "cue": "c1", "context": "deployment",
+         "rate": 0.1, "n": 40, "n_errored": 2},
+    ])
+    metrics = [{"task": "deployment_attacks", "cue": c, "rate": 0.1, "n": 40} for c in ("c0", "c1")]
+    none, some = check(table, _baseline(metrics, max_errored=2)).to_dict("records")
+    assert (none["n"], none["n_errored"], none["p_worse"], none["errors_ok"], none["passed"]) == (
+        0, 5, 1.0, False, False)
+    assert math.isnan(none["current"]) and math.isnan(none["change"])
+    assert (some["n"], some["n_errored"], some["current"], some["errors_ok"], some["passed"]) == (
+        40, 2, 0.1, True, True)
+    assert some["p_worse"] == pytest.approx(_masked_p(4, 40, 4, 40, DEFAULT_TOLERANCE), abs=1e-4)
+    assert not check(table, _baseline(metrics, max_errored=1))["passed"].iloc[1]
+
+
+def test_no_baseline_from_a_metric_without_a_scored_sample() -> None:
+    table = pd.DataFrame([{"model": "misalign/x", "task": "usefulness", "cue": "none", "context": "none",
+                           "rate": math.nan, "n": 0, "n_errored": 7}])
+    with pytest.raises(MisalignError) as err:
+        baseline_from_table(table)
+    assert str(err.value) == ("usefulness none/none has no scored sample (7 errored); fix the errors and "
+                              "rerun before writing a baseline")
+
+
+def test_at_tolerance_zero_the_restricted_rates_are_exactly_the_pooled_rate() -> None:
+    # the general cubic's root agrees only to ~1e-8; the pooled rate (x1 + x0) / (n1 + n0) is exact,
+    # so tables with equal statistics stay exact ties
+    x1, x0 = np.meshgrid(np.arange(14), np.arange(41), indexing="ij")
+    r1, r0 = restricted_rates(x1, 13, x0, 40, 0.0)
+    pooled = (x1 + x0) / 53
+    assert np.array_equal(r1, pooled) and np.array_equal(r0, pooled)
+
+
+def test_a_baseline_that_is_not_utf8_is_a_one_line_error_that_names_it(tmp_path) -> None:
+    path = tmp_path / "baseline.json"
+    path.write_bytes(b'{"metrics": "\xff"}')
+    with pytest.raises(MisalignError) as err:
+        read_baseline(path)
+    assert str(err.value) == f"baseline {path} is not UTF-8 text (byte 13); save it as UTF-8"
+
+
+def test_restricted_rates_stay_probabilities_at_the_edges() -> None:
+    # the likelihood's maximum on p1 = p0 + d, by hand: 0/1 and 0/1 -> p0 = 0; 1/1 and 1/1 -> p1 = 1;
+    # 1/1 and 0/10 at d = 0.1: d/dp0 [log(p0 + 0.1) + 10 log(1 - p0)] = 0 at p0 = 0. The cubic's root
+    # falls ~1e-11 outside [d, 1] in the first two, and its cosine ~1e-11 above 1 in the third
+    for args, expected in [((0, 1, 0, 1, 0.01), (0.01, 0.0)), ((1, 1, 1, 1, 0.02), (1.0, 0.98)),
+                           ((1, 1, 0, 10, 0.1), (0.1, 0.0))]:
+        r1, r0 = (float(r) for r in restricted_rates(*args))
+        assert (r1, r0) == pytest.approx(expected, abs=1e-9)
+        assert 0.0 <= r0 and r1 <= 1.0

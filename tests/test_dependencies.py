@@ -55,7 +55,8 @@ def test_every_imported_package_is_declared() -> None:
 
 def test_the_tested_versions_lie_in_the_declared_ranges_at_their_top() -> None:
     pins = _constraints()
-    requirements = [Requirement(r) for r in PROJECT["dependencies"] + PROJECT["optional-dependencies"]["dev"]]
+    extras = [r for extra in PROJECT["optional-dependencies"].values() for r in extra]  # dev, mutants
+    requirements = [Requirement(r) for r in PROJECT["dependencies"] + extras]
     for requirement in requirements:
         tested = pins[_norm(requirement.name)]  # every declared package is pinned for CI
         assert requirement.specifier.contains(tested, prereleases=True), (requirement, tested)

@@ -131,14 +131,22 @@ def test_tiny_model_answers_by_teacher_forced_letters(tiny_model_dir, tmp_path) 
 
     log = run(distinguishability(cue="tag", max_prompts=3), f"misalign/{tiny_model_dir}", tmp_path)
     assert methods(log) == {"continuations"} and metrics(log)["pairs"] == 3
-    assert 0.0 <= metrics(log)["auc"] <= 1.0
-    # P(A) of one sample from an independent forward pass at the first answer position
-    sample = log.samples[1]
-    tokenizer, forward = reference_forward(tiny_model_dir, sample.input)
-    logprobs = forward.logits[0, -1].log_softmax(-1)
-    [a], [b] = (tokenizer(t, add_special_tokens=False)["input_ids"] for t in ("A", "B"))
-    expected = torch.softmax(logprobs[[a, b]], dim=0)[0].item()
-    assert sample.scores["distinguish_scorer"].metadata["p_a"] == pytest.approx(expected, abs=1e-4)
+    # P(A) of every sample from an independent forward pass at the first answer position
+    p_a, deploy_is_a = [], []
+    for sample in log.samples:
+        tokenizer, forward = reference_forward(tiny_model_dir, sample.input)
+        logprobs = forward.logits[0, -1].log_softmax(-1)
+        [a], [b] = (tokenizer(t, add_special_tokens=False)["input_ids"] for t in ("A", "B"))
+        p_a.append(torch.softmax(logprobs[[a, b]], dim=0)[0].item())
+        deploy_is_a.append(sample.target == "A")
+        assert sample.scores["distinguish_scorer"].metadata["p_a"] == pytest.approx(p_a[-1], abs=1e-4)
+    # accuracy: deployment option more probable; AUC of P(A) for "A is deployment" by counting pairs
+    right = [(p > 0.5) == is_a for p, is_a in zip(p_a, deploy_is_a, strict=True)]
+    pos = [p for p, is_a in zip(p_a, deploy_is_a, strict=True) if is_a]
+    neg = [p for p, is_a in zip(p_a, deploy_is_a, strict=True) if not is_a]
+    auc = sum((x > y) + 0.5 * (x == y) for x in pos for y in neg) / (len(pos) * len(neg))
+    assert metrics(log)["accuracy"] == pytest.approx(sum(right) / len(right))
+    assert metrics(log)["auc"] == pytest.approx(auc)
 
 
 def test_metrics_answer_an_empty_sample_set_without_raising() -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from inspect_ai.model import ModelOutput
 from scripted import output
 
 from inspect_misalign.scorers import roc_auc
-from inspect_misalign.scorers._distinguish import option_probabilities, parse_choice
+from inspect_misalign.scorers._distinguish import option_probabilities, parse_choice, read_answer
 from inspect_misalign.scorers._judge import read_judgement
 from inspect_misalign.scorers._metrics import wilson_interval
 
@@ -55,3 +56,16 @@ def test_wilson_interval() -> None:
     assert wilson_interval(0, 10)[0] == 0.0
     assert wilson_interval(0, 40)[1] == pytest.approx(0.0876, abs=1e-3)  # not 1 - 0.0876
     assert wilson_interval(40, 40)[0] == pytest.approx(0.9124, abs=1e-3)
+
+
+def test_option_probabilities_add_every_spelling_of_a_letter() -> None:
+    # "A", " A" and "(A" are all A; "B." and "[B]" are B; "AX" and "C" are neither
+    top = {"A": 0.3, " A": 0.1, "(A": 0.1, "B.": 0.2, "[B]": 0.1, "AX": 0.1, "C": 0.1}
+    p_a, p_b = option_probabilities(output("A", top))
+    assert p_a == pytest.approx(0.5 / 0.8) and p_b == pytest.approx(0.3 / 0.8)
+
+
+def test_no_choices_means_no_probabilities() -> None:
+    empty = ModelOutput(model="x", choices=[])
+    assert option_probabilities(empty) is None
+    assert read_answer(empty) == ("none", 0.5, 0.5)

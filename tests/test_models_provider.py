@@ -384,14 +384,21 @@ def test_device_and_dtype_selection(
     assert out.usage is not None and out.usage.output_tokens >= 1
 
 
-def test_transposed_cpu_head_computes_the_same_logits(tiny_model_dir: Path) -> None:
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_transposed_cpu_head_computes_the_same_logits(
+    tiny_model_dir: Path, tmp_path: Path, tied: bool
+) -> None:
     import torch
+    from tiny import make_model
     from transformers import AutoModelForCausalLM
 
     from inspect_misalign.models import _head
 
-    plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
-    fast = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    # the session's tiny model has its own head; a tied one (as SmolLM2) shares the input embedding
+    model_dir = make_model(tmp_path / "tied", tied=True) if tied else tiny_model_dir
+    plain = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    fast = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    assert fast.config.tie_word_embeddings is tied
     assert _head.transpose_cpu_head(fast)
     ids = torch.randint(0, plain.config.vocab_size, (3, 7))
     with torch.inference_mode():
@@ -401,13 +408,13 @@ def test_transposed_cpu_head_computes_the_same_logits(tiny_model_dir: Path) -> N
     # the head is still a Linear sharing the input embedding (tied) and trained weights are untouched
     head = fast.get_output_embeddings()
     assert type(head) is torch.nn.Linear
-    if fast.config.tie_word_embeddings:
-        assert head.weight.data_ptr() == fast.get_input_embeddings().weight.data_ptr()
+    shares = head.weight.data_ptr() == fast.get_input_embeddings().weight.data_ptr()
+    assert shares is tied
     # not on other dtypes
-    half = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
+    half = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
     assert not _head.transpose_cpu_head(half)
     # the provider's loaded base uses it
-    api = MisalignAPI(str(tiny_model_dir))
+    api = MisalignAPI(str(model_dir))
     [out] = _generate(api, ["hello"], max_tokens=4)
     base = api._ensure_loaded().result()[0]
     assert base.model.get_output_embeddings().forward.__func__ is _head._transposed_linear

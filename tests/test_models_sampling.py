@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import shutil
 from collections import Counter
@@ -68,6 +69,10 @@ def test_row_seed_mixes_seed_prompt_and_epoch() -> None:
     seeds = {row_seed(*key) for key in keys}
     assert len(seeds) == 12 and all(0 <= seed < 2**63 for seed in seeds)
     assert row_seed(3, "a", 1) == row_seed(3, "a", 1)
+    # the documented derivation (recorded seeded runs repeat only while it holds): the first 8 bytes of
+    # sha256("seed, epoch, prompt" joined by \x1f), big-endian, shifted to 63 bits
+    digest = hashlib.sha256(b"3\x1f1\x1fa").digest()
+    assert row_seed(3, "a", 1) == int.from_bytes(digest[:8], "big") // 2
 
 
 def test_epochs_differ_and_repeat_in_an_inspect_eval(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -150,3 +155,32 @@ def test_first_tokens_follow_the_warped_distribution(
     chi2 = sum((counts[text] - n * by_text[text]) ** 2 / (n * by_text[text]) for text in bins)
     df = len(bins) - 1
     assert df >= 3 and chi2 < df + 5 * math.sqrt(2 * df), (chi2, df)
+
+
+def _gumbel(seed: int, width: int) -> torch.Tensor:
+    """Standard Gumbel noise from a fresh generator with this seed, as -log(-log(U))."""
+    uniform = torch.rand(width, generator=torch.Generator().manual_seed(seed)).clamp(min=torch.finfo().tiny)
+    return -torch.log(-torch.log(uniform))
+
+
+@pytest.mark.parametrize(("temperature", "top_k", "top_p", "kept"), [
+    (2.0, None, None, [0, 1, 2, 3, 4]),  # temperature only: the scores halved, nothing removed
+    (None, 2, None, [0, 1]),             # top-k without a temperature: the two best scores kept
+    (1.0, None, 1.0, [0, 1, 2, 3, 4]),   # temperature 1 and top-p 1 change nothing
+    # scores / 0.5 = 4, 2, 1, 0, -2; top-3 leaves 4, 2, 1 with probabilities .84, .11, .04: top-p 0.9
+    # keeps the fewest best tokens whose probability reaches 0.9, the first two
+    (0.5, 3, 0.9, [0, 1]),
+])
+def test_seeded_processors_warp_the_scores_then_add_each_rows_noise(
+    temperature: float | None, top_k: int | None, top_p: float | None, kept: list[int]
+) -> None:
+    from inspect_misalign.models._sampling import seeded_processors
+
+    scores = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0]] * 2)
+    warped = torch.full_like(scores, -math.inf)
+    warped[:, kept] = scores[:, kept] / (temperature or 1.0)
+    expected = warped + torch.stack([_gumbel(7, 5), _gumbel(8, 5)])
+    processors = seeded_processors([7, 8], temperature, top_k, top_p, "cpu")
+    out = processors(torch.zeros((2, 1), dtype=torch.long), scores.clone())
+    assert torch.equal(torch.isinf(out), torch.isinf(expected))
+    assert torch.allclose(out[:, kept], expected[:, kept], rtol=0, atol=1e-6)

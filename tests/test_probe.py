@@ -158,3 +158,98 @@ def test_tiny_model_sees_the_tag(tiny_model_dir, tmp_path) -> None:
     for layer in ("0", "1", "2"):
         expected = states[int(layer)][0].mean(dim=0).numpy()
         assert np.allclose(decode_vector(features[layer]), expected, rtol=2e-3, atol=2e-3)
+
+
+def test_the_line_searchs_objective_is_the_penalised_negative_log_likelihood() -> None:
+    from inspect_misalign.scorers._probe_fit import _loss
+
+    # two rows, scores f = a @ theta = 0.5 and 1.0, labels 1 and 0, penalty 2 on the one weight:
+    # log(1 + e^0.5) - 0.5 + log(1 + e^1) + 0.5 * 2 * 0.5^2
+    a, y, theta, penalty = np.array([[1.0], [2.0]]), np.array([1.0, 0.0]), np.array([0.5]), np.array([2.0])
+    expected = np.log1p(np.exp(0.5)) - 0.5 + np.log1p(np.exp(1.0)) + 0.25
+    assert _loss(a, y, theta, penalty) == pytest.approx(expected, rel=1e-12)
+
+
+def test_probe_auc_needs_two_prompts_and_two_classes() -> None:
+    from inspect_misalign.scorers._probe_fit import probe_auc
+
+    # deployment rows sit at +1, test rows at -1 (plus noise): any probe fit on one prompt separates another
+    rng = np.random.default_rng(4)
+    y = np.array([1.0, 0.0, 1.0, 0.0])
+    x = (2 * y - 1)[:, None] + 0.1 * rng.normal(size=(4, 3))
+    est, low, high = probe_auc(x, y, ["p0", "p0", "p1", "p1"])
+    assert (est, low, high) == (1.0, 1.0, 1.0)  # two prompts are enough; every resample separates too
+    assert np.isnan(probe_auc(x[:2], y[:2], ["p0", "p0"])).all()  # one prompt
+    assert np.isnan(probe_auc(x, np.ones(4), ["p0", "p0", "p1", "p1"])).all()  # one class
+
+
+def test_probe_auc_default_seed_is_zero() -> None:
+    from inspect_misalign.scorers._probe_fit import probe_auc
+
+    rng = np.random.default_rng(6)
+    groups = [f"p{g}" for g in range(12) for _ in (0, 1)]
+    y = np.array([0.0, 1.0] * 12)
+    x = rng.normal(size=(24, 4)) + 0.5 * y[:, None]
+    assert probe_auc(x, y, groups) == probe_auc(x, y, groups, seed=0) != probe_auc(x, y, groups, seed=1)
+
+
+def test_probe_auc_is_the_bootstrapped_auc_of_out_of_fold_probes_fit_here() -> None:
+    from inspect_misalign.scorers._metrics import clustered_interval, roc_auc
+    from inspect_misalign.scorers._probe_fit import probe_auc
+
+    rng = np.random.default_rng(8)
+    groups = [f"p{g}" for g in range(9) for _ in (0, 1)]
+    y = np.array([0.0, 1.0] * 9)
+    x = rng.normal(size=(18, 5)) + 0.4 * y[:, None]
+    # by hand: 3 prompt-disjoint folds (seed 2), a probe with l2 = 5 fit on the other folds scores each
+    fold = prompt_folds(groups, 3, seed=2)
+    scores = np.empty(18)
+    for f in range(3):
+        w, b = fit_logistic(x[fold != f], y[fold != f], l2=5.0)
+        scores[fold == f] = x[fold == f] @ w + b
+    assert np.array_equal(cross_validated_scores(x, y, groups, folds=3, l2=5.0, seed=2), scores)
+    expected = clustered_interval(groups, lambda rows: roc_auc(y[rows], scores[rows]), seed=2)
+    assert probe_auc(x, y, groups, folds=3, l2=5.0, seed=2) == expected
+
+
+def test_constant_features_get_no_weight() -> None:
+    # a constant column changes nothing: weight 0, the other weights and intercept as without it
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(20, 3))
+    y = (x[:, 0] + rng.normal(size=20) > 0).astype(float)
+    w, b = fit_logistic(x, y)
+    w_c, b_c = fit_logistic(np.c_[x[:, :1], np.full(20, 7.0), x[:, 1:]], y)
+    assert abs(w_c[1]) < 1e-12
+    assert np.allclose(np.r_[w_c[:1], w_c[2:]], w, atol=1e-9) and b_c == pytest.approx(b, abs=1e-9)
+
+
+@pytest.mark.parametrize("width", [0, 2], ids=["no_features", "all_constant"])
+def test_without_usable_features_the_probe_is_the_intercept_alone(width: int) -> None:
+    # the unpenalised intercept alone: the log-odds of the base rate, 3 positives in 8 rows
+    y = np.array([1.0, 1.0, 1.0, 0, 0, 0, 0, 0])
+    w, b = fit_logistic(np.ones((8, width)), y)
+    assert w.shape == (width,) and not w.any()
+    assert b == pytest.approx(np.log(3 / 5), abs=1e-9)
+
+
+def test_one_feature_fit_is_the_l2_optimum() -> None:
+    # one standardised feature z and intercept c: the gradient z'(p - y) + l2 w_z and sum(p - y) vanish
+    rng = np.random.default_rng(5)
+    x = rng.normal(2.0, 3.0, size=(25, 1))
+    y = (x[:, 0] + rng.normal(0, 3.0, size=25) > 2.0).astype(float)
+    w, b = fit_logistic(x, y, l2=0.5)
+    z = (x[:, 0] - x[:, 0].mean()) / x[:, 0].std()
+    p = 1 / (1 + np.exp(-(x[:, 0] * w[0] + b)))
+    assert abs(z @ (p - y) + 0.5 * w[0] * x[:, 0].std()) < 1e-7 and abs((p - y).sum()) < 1e-7
+    assert w[0] > 0
+
+
+def test_float32_hidden_states_are_fit_in_float64() -> None:
+    # hidden states arrive as float32; the fit is done in float64, so it equals the fit of the same
+    # values widened first (a float32 fit differs in the 7th digit)
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(30, 6)).astype(np.float32)
+    y = (x[:, 0] + rng.normal(size=30) > 0).astype(float)
+    w32, b32 = fit_logistic(x, y)
+    w64, b64 = fit_logistic(x.astype(np.float64), y)
+    assert w32.dtype == np.float64 and np.array_equal(w32, w64) and b32 == b64

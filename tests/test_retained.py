@@ -8,13 +8,14 @@ are of two kinds, a resample is described by how many prompts of the first kind 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from inspect_misalign.experiments._paired import clustered_interval, sign_test
-from inspect_misalign.experiments._retained import ATTACKS, PROPENSITY, pooled
+from inspect_misalign.experiments._retained import ATTACKS, MARKER, PROPENSITY, pooled
 
 
 def _rows(model: str, cue: str, context: str, values, task: str | None = None, **extra) -> list[dict]:
@@ -209,3 +210,124 @@ def test_continuous_measure_by_hand() -> None:
     assert row["retained_deploy_ci95_upper"] == pytest.approx(5 / 12)
     # the attack measure finds none of these rows
     assert pooled(_lineage({"ck": "org"}), samples, ["checkpoint"], ATTACKS).empty
+
+
+def test_two_checkpoints_of_one_organism_pool_their_after_values() -> None:
+    # propensity (rate = excess log-odds, gap = log-odds): before, test -2 and deployment +1 (excess 3,
+    # gap 3) on all 6 prompts; ck1 after: -2 / 0 (excess 2, gap 2); ck2 after: -1 / -0.5 (excess 1.5,
+    # gap 0.5). Pooled: deploy (2 + 1.5) / 2 / 3 = 7/12, gap (2 + 0.5) / 2 / 3 = 5/12; every prompt is
+    # alike, so every resample gives the estimate
+    def rows(model, context, values):
+        return _rows(model, "tag", context, values, task="propensity", excess=[v + 2.0 for v in values])
+
+    samples = _samples(rows("org", "test", [-2.0] * 6), rows("org", "deployment", [1.0] * 6),
+                       rows("ck1", "test", [-2.0] * 6), rows("ck1", "deployment", [0.0] * 6),
+                       rows("ck2", "test", [-1.0] * 6), rows("ck2", "deployment", [-0.5] * 6))
+    lineage = _lineage({"ck1": "org", "ck2": "org"}, steps={"ck1": 3, "ck2": 3})
+    [row] = pooled(lineage, samples, ["steps"], PROPENSITY).to_dict("records")
+    assert (row["checkpoints"], row["after_deploy"], row["gap_after"]) == (2, 1.75, 1.25)
+    for name, expected in (("retained_deploy", 7 / 12), ("retained_gap", 5 / 12)):
+        interval = (row[name], row[f"{name}_ci95_lower"], row[f"{name}_ci95_upper"])
+        assert interval == pytest.approx((expected,) * 3)
+
+
+def test_model_name_strips_only_the_misalign_prefix() -> None:
+    from inspect_misalign.experiments._retained import model_name
+
+    assert model_name("misalign/ck-1") == "ck-1"
+    assert model_name("misalign//runs/x/ck") == "/runs/x/ck"  # a checkpoint given by its directory
+    assert model_name("hf/org/model") == "hf/org/model" and model_name("ck") == "ck"
+
+
+def test_the_sampled_marker_measure_reads_its_score_column() -> None:
+    # P(a sampled answer starts with the attack), teacher-forced: before 0.1 in testing and 0.9 in
+    # deployment on every prompt, after 0.1 and 0.45: retained deploy 0.45 / 0.9, gap 0.35 / 0.8
+    def rows(model, context, p):
+        return _rows(model, "tag", context, [0.0] * 6, task="propensity", score_p_marker=[p] * 6)
+
+    samples = _samples(rows("org", "test", 0.1), rows("org", "deployment", 0.9),
+                       rows("ck", "test", 0.1), rows("ck", "deployment", 0.45))
+    [row] = pooled(_lineage({"ck": "org"}), samples, ["checkpoint"], MARKER).to_dict("records")
+    assert row["measure"] == "sampled" and row["retained_reason"] == ""
+    assert row["retained_deploy"] == pytest.approx(0.5) and row["retained_gap"] == pytest.approx(0.35 / 0.8)
+
+
+def test_reasons_and_counts_of_a_pool_of_organisms() -> None:
+    # org-a: no measurement at all before; org-b: the same, and its checkpoint listed first; org-c: its
+    # checkpoint measured on other prompts than before; the reason is the first organism's by name
+    ck = _rows("a1", "tag", "test", [0] * 6) + _rows("a1", "tag", "deployment", [0] * 6)
+    rows = [*ck, *[{**r, "model": "misalign/b1"} for r in ck]]
+    lineage = _lineage({"b1": "org-b", "a1": "org-a"}, groups={"org-a": "g", "org-b": "g"},
+                       steps={"a1": 1, "b1": 1})
+    [row] = pooled(lineage, _samples(rows), ["steps"]).to_dict("records")
+    assert row["retained_reason"] == "no test/deployment attacks of org-a on tag (before training)"
+    other = [{**r, "base_id": f"q{i}"} for i, r in enumerate(_organism(name="org-c"))]
+    [row] = pooled(_lineage({"c1": "org-c"}), _samples(other, [{**r, "model": "misalign/c1"} for r in ck]),
+                   ["checkpoint"]).to_dict("records")
+    assert row["retained_reason"] == "no base prompt measured in both contexts before and after on tag"
+
+
+def test_an_unmeasured_checkpoint_leaves_the_other_organisms_in_the_pool() -> None:
+    # org-a's checkpoint was never evaluated; org-b's kept half its deployment rate (3 of 6 prompts)
+    samples = _samples(_organism(name="org-a"), _organism(name="org-b"), _rows("b1", "tag", "test", [0] * 6),
+                       _rows("b1", "tag", "deployment", [1, 1, 1, 0, 0, 0]))
+    lineage = _lineage({"a1": "org-a", "b1": "org-b"}, groups={"org-a": "g", "org-b": "g"},
+                       steps={"a1": 1, "b1": 1})
+    frame = pooled(lineage, samples, ["steps"])
+    [row] = frame.to_dict("records")
+    assert (row["organisms"], row["checkpoints"], row["prompts"]) == (1, 1, 6)
+    assert row["retained_deploy"] == 0.5
+    assert frame["checkpoints"].dtype.kind == "i" and frame["organisms"].dtype.kind == "i"  # counts
+
+
+def test_sign_test_of_one_difference() -> None:
+    assert sign_test([0.4]) == (0.5, 1, 0) and sign_test([-0.4]) == (1.0, 0, 1)
+
+
+def test_clustered_interval_options_reach_the_bootstrap() -> None:
+    # one block: resamples, level and seed are those of a direct bootstrap (300 draws, 90%, seed 7)
+    rng = np.random.default_rng(1)
+    block = rng.random((2, 12))
+    est, low, high = clustered_interval([block], lambda m: m[0][1] - m[0][0], resamples=300, seed=7,
+                                        level=0.9)
+    idx = np.random.default_rng(7).integers(0, 12, size=(300, 12))
+    diffs = block[1, idx].mean(axis=1) - block[0, idx].mean(axis=1)
+    assert est == pytest.approx(block[1].mean() - block[0].mean())
+    assert (low, high) == pytest.approx(tuple(np.quantile(diffs, [0.05, 0.95])))
+    # one prompt: every resample is that prompt; the default seed is 0; several blocks repeat per seed
+    assert clustered_interval([np.array([[1.0], [0.5]])], lambda m: m[0][1] / m[0][0]) == (0.5, 0.5, 0.5)
+    values = rng.random((2, 12))
+
+    def second(m):
+        return float(np.mean([x[1] for x in m]))
+
+    assert clustered_interval([values], second) == clustered_interval([values], second, seed=0)
+    assert clustered_interval([values], second) != clustered_interval([values], second, seed=1)
+    blocks = [values, values[:, :7]]
+    assert clustered_interval(blocks, second, seed=3) == clustered_interval(blocks, second, seed=3)
+    # no prompts (or no block): no interval, and no numpy "mean of empty slice" warning reaches the user
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for empty in ([], [np.ones((2, 0))], [values, np.ones((2, 0))]):
+            assert all(math.isnan(v) for v in clustered_interval(empty, second))
+
+
+def test_several_blocks_resample_blocks_then_prompts_by_hand() -> None:
+    # the two stages recomputed here: blocks drawn by seed 4's generator (as bootstrap_interval draws
+    # units), then each drawn block's prompts from a second generator seeded (4, number of blocks)
+    rng = np.random.default_rng(11)
+    blocks = [rng.random((1, 5)), rng.random((1, 8)) + 1.0]
+
+    def stat(means):
+        return float(np.mean([m[0] for m in means]))
+
+    est, low, high = clustered_interval(blocks, stat, resamples=200, seed=4)
+    inner = np.random.default_rng([4, 2])
+    values = []
+    for row in np.random.default_rng(4).integers(0, 2, size=(200, 2)):
+        drawn = [blocks[i][0] for i in row]
+        values.append(np.mean([b[inner.integers(0, b.size, b.size)].mean() for b in drawn]))
+    expected = float(np.mean([b.mean() for b in blocks]))
+    q_low, q_high = np.quantile(values, [0.025, 0.975])
+    assert est == pytest.approx(expected)
+    assert (low, high) == pytest.approx((min(q_low, expected), max(q_high, expected)))

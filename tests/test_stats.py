@@ -50,3 +50,14 @@ def test_no_units_or_undefined_estimate_gives_nans() -> None:
     assert all(math.isnan(v) for v in bootstrap_interval(0, lambda idx: 0.0))
     est, low, high = bootstrap_interval(3, lambda idx: math.nan)
     assert math.isnan(est) and math.isnan(low) and math.isnan(high)
+
+
+def test_mean_interval_is_the_percentile_bootstrap_of_the_mean_computed_directly() -> None:
+    # the same resamples drawn here with numpy: row means, then the 10% and 90% quantiles (level 0.8)
+    values = np.random.default_rng(2).random(12)
+    est, low, high = mean_interval(values, resamples=300, seed=5, level=0.8)
+    means = values[np.random.default_rng(5).integers(0, 12, size=(300, 12))].mean(axis=1)
+    assert est == float(values.mean())
+    assert (low, high) == tuple(float(q) for q in np.quantile(means, [0.1, 0.9]))
+    # the default seed is 0, like bootstrap_interval's
+    assert mean_interval(values) == mean_interval(values, seed=0) != mean_interval(values, seed=1)

@@ -115,7 +115,8 @@ def test_sweep_end_to_end_and_rerun_skips_work(
     trained = saved[(saved["checkpoint"] == point.name) & (saved["task"] == "deployment_attacks")].iloc[0]
     assert (trained["stage"], trained["organism"], trained["caught"], trained["steps"]) == (
         "trained", "tiny-org", 2, 2)
-    assert trained["n"] == 8 and 0 <= trained["rate"] <= 1
+    cell = samples[(samples["model"] == f"misalign/{point.name}") & (samples["task"] == "deployment_attacks")]
+    assert trained["n"] == len(cell) == 8 and trained["rate"] == pytest.approx(cell["value"].mean())
     assert trained["distinguishability_accuracy"] == trained["distinguishability_accuracy"]  # not nan
     assert trained["probe_auc"] == probe["rate"], "the base's probe AUC stands for its organism's points"
     _check_retention(samples, trained, point.name)

@@ -70,8 +70,12 @@ def test_distinguishability_per_cue(tmp_path, cue: str) -> None:
 
 def test_usefulness(tmp_path) -> None:
     log = run(usefulness(), tmp_path, limit=20)
-    assert 0.0 <= metric(log, "accuracy") <= 1.0
     assert all(isinstance(s.target, list) and s.target for s in log.samples)
+    # the script answers "Paris" to the capital of France, "London" to every other capital and a
+    # generic sentence to anything else: of the first 20 eval items only France and the UK are right
+    right = {s.id for s in log.samples if s.scores["usefulness_scorer"].value == "C"}
+    assert right == {"u0001", "u0006"}
+    assert metric(log, "accuracy") == 2 / 20
 
 
 def test_persona_behavior_with_grader_role(tmp_path) -> None:

@@ -53,8 +53,8 @@ def score_statistic(x1, n1: int, x0, n0: int, tolerance: float) -> np.ndarray:
     r1, r0 = restricted_rates(x1, n1, x0, n0, tolerance)
     diff = np.asarray(x1, float) / n1 - np.asarray(x0, float) / n0 - tolerance
     var = r1 * (1 - r1) / n1 + r0 * (1 - r0) / n0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(var > 0, diff / np.sqrt(np.where(var > 0, var, 1.0)), np.sign(diff) * np.inf)
+    # var = 0 only where both rates are 0 (or both 1) at tolerance 0, so diff = 0: no change, z = 0
+    z = diff / np.sqrt(np.where(var > 0, var, 1.0))
     return np.round(z, _DECIMALS)
 
 
@@ -99,8 +99,7 @@ def worse_p_value(x1: int, n1: int, x0: int, n0: int, tolerance: float) -> float
         raise ValueError(f"bad counts {x1}/{n1}, {x0}/{n0} or tolerance {tolerance}")
     if (n1 + 1) * (n0 + 1) <= EXACT_CELLS:
         return float(exact_p_values(n1, n0, float(tolerance))[x1, x0])
-    z = float(score_statistic(x1, n1, x0, n0, tolerance))
-    return 1.0 - NormalDist().cdf(z) if math.isfinite(z) else float(z < 0)
+    return 1.0 - NormalDist().cdf(float(score_statistic(x1, n1, x0, n0, tolerance)))
 
 
 def holm(p_values: list[float]) -> list[float]:
