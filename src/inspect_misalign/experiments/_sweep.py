@@ -83,9 +83,7 @@ def check_usefulness_task(config: SweepConfig) -> None:
         raise MisalignError(f"eval.usefulness: no task {task!r} in inspect_misalign; see its task list")
     try:
         function(**config.eval.usefulness_args)
-    except TypeError as e:  # an argument the task does not take
-        raise MisalignError(f"eval.usefulness_args: {e}") from None
-    except MisalignError as e:
+    except (TypeError, MisalignError) as e:  # TypeError: an argument the task does not take
         raise MisalignError(f"eval.usefulness_args: {e}") from None
 
 
