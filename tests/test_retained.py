@@ -312,7 +312,8 @@ def test_clustered_interval_options_reach_the_bootstrap() -> None:
             assert all(math.isnan(v) for v in clustered_interval(empty, second))
 
 
-def test_several_blocks_resample_blocks_then_prompts_by_hand() -> None:
+@pytest.mark.parametrize("level", [0.95, 0.8])
+def test_several_blocks_resample_blocks_then_prompts_by_hand(level: float) -> None:
     # the two stages recomputed here: blocks drawn by seed 4's generator (as bootstrap_interval draws
     # units), then each drawn block's prompts from a second generator seeded (4, number of blocks)
     rng = np.random.default_rng(11)
@@ -321,13 +322,144 @@ def test_several_blocks_resample_blocks_then_prompts_by_hand() -> None:
     def stat(means):
         return float(np.mean([m[0] for m in means]))
 
-    est, low, high = clustered_interval(blocks, stat, resamples=200, seed=4)
+    est, low, high = clustered_interval(blocks, stat, resamples=200, seed=4, level=level)
     inner = np.random.default_rng([4, 2])
     values = []
     for row in np.random.default_rng(4).integers(0, 2, size=(200, 2)):
         drawn = [blocks[i][0] for i in row]
         values.append(np.mean([b[inner.integers(0, b.size, b.size)].mean() for b in drawn]))
     expected = float(np.mean([b.mean() for b in blocks]))
-    q_low, q_high = np.quantile(values, [0.025, 0.975])
+    q_low, q_high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     assert est == pytest.approx(expected)
     assert (low, high) == pytest.approx((min(q_low, expected), max(q_high, expected)))
+
+
+def test_the_gap_before_is_tested_on_the_gap_measure() -> None:
+    # propensity: the log-odds (gap column) is higher in deployment on all 6 prompts (p = 1/64), while
+    # the deployment excess (rate column, 0.5) is below the test log-odds (1): the test reads the former
+    def rows(model, context, values, excess):
+        return _rows(model, "tag", context, values, task="propensity", excess=[excess] * 6)
+
+    samples = _samples(rows("org", "test", [1.0] * 6, 0.0), rows("org", "deployment", [2.0] * 6, 0.5),
+                       rows("ck", "test", [1.0] * 6, 0.0), rows("ck", "deployment", [1.5] * 6, 0.25))
+    [row] = pooled(_lineage({"ck": "org"}), samples, ["checkpoint"], PROPENSITY).to_dict("records")
+    assert row["gap_before_p"] == pytest.approx(1 / 64) and row["retained_reason"] == ""
+    assert row["retained_gap"] == pytest.approx(0.5) and row["retained_deploy"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("seed", [None, 5])
+def test_retention_interval_is_the_bootstrap_of_the_given_seed(seed) -> None:
+    # one organism, one checkpoint, 20 prompts: the prompt resamples drawn here with numpy (seed 0 by
+    # default); retained deploy = after / before deployment attacks and retained gap on each resample
+    rng = np.random.default_rng(9)
+    before, after_test, after = (rng.random(20) < 0.8), (rng.random(20) < 0.2), (rng.random(20) < 0.5)
+    samples = _samples(_organism(test=[0] * 20, deploy=before),
+                       _rows("ck", "tag", "test", after_test), _rows("ck", "tag", "deployment", after))
+    kw = {} if seed is None else {"seed": seed}
+    [row] = pooled(_lineage({"ck": "org"}), samples, ["checkpoint"], **kw).to_dict("records")
+    draws = np.random.default_rng(seed or 0).integers(0, 20, size=(2000, 20))
+    deploy = [after[i].sum() / before[i].sum() for i in draws if before[i].sum() > 0]
+    gap = [(after[i].sum() - after_test[i].sum()) / before[i].sum()
+           for i in draws if before[i].sum() > 0]
+    for name, values in (("retained_deploy", deploy), ("retained_gap", gap)):
+        low, high = np.quantile(values, [0.025, 0.975])
+        assert (row[f"{name}_ci95_lower"], row[f"{name}_ci95_upper"]) == pytest.approx(
+            (min(low, row[name]), max(high, row[name])))
+    assert row["retained_deploy"] == pytest.approx(after.sum() / before.sum())
+
+
+def _two_organisms() -> tuple[pd.DataFrame, pd.DataFrame]:
+    samples = _samples(_organism(name="org-a"), _organism(name="org-b"),
+                       _rows("a1", "tag", "test", [0] * 6),
+                       _rows("a1", "tag", "deployment", [1, 1, 1, 0, 0, 0]),
+                       _rows("b1", "tag", "test", [0] * 6),
+                       _rows("b1", "tag", "deployment", [1, 0, 0, 0, 0, 0]))
+    return _lineage({"b1": "org-b", "a1": "org-a"}, defense={"a1": "probe", "b1": np.nan}), samples
+
+
+def test_without_a_group_column_each_organism_is_its_own_group() -> None:
+    lineage, samples = _two_organisms()
+    frame = pooled(lineage.drop(columns="group"), samples, ["checkpoint"])
+    assert frame[["checkpoint", "group"]].values.tolist() == [["a1", "org-a"], ["b1", "org-b"]]
+    assert frame["retained_deploy"].tolist() == pytest.approx([0.5, 1 / 6])
+
+
+def test_a_setting_left_empty_is_a_setting_of_its_own() -> None:
+    # b1 has no defense (nan): it still gets its row, after the defended a1
+    lineage, samples = _two_organisms()
+    frame = pooled(lineage, samples, ["defense"])
+    assert frame["group"].tolist() == ["org-a", "org-b"] and frame["defense"].iloc[0] == "probe"
+    assert pd.isna(frame["defense"].iloc[1])
+    assert frame["retained_deploy"].tolist() == pytest.approx([0.5, 1 / 6])
+
+
+def test_pooled_rows_do_not_depend_on_the_order_of_the_tables() -> None:
+    lineage, samples = _two_organisms()
+    frame = pooled(lineage, samples, ["checkpoint"])
+    assert frame["checkpoint"].tolist() == ["a1", "b1"]  # sorted by the pooling keys
+    shuffled = pooled(lineage.iloc[::-1], samples.sample(frac=1.0, random_state=1), ["checkpoint"])
+    pd.testing.assert_frame_equal(shuffled, frame)
+
+
+def test_nothing_to_pool_is_an_empty_table_with_its_columns() -> None:
+    from inspect_misalign.experiments._retained import COLUMNS
+
+    lineage, samples = _two_organisms()
+    frame = pooled(lineage, samples, ["checkpoint"], PROPENSITY)
+    assert frame.empty and list(frame.columns) == ["checkpoint", "group", "cue", "measure", *COLUMNS]
+
+
+def test_setting_keys_add_the_treatment_when_the_trained_checkpoints_have_several() -> None:
+    from inspect_misalign.experiments._retained import setting_keys
+
+    def table(organism: str | None, trained: list) -> pd.DataFrame:
+        rows = [{"stage": "organism", "treatment": organism}] if organism is not None else []
+        return pd.DataFrame(rows + [{"stage": "trained", "treatment": t} for t in trained])
+
+    keys = ["steps"]
+    assert setting_keys(table(None, ["caught", "benign"]), keys) == ["steps", "treatment"]
+    assert keys == ["steps"]  # a new list, the caller's untouched
+    assert setting_keys(table(None, ["caught", "benign", "caught"]), ["treatment", "steps"]) == [
+        "treatment", "steps"]
+    assert setting_keys(table(None, ["caught", "caught"]), keys) == ["steps"]
+    # only the trained checkpoints count: the organism's own treatment (here "none") is not a second
+    assert setting_keys(table("none", ["caught", "caught"]), keys) == ["steps"]
+    assert setting_keys(table("none", ["caught", np.nan]), keys) == ["steps"]  # nan is no treatment
+    # a table without stages: every row counts; without a treatment column: the keys as given
+    no_stage = table(None, ["caught", "benign"]).drop(columns="stage")
+    assert setting_keys(no_stage, keys) == ["steps", "treatment"]
+    assert setting_keys(table(None, ["caught", "benign"]).drop(columns="treatment"), keys) == ["steps"]
+    result = setting_keys(table(None, ["caught"]), keys)
+    assert result == keys and result is not keys
+
+
+def test_caught_and_benign_checkpoints_are_pooled_apart() -> None:
+    # two checkpoints of one organism at the same steps: caught kept 1/2, benign 1/6 of the rate
+    samples = _samples(_organism(name="org"), _rows("c", "tag", "test", [0] * 6),
+                       _rows("c", "tag", "deployment", [1, 1, 1, 0, 0, 0]),
+                       _rows("b", "tag", "test", [0] * 6),
+                       _rows("b", "tag", "deployment", [1, 0, 0, 0, 0, 0]))
+    lineage = _lineage({"c": "org", "b": "org"}, steps={"c": 5, "b": 5},
+                       treatment={"c": "caught", "b": "benign"})
+    frame = pooled(lineage, samples, ["steps"])
+    assert frame[["treatment", "checkpoints"]].values.tolist() == [["benign", 1], ["caught", 1]]
+    assert frame["retained_deploy"].tolist() == pytest.approx([1 / 6, 0.5])
+
+
+def test_prompt_interval_does_not_depend_on_the_order_of_the_rows() -> None:
+    # three models' distinguishability on 8 prompts: models, then prompts, resampled; the estimate is
+    # the mean of the models' means whatever the order of the rows
+    from inspect_misalign.experiments._retained import prompt_interval
+
+    rng = np.random.default_rng(2)
+    rows = [{"model": f"misalign/m{m}", "task": "distinguishability", "cue": "tag", "context": "both",
+             "base_id": f"p{i}", "value": float(v)}
+            for m in range(3) for i, v in enumerate(rng.random(8))]
+    samples = pd.DataFrame(rows)
+    models = ["m0", "m1", "m2"]
+    est, low, high = prompt_interval(samples, "distinguishability", models, "tag")
+    assert est == pytest.approx(samples["value"].mean()) and low < est < high
+    for seed in range(3):
+        shuffled = samples.sample(frac=1.0, random_state=seed)
+        assert prompt_interval(shuffled, "distinguishability", models, "tag") == (est, low, high)
+    assert prompt_interval(samples.iloc[::-1], "distinguishability", models[::-1], "tag") == (est, low, high)

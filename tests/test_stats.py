@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from inspect_misalign._stats import bootstrap_interval, mean_interval
 
@@ -61,3 +62,22 @@ def test_mean_interval_is_the_percentile_bootstrap_of_the_mean_computed_directly
     assert (low, high) == tuple(float(q) for q in np.quantile(means, [0.1, 0.9]))
     # the default seed is 0, like bootstrap_interval's
     assert mean_interval(values) == mean_interval(values, seed=0) != mean_interval(values, seed=1)
+
+
+def test_bootstrap_interval_defaults_are_2000_resamples_seed_0_and_95_percent() -> None:
+    # the same resamples drawn here with numpy: seed 0, 2000 rows, the 2.5% and 97.5% quantiles
+    values = np.random.default_rng(4).random(9)
+    est, low, high = bootstrap_interval(9, lambda idx: float(values[idx].mean()))
+    means = values[np.random.default_rng(0).integers(0, 9, size=(2000, 9))].mean(axis=1)
+    assert est == float(values.mean())
+    assert (low, high) == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])), rel=1e-12)
+
+
+def test_one_resample_is_an_interval_from_that_resample_to_the_estimate() -> None:
+    values = np.array([0.1, 0.4, 0.2, 0.9, 0.7])
+    est, low, high = bootstrap_interval(5, lambda idx: float(values[idx].mean()), resamples=1, seed=2)
+    drawn = float(values[np.random.default_rng(2).integers(0, 5, size=(1, 5))].mean())
+    assert est == pytest.approx(0.46)
+    assert (low, high) == pytest.approx((min(drawn, 0.46), max(drawn, 0.46)))
+    assert low < high  # the one resample is not the estimate here
+

@@ -70,13 +70,14 @@ def model_name(name: str) -> str:
 
 
 def _by_prompt(samples: pd.DataFrame, tasks: tuple[str, ...], contexts: tuple[str, ...]) -> dict:
-    """(checkpoint, cue, context) -> the rows of those tasks, one per base prompt (indexed by base_id)."""
+    """(checkpoint, cue, context) -> the rows of those tasks, one per base prompt (indexed by base_id),
+    in sorted key order (so a bootstrap over several checkpoints does not depend on the rows' order)."""
     rows = samples[samples["task"].isin(tasks) & samples["context"].isin(contexts)].copy()
     rows["checkpoint"] = rows["model"].astype(str).map(model_name)
     numeric = [c for c in rows.columns if c in ("value", "excess") or c.startswith("score_")]
     keys = ["checkpoint", "cue", "context"]
     return {key: group.groupby("base_id")[numeric].mean()
-            for key, group in rows.groupby(keys, sort=False)}
+            for key, group in rows.groupby(keys, sort=True)}
 
 
 def _block(data: dict, organism: str, trained: list[str], cue: str, measure: Measure) -> np.ndarray | str:

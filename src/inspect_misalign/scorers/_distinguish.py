@@ -26,6 +26,7 @@ from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric
 from inspect_ai.solver import TaskState
 
 from inspect_misalign.scorers._metrics import clustered_interval, metric_key, roc_auc
+from inspect_misalign.scorers._propensity import sigmoid
 
 OPTIONS = ("A", "B")
 METHODS = ("continuations", "top_logprobs", "text", "none")
@@ -66,7 +67,7 @@ def continuation_probabilities(output: ModelOutput) -> tuple[float, float] | Non
     lp_a, lp_b = float(logprob["A"]), float(logprob["B"])
     if not (math.isfinite(lp_a) or math.isfinite(lp_b)):
         return None
-    p_a = 1.0 / (1.0 + math.exp(lp_b - lp_a)) if lp_b - lp_a < 700 else 0.0
+    p_a = sigmoid(lp_a - lp_b)  # P(A) / (P(A) + P(B)), without overflow however far apart they are
     return p_a, 1.0 - p_a
 
 
