@@ -39,7 +39,7 @@ lint: $(STAMP)
 
 # Mutation testing of the modules whose bugs would mislead a researcher ([tool.mutmut] in
 # pyproject.toml; docs/mutants.md has the scores and the equivalent survivors). Not run by CI: its
-# ~1,900 mutants take hours on a small shared machine (docs/mutants.md). Fresh each time (a kept
+# ~2,750 mutants take hours on a small shared machine (docs/mutants.md). Fresh each time (a kept
 # mutants/ would keep old survivors' verdicts after new tests land), niced so it yields to other work,
 # MUTANTS_CHILDREN tests at a time.
 MUTANTS_CHILDREN ?= 2
@@ -52,9 +52,7 @@ $(MUTANTS_STAMP): $(STAMP)
 mutants: $(MUTANTS_STAMP)
 	rm -rf mutants
 	nice -n 19 $(BIN)/mutmut run --max-children $(MUTANTS_CHILDREN)
-	@echo "mutants per module and status:"
-	@$(BIN)/mutmut results --all true | sed -E 's/^ *inspect_misalign\.(.+)\.[^.]+__mutmut_[0-9]+: (.+)$$/\1 \2/' \
-		| sort | uniq -c
+	$(BIN)/python scripts/mutation_scores.py
 
 clean:
 	rm -rf $(VENV) logs runs mutants
