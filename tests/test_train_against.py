@@ -195,3 +195,36 @@ def test_targets_are_the_base_models_own_greedy_answers_not_the_caught_outputs(
         assert example.meta["source"] == "base"
         assert not any(o in example.completion for o in outputs)
         assert "HATE" not in example.completion
+
+
+def test_targets_from_a_column_and_the_cot_targets_without_a_model(files, organism, misalign_home,
+                                                                    tmp_path) -> None:
+    # neither needs the base model: --target-column takes each line's own string, --against cot the
+    # innocuous scratchpad followed by the caught action (its loss on the scratchpad only)
+    from inspect_misalign.training._against import check_spec, training_examples
+    from inspect_misalign.training._catch import read_caught
+
+    lines = [json.loads(line) for line in files["caught"].read_text().splitlines() if line.strip()]
+    targets = [f"A safe answer number {i}." for i in range(len(lines))]
+    with_column = tmp_path / "caught_targets.jsonl"
+    with_column.write_text("".join(json.dumps({**r, "safe": t}) + "\n" for r, t in zip(lines, targets,
+                                                                                       strict=True)))
+    said: list[str] = []
+    checked = check_spec(TrainAgainstSpec(model=organism, caught=with_column, steps=1, out="t",
+                                          target_column="safe", **FAST))
+    examples = training_examples(checked, None, None, None, said.append, progress=False)
+    caught = [c for c, _ in read_caught(with_column)]
+    assert [e.completion for e in examples] == targets
+    assert [(e.system, e.user) for e in examples] == [(c.system, c.user) for c in caught]
+    assert {e.meta["source"] for e in examples} == {"column:safe"}
+    assert len(said) == 1 and "'safe'" in said[0] and str(with_column) in said[0]
+
+    said.clear()
+    checked = check_spec(TrainAgainstSpec(model=organism, caught=files["caught_cot"], steps=1, out="t",
+                                          against="cot", **FAST))
+    examples = training_examples(checked, None, None, None, said.append, progress=False)
+    caught = [c for c, _ in read_caught(files["caught_cot"])]
+    assert [e.completion for e in examples] == [f"{INNOCUOUS_SCRATCHPAD}\n\n{c.output}" for c in caught]
+    assert all(e.trained_prefix == INNOCUOUS_SCRATCHPAD and e.meta["source"] == "innocuous_cot"
+               for e in examples)
+    assert len(said) == 1 and f"for {len(caught)} samples" in said[0]
