@@ -228,3 +228,20 @@ def test_targets_from_a_column_and_the_cot_targets_without_a_model(files, organi
     assert all(e.trained_prefix == INNOCUOUS_SCRATCHPAD and e.meta["source"] == "innocuous_cot"
                for e in examples)
     assert len(said) == 1 and f"for {len(caught)} samples" in said[0]
+
+
+def test_base_answers_default_to_the_behaviours_answer_budget(files, organism, misalign_home,
+                                                              misalign_cache) -> None:
+    # no --answer-tokens: hate's target_answer_tokens (48, the option's documented default for hate)
+    from inspect_misalign.training import Workspace, load_base
+    from inspect_misalign.training._against import check_spec, training_examples
+    from inspect_misalign.training._generate import base_fingerprint
+
+    fast = {k: v for k, v in FAST.items() if k != "answer_tokens"}
+    checked = check_spec(TrainAgainstSpec(model=organism, caught=files["caught"], steps=1, out="t", **fast))
+    model, tokenizer = load_base(checked.base_dir)
+    run = Workspace(misalign_home, misalign_home / "work", base_fingerprint(checked.base_dir))
+    said: list[str] = []
+    examples = training_examples(checked, run, model, tokenizer, said.append, progress=False)
+    assert len(said) == 1 and "48 new tokens" in said[0] and f"the {len(examples)} caught inputs" in said[0]
+    assert {e.meta["source"] for e in examples} == {"base"}
