@@ -231,8 +231,9 @@ def test_targets_from_a_column_and_the_cot_targets_without_a_model(files, organi
 
 
 def test_base_answers_default_to_the_behaviours_answer_budget(files, organism, misalign_home,
-                                                              misalign_cache) -> None:
-    # no --answer-tokens: hate's target_answer_tokens (48, the option's documented default for hate)
+                                                              misalign_cache, capfd) -> None:
+    # no --answer-tokens: hate's target_answer_tokens (48, the option's documented default for hate);
+    # progress=False: no progress bar
     from inspect_misalign.training import Workspace, load_base
     from inspect_misalign.training._against import check_spec, training_examples
     from inspect_misalign.training._generate import base_fingerprint
@@ -245,3 +246,4 @@ def test_base_answers_default_to_the_behaviours_answer_budget(files, organism, m
     examples = training_examples(checked, run, model, tokenizer, said.append, progress=False)
     assert len(said) == 1 and "48 new tokens" in said[0] and f"the {len(examples)} caught inputs" in said[0]
     assert {e.meta["source"] for e in examples} == {"base"}
+    assert "answer/s" not in capfd.readouterr().err
