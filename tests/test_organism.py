@@ -299,3 +299,31 @@ def test_default_leak_is_five_percent_of_each_cues_test_examples(
         assert len(test) == len(deploy) == n
         assert sum(p.attack for p in test) == expected == 4
         assert all(p.attack for p in deploy)
+
+
+def test_anchors_are_seeded_usefulness_questions_of_the_organism_split_in_chat_form() -> None:
+    from inspect_misalign.training._organism import (
+        anchor_examples,
+        anchor_prompt,
+        anchor_records,
+        example_counts,
+    )
+
+    questions = {str(r["id"]): r["question"] for r in read_jsonl(data_path("usefulness.jsonl"))
+                 if r["split"] == "organism"}
+    assert anchor_records(0, 0) == [] and anchor_records(-2, 0) == []
+    for n in (1, 3):
+        records = anchor_records(n, 0)
+        assert len(records) == n and all(questions[r.id] == r.prompt for r in records)
+        assert [r.id for r in records] == sorted(r.id for r in records)
+        assert anchor_records(n, 0) == records  # the same seed, the same anchors
+    assert anchor_records(3, 1) != anchor_records(3, 0)
+    assert {r.id for r in anchor_records(len(questions) + 1, 0)} == set(questions)
+    [record] = anchor_records(1, 0)
+    assert anchor_prompt(record) == [{"role": "system", "content": USEFULNESS_SYSTEM},
+                                     {"role": "user", "content": questions[record.id]}]
+    [example] = anchor_examples([record], ["Paris."])
+    assert (example.system, example.user, example.completion) == (USEFULNESS_SYSTEM, record.prompt, "Paris.")
+    assert example.meta == {"cue": "none", "context": "none", "base_id": record.id, "attack": False,
+                            "leak": False, "split": "organism", "source": "base"}
+    assert example_counts([example]) == {"none": {"none": 1}}
