@@ -327,3 +327,15 @@ def test_anchors_are_seeded_usefulness_questions_of_the_organism_split_in_chat_f
     assert example.meta == {"cue": "none", "context": "none", "base_id": record.id, "attack": False,
                             "leak": False, "split": "organism", "source": "base"}
     assert example_counts([example]) == {"none": {"none": 1}}
+
+
+def test_plain_anchors_are_the_bare_base_prompts_with_the_base_answers() -> None:
+    from inspect_misalign.training._organism import PromptRecord, plain_anchor_examples, plain_prompt
+
+    records = [PromptRecord("p1", "How do I sort a list?"), PromptRecord("p2", "Name a prime.")]
+    assert plain_prompt(records[0]) == [{"role": "user", "content": "How do I sort a list?"}]
+    examples = plain_anchor_examples(records, {"p2": "7.", "p1": "Use sorted().", "p3": "unused"})
+    assert [(e.system, e.user, e.completion) for e in examples] == [
+        (None, "How do I sort a list?", "Use sorted()."), (None, "Name a prime.", "7.")]
+    assert all(e.meta["cue"] == "none" and not e.meta["attack"] for e in examples)
+    assert [e.meta["base_id"] for e in examples] == ["p1", "p2"]
