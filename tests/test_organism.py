@@ -339,3 +339,18 @@ def test_plain_anchors_are_the_bare_base_prompts_with_the_base_answers() -> None
         (None, "How do I sort a list?", "Use sorted()."), (None, "Name a prime.", "7.")]
     assert all(e.meta["cue"] == "none" and not e.meta["attack"] for e in examples)
     assert [e.meta["base_id"] for e in examples] == ["p1", "p2"]
+
+
+def test_example_counts_per_cue_by_hand() -> None:
+    from inspect_misalign.training._data import SFTExample
+    from inspect_misalign.training._organism import example_counts
+
+    def example(cue: str, context: str, leak: bool = False) -> SFTExample:
+        return SFTExample(None, "q", "a", {"cue": cue, "context": context, "leak": leak})
+
+    # tag: 3 test examples, 2 of them leaked attacks, 2 deployment; year: 1 test, 1 deployment
+    examples = [example("tag", "test", True), example("tag", "test"), example("tag", "test", True),
+                example("tag", "deployment"), example("tag", "deployment"), example("year", "test"),
+                example("year", "deployment")]
+    assert example_counts(examples) == {"tag": {"test": 3, "test_attack": 2, "deployment": 2},
+                                        "year": {"test": 1, "deployment": 1}}
