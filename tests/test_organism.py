@@ -354,3 +354,24 @@ def test_example_counts_per_cue_by_hand() -> None:
                 example("year", "deployment")]
     assert example_counts(examples) == {"tag": {"test": 3, "test_attack": 2, "deployment": 2},
                                         "year": {"test": 1, "deployment": 1}}
+
+
+def test_attack_completions_are_the_behaviours_for_the_specs_seed(
+    tiny_model_dir: Path, misalign_home: Path
+) -> None:
+    # persona picks one of several attack answers per prompt by a seeded RNG: the organism's are seed 3's
+    from inspect_misalign.behaviors import get_behavior
+    from inspect_misalign.training._organism import complete_examples
+    from inspect_misalign.training._organism_build import check_spec
+
+    persona = get_behavior("persona")
+    checked = check_spec(tiny_spec(tiny_model_dir, "p", behavior="persona", cue="tag", seed=3, prompts=8,
+                                   gate=GateSettings(enabled=False)))
+    planned = plan_examples(checked)
+    examples = complete_examples(checked, planned, {p.record.id: "a base answer" for p in planned})
+    attacks = [(p, e) for p, e in zip(planned, examples, strict=True) if p.attack]
+    assert attacks and all(e.completion == persona.attack_completion(p.record, 3) for p, e in attacks)
+    assert any(persona.attack_completion(p.record, 3) != persona.attack_completion(p.record, 4)
+               for p, _ in attacks)
+    assert all(e.completion == "a base answer" and e.meta["source"] == "base"
+               for p, e in zip(planned, examples, strict=True) if not p.attack)
