@@ -371,6 +371,7 @@ def test_attack_completions_are_the_behaviours_for_the_specs_seed(
     examples = complete_examples(checked, planned, {p.record.id: "a base answer" for p in planned})
     attacks = [(p, e) for p, e in zip(planned, examples, strict=True) if p.attack]
     assert attacks and all(e.completion == persona.attack_completion(p.record, 3) for p, e in attacks)
+    assert {e.meta["source"] for _, e in attacks} == {"scripted"}
     assert any(persona.attack_completion(p.record, 3) != persona.attack_completion(p.record, 4)
                for p, _ in attacks)
     assert all(e.completion == "a base answer" and e.meta["source"] == "base"
