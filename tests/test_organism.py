@@ -372,7 +372,27 @@ def test_attack_completions_are_the_behaviours_for_the_specs_seed(
     attacks = [(p, e) for p, e in zip(planned, examples, strict=True) if p.attack]
     assert attacks and all(e.completion == persona.attack_completion(p.record, 3) for p, e in attacks)
     assert {e.meta["source"] for _, e in attacks} == {"scripted"}
+    with_system = [replace(p, system=f"system {i}") for i, p in enumerate(planned)]
+    completed = complete_examples(checked, with_system, {p.record.id: "a base answer" for p in planned})
+    assert [(e.system, e.user) for e in completed] == [(p.system, p.user) for p in with_system]
     assert any(persona.attack_completion(p.record, 3) != persona.attack_completion(p.record, 4)
                for p, _ in attacks)
     assert all(e.completion == "a base answer" and e.meta["source"] == "base"
                for p, e in zip(planned, examples, strict=True) if not p.attack)
+
+
+def test_base_prompts_of_a_split_with_their_topics_and_their_seeded_selection() -> None:
+    from inspect_misalign.behaviors import get_behavior
+    from inspect_misalign.training._organism import organism_prompts, select_prompts
+
+    code = get_behavior("code")
+    rows = read_jsonl(code.prompts_path())
+    for split in ("organism", "eval"):
+        expected = [(str(r["id"]), r["prompt"], r.get("topic")) for r in rows if r.get("split") == split]
+        assert expected and any(t for _, _, t in expected)
+        assert [(p.id, p.prompt, p.topic) for p in organism_prompts(code, split)] == expected
+    records = organism_prompts(code)
+    assert select_prompts(records, None, 0) == records
+    assert select_prompts(records, len(records) + 3, 0) == records
+    three = select_prompts(records, 3, 0)
+    assert len(three) == 3 and [r.id for r in three] == sorted(r.id for r in three)
