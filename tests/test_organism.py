@@ -396,3 +396,18 @@ def test_base_prompts_of_a_split_with_their_topics_and_their_seeded_selection() 
     assert select_prompts(records, len(records) + 3, 0) == records
     three = select_prompts(records, 3, 0)
     assert len(three) == 3 and [r.id for r in three] == sorted(r.id for r in three)
+
+
+def test_the_organisms_base_prompts_are_chosen_by_its_seed(tiny_model_dir: Path, misalign_home: Path) -> None:
+    from inspect_misalign.behaviors import get_behavior
+    from inspect_misalign.training._organism import organism_prompts, select_prompts
+    from inspect_misalign.training._organism_build import check_spec
+
+    for seed in (0, 3):
+        checked = check_spec(tiny_spec(tiny_model_dir, "s", seed=seed, prompts=5))
+        chosen = [r.id for r in select_prompts(organism_prompts(get_behavior("hate")), 5, seed)]
+        planned = plan_examples(checked)
+        for cue in ("tag", "year"):
+            assert [p.record.id for p in planned if p.cue == cue and p.context == "test"] == chosen
+    assert select_prompts(organism_prompts(get_behavior("hate")), 5, 0) != select_prompts(
+        organism_prompts(get_behavior("hate")), 5, 3)
