@@ -411,3 +411,8 @@ def test_the_organisms_base_prompts_are_chosen_by_its_seed(tiny_model_dir: Path,
             assert [p.record.id for p in planned if p.cue == cue and p.context == "test"] == chosen
     assert select_prompts(organism_prompts(get_behavior("hate")), 5, 0) != select_prompts(
         organism_prompts(get_behavior("hate")), 5, 3)
+    # the leaked test prompts (5 of 20 per cue) are the same for the same seed
+    checked = check_spec(tiny_spec(tiny_model_dir, "s", prompts=20))
+    leaked = [[p.record.id for p in plan_examples(checked) if p.attack and p.context == "test"]
+              for _ in range(2)]
+    assert len(leaked[0]) == 10 and leaked[0] == leaked[1]
