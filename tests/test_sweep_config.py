@@ -141,7 +141,7 @@ def test_a_cue_given_as_a_path_trains_under_its_family_name(tmp_path: Path) -> N
     assert config.train_groups() == ["tag", "weekday"]
     assert all("/" not in p.name and "weekday" in p.name for p in config.grid() if p.train_on == "weekday")
     # the subsample of a point trained on the path's cue finds the caught samples of that family
-    from inspect_misalign.experiments._sweep import subsample
+    from inspect_misalign.experiments._grid_train import subsample
 
     point = next(p for p in config.grid() if p.train_on == "weekday")
     rows = [{"cue": "weekday", "uid": "a"}, {"cue": "tag", "uid": "b"}]

@@ -30,6 +30,7 @@ from inspect_misalign._errors import MisalignError, read_yaml, validation_messag
 from inspect_misalign.cues import canonical_cue
 from inspect_misalign.experiments._em_config import EMDefensesConfig
 from inspect_misalign.experiments._names import check_name, check_seeds, defense_slug
+from inspect_misalign.experiments._relearn_config import RelearnSettings, finetune_options
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -123,16 +124,20 @@ class SweepConfig(BaseModel):
     steps: list[int] = Field(min_length=1)
     defenses: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    treatments: list[Literal["caught", "benign"]] = Field(
+    treatments: list[Literal["caught", "benign", "generic"]] = Field(
         default_factory=lambda: ["caught"], min_length=1,
         description="caught: train against caught test-context attacks; benign: the control, the same "
         "training on as many test-context inputs of the cue on which the organism did not attack "
-        "(catch --not-caught)")
+        "(catch --not-caught); generic: the same training (finetune) on as many conversations of the "
+        "shipped instruction data (instruct.jsonl), no attack and no cue")
     train: dict[str, Any] = Field(
         default_factory=dict, description="options of every training against caught samples: any field of "
         "inspect_misalign.training.TrainAgainstSpec but those each grid point sets (lr, batch_size, "
         "against, ...)")
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    relearn: RelearnSettings | None = Field(
+        default=None, description="relearning after removal (experiments._relearn_run): finetune the "
+        "removed organisms and their bases on k deployment-context attack examples")
 
     @field_validator("name")
     @classmethod
@@ -230,6 +235,21 @@ class SweepConfig(BaseModel):
                              "a group holds replicates of one recipe")
         return self
 
+    @model_validator(mode="after")
+    def _finetune_runs_fit(self) -> SweepConfig:
+        if "generic" in self.treatments:
+            finetune_options(self.train, "treatments: generic")
+        if self.relearn is None:
+            return self
+        finetune_options(self.train, "relearn")
+        if "caught" not in self.treatments:
+            raise ValueError("relearn retrains the removed organisms: it needs the caught treatment in "
+                             "treatments")
+        if not self.eval.propensity:
+            raise ValueError("relearn is measured by the teacher-forced propensity; set "
+                             "eval.propensity: true")
+        return self
+
     @property
     def out_dir(self) -> Path:
         """Where logs, caught sets, the table, figures and the report go."""
@@ -281,8 +301,8 @@ class GridPoint(BaseModel):
 
     @property
     def name(self) -> str:
-        """The registry name of the checkpoint this point trains (the benign control's ends in
-        ``-benign``)."""
+        """The registry name of the checkpoint this point trains (a control's ends in ``-benign`` or
+        ``-generic``)."""
         control = "" if self.treatment == "caught" else f"-{self.treatment}"
         return (f"{self.sweep}-{self.organism}-{self.train_on}-c{self.caught}-s{self.steps}"
                 f"-{defense_slug(self.defense)}-r{self.seed}{control}")

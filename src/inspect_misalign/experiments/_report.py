@@ -142,7 +142,8 @@ def dose_display(frame: pd.DataFrame) -> pd.DataFrame:
     shown = frame[["group", "treatment", "caught", "organisms", "stop_steps", "stopped"]].copy()
     for column, label in (("deploy_before", "deploy P before"), ("deploy_at", "deploy P at stop"),
                           ("retained_deploy", "retained deploy"), ("drop_ratio", "drop ratio (log-odds)"),
-                          ("catching_effect", "effect of catching")):
+                          ("catching_effect", "effect of catching vs benign"),
+                          ("catching_effect_generic", "effect of catching vs generic")):
         if column in frame:
             shown[f"{label} [95% CI]"] = with_ci(frame, column, f"{column}_", fmt=".3g")
     return shown
