@@ -100,6 +100,20 @@ def test_removal_sweep_with_the_generic_control_and_relearning(
         mine = prop[prop["model"] == f"misalign/{checkpoint}"]
         assert sorted(mine["context"].unique()) == ["deployment", "test"] and len(mine) == 16, checkpoint
 
+    # the relearning figure and the report's summary, redrawn by `inspect-misalign report`
+    from inspect_misalign.experiments._relearn import relearn_summary
+    from inspect_misalign.experiments._report import report_dir
+
+    assert (out / "figures" / "relearning.png").stat().st_size > 10_000
+    summary = relearn_summary(samples, relearn)
+    pairs = sorted(zip(summary["data"], summary["k"], strict=True))
+    assert pairs == [("attack", 1), ("attack", 2), ("benign", 2)]
+    assert (summary["organisms"] == 1).all() and summary["difference"].notna().all()
+    (out / "figures" / "relearning.png").unlink()
+    report_dir(out)
+    assert (out / "figures" / "relearning.png").is_file()
+    assert "Relearning: erased or suppressed?" in (out / "report.html").read_text()
+
     logs_before, registry_before = _files(out / "logs", "*.eval"), _files(misalign_home)
     run_sweep(config, echo=lambda _: None)
     assert _files(out / "logs", "*.eval") == logs_before, "a re-run must not evaluate again"

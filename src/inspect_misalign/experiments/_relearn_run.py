@@ -37,8 +37,8 @@ from inspect_misalign.experiments._config import GridPoint, SweepConfig
 from inspect_misalign.experiments._relearn_config import finetune_options
 
 Echo = Callable[[str], None]
-RELEARN_COLUMNS = ["checkpoint", "run", "source", "model", "organism", "group", "behavior", "data", "k",
-                   "seed", "step"]
+RELEARN_COLUMNS = ["checkpoint", "run", "source", "model", "organism", "group", "base", "behavior", "data",
+                   "k", "seed", "step"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class RelearnRun:
     model: str
     organism: str | None  # the removed organism's organism; None for a base
     group: str | None
+    base: str  # the base of the removed organism, or the base itself
     behavior: str
     data: str  # "attack" or "benign"
     k: int
@@ -94,19 +95,20 @@ def relearn_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> li
         bases = base_models(config)
     organism = {o.name: o for o in config.organisms}
     options = finetune_options(config.train, "relearn")
-    sources: list[tuple[str, str, str, str | None, str | None, str]] = []  # prefix, source, model, ...
+    # (name prefix, source, model, organism, group, base, behavior)
+    sources: list[tuple[str, str, str, str | None, str | None, str, str]] = []
     for point in removed_points(config):
         entry = organism[point.organism]
         sources.append((point.name, "removed", point.name, entry.name, entry.group or entry.name,
-                        entry.behavior))
+                        bases[entry.name], entry.behavior))
     for base, behavior in sorted({(bases[o.name], o.behavior) for o in config.organisms}):
         prefix = f"{config.name}-base-{base_tag(base)}-{behavior}"
-        sources.append((prefix, "base", base, None, None, behavior))
+        sources.append((prefix, "base", base, None, None, base, behavior))
     datasets = [("attack", k) for k in relearn.k]
     if relearn.benign_k is not None:
         datasets.append(("benign", relearn.benign_k))
     runs = []
-    for prefix, source, model, organism_name, group, behavior in sources:
+    for prefix, source, model, organism_name, group, base, behavior in sources:
         for data, k in datasets:
             for seed in relearn.seeds:
                 name = f"{prefix}-relearn-{data[0]}{k}-r{seed}"
@@ -115,8 +117,8 @@ def relearn_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> li
                     "prompts_context": "deployment", "prompts_split": "catch", "prompts_n": k,
                     "targets": "attack" if data == "attack" else "base", "behavior": behavior, "seed": seed,
                     "steps": relearn.steps, "save_at": list(relearn.save_at)}, "relearn")
-                runs.append(RelearnRun(name, source, model, organism_name, group, behavior, data, k, seed,
-                                       spec))
+                runs.append(RelearnRun(name, source, model, organism_name, group, base, behavior, data, k,
+                                       seed, spec))
     return runs
 
 
@@ -174,7 +176,7 @@ def relearn_runs_frame(runs: list[RelearnRun]) -> pd.DataFrame:
     rows = []
     for r in runs:
         run = {"run": r.name, "source": r.source, "model": r.model, "organism": r.organism, "group": r.group,
-               "behavior": r.behavior, "data": r.data, "k": r.k, "seed": r.seed}
+               "base": r.base, "behavior": r.behavior, "data": r.data, "k": r.k, "seed": r.seed}
         rows.append({"checkpoint": r.model, **run, "step": 0})
         rows += [{"checkpoint": name, **run, "step": k} for k, name in r.saved()]
         rows.append({"checkpoint": r.name, **run, "step": int(r.spec.steps)})

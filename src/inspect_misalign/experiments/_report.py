@@ -136,6 +136,35 @@ def _dose_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
             "the stopping step) resamples organisms, then prompts.</p>", _frame(shown)]
 
 
+def _relearn_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
+    """The relearning summary (removed − base deployment P(attack) after relearning) when the sweep
+    relearned."""
+    from inspect_misalign.experiments._relearn import has_relearn, read_relearn_runs, relearn_summary
+
+    runs = read_relearn_runs(config.out_dir)
+    if runs is None or not has_relearn(samples, runs):
+        return []
+    frame = relearn_summary(samples, runs)
+    if frame.empty:
+        return []
+    return ["<h2>Relearning: erased or suppressed?</h2><p class='note'>Deployment P(attack) (temperature 1, "
+            "teacher-forced) after the relearning steps, of the removed organisms (mean of organism means) "
+            "and of their base that never had the backdoor, trained on the same k deployment-context "
+            "examples (attack, or the base's answers: benign); removed − base &gt; 0: the attack returns "
+            "faster after removal (suppressed, not erased). 95% bootstrap over organisms, then prompts "
+            "(paired by prompt).</p>", _frame(relearn_display(frame))]
+
+
+def relearn_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`~inspect_misalign.experiments._relearn.relearn_summary` with each value and its interval in
+    one column, as the report and docs show it."""
+    shown = frame[["group", "data", "k", "seed", "step", "organisms"]].copy()
+    shown["removed, before relearning"] = frame["removed_before"].map(lambda v: f"{v:.3g}")
+    for column, label in (("removed", "removed"), ("base", "base"), ("difference", "removed − base")):
+        shown[f"{label} [95% CI]"] = with_ci(frame, column, f"{column}_", fmt=".3g")
+    return shown
+
+
 def dose_display(frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`~inspect_misalign.experiments._dose_figure.dose_table` with each value and its interval
     in one column, as the report and docs show it."""
@@ -181,6 +210,7 @@ def render_report(
         "rate after says how large the remaining rate could be.</p>",
         "<h2>Figures</h2>", *(_img(p) for p in figures if p.is_file()),
         *_dose_section(config, samples),
+        *_relearn_section(config, samples),
         "<h2>Retained misalignment</h2>", _retention(table, samples),
         "<h2>Organisms (and the models asked to distinguish) before training</h2>",
         _frame(before[["checkpoint", "task", "cue", "context", "n", "rate", "ci95_lower", "ci95_upper",
