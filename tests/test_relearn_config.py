@@ -148,3 +148,18 @@ def test_removed_and_base_see_identical_data(tmp_path: Path) -> None:
     # independently of the code under test: the chosen prompts are catch-split prompts of the behaviour
     catch = {str(r["id"]) for r in read_jsonl(data_path(hate.prompts_file)) if r["split"] == "catch"}
     assert all(p.prompt.id in catch for r in runs for p in render_prompts(r.spec, hate))
+
+
+def test_dry_run_lists_the_relearning_runs(tmp_path: Path, misalign_home: Path) -> None:
+    from click.testing import CliRunner
+
+    from inspect_misalign.cli import main
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "out": str(tmp_path / "out")}))
+    result = CliRunner().invoke(main, ["sweep", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "12 training run(s) + 15 relearning run(s)" in result.output
+    assert "  rm-base-default-hate-relearn-a8-r0\n" in result.output
+    assert "  rm-org-s1-all-c16-s16-none-r0-generic\n" in result.output
+    assert not (tmp_path / "out").exists() and not misalign_home.exists()  # nothing ran

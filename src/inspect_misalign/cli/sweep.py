@@ -23,7 +23,7 @@ def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str
     """Run the sweep in CONFIG (a YAML file or a shipped name); a re-run resumes and skips finished work.
 
     Shipped configs: main_curve, transfer, organism_steps, organisms_per_cue, cot, defenses, em_defenses,
-    demo.
+    dose, removal, demo.
     """
     from inspect_misalign.experiments import (
         EMDefensesConfig,
@@ -32,6 +32,7 @@ def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str
         preflight,
         run_sweep,
     )
+    from inspect_misalign.experiments._relearn_run import relearn_runs
 
     sweep = load_config(config, overrides={"out": str(out)} if out else None)
     roles = _roles(model_roles)
@@ -45,8 +46,11 @@ def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str
         raise MisalignError("--model-role is for em_defenses configs; this sweep's evals need no grader")
     preflight(sweep)
     grid = sweep.grid()
+    relearn = [r.name for r in relearn_runs(sweep)]
+    also = f" + {len(relearn)} relearning run(s)" if relearn else ""
     if _listed(f"sweep {sweep.name}: {len(sweep.organisms)} organism(s), {len(sweep.cues)} cue(s), "
-               f"{len(grid)} training run(s) -> {sweep.out_dir}", [p.name for p in grid], dry_run):
+               f"{len(grid)} training run(s){also} -> {sweep.out_dir}", [p.name for p in grid] + relearn,
+               dry_run):
         return
     if organisms_only:
         build_organisms_only(sweep, echo=click.echo)
