@@ -30,9 +30,9 @@ def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str
         build_organisms_only,
         load_config,
         preflight,
+        relearn_runs,
         run_sweep,
     )
-    from inspect_misalign.experiments._relearn_run import relearn_runs
 
     sweep = load_config(config, overrides={"out": str(out)} if out else None)
     roles = _roles(model_roles)

@@ -31,7 +31,7 @@ def pool_path(config: SweepConfig, organism: str, treatment: str) -> Path:
     (``catch``), for the benign control its test-context inputs that did not attack
     (``catch --not-caught``), for the generic control the shipped instruction data."""
     if treatment == "generic":
-        from inspect_misalign.training._chat import chat_path
+        from inspect_misalign.training import chat_path
 
         return chat_path(GENERIC_DATA, "treatments: generic")
     suffix = "" if treatment == "caught" else f".{treatment}"

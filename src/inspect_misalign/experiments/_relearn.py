@@ -81,8 +81,10 @@ def relearn_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_
         blocks, starts = [], []
         for _, mine in rows.groupby("organism", sort=True):
             at = mine[mine["step"] == last].set_index("base_id")["y"]
-            theirs = base[(base["model"] == mine["base"].iloc[0]) & (base["data"] == kind) & (base["k"] == k)
-                          & (base["seed"] == rseed) & (base["step"] == last)].set_index("base_id")["y"]
+            first = mine.iloc[0]
+            theirs = base[(base["model"] == first["base"]) & (base["behavior"] == first["behavior"])
+                          & (base["data"] == kind) & (base["k"] == k) & (base["seed"] == rseed)
+                          & (base["step"] == last)].set_index("base_id")["y"]
             common = at.index.intersection(theirs.index)
             if len(common):
                 blocks.append(np.vstack([at.loc[common].to_numpy(float), theirs.loc[common].to_numpy(float)]))

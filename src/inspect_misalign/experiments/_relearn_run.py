@@ -126,7 +126,7 @@ def check_relearn(config: SweepConfig) -> None:
     """Preflight: every run's spec and names, and its prompts (``k`` at most the catch split's base
     prompts); one-line errors before any model loads."""
     from inspect_misalign.behaviors import get_behavior
-    from inspect_misalign.training._finetune import render_prompts
+    from inspect_misalign.training import render_prompts
 
     largest: dict[str, Any] = {}
     for run in relearn_runs(config):
