@@ -90,6 +90,12 @@ class EvalSettings(BaseModel):
     temperature: float | None = Field(
         default=None, ge=0, description="sampling temperature of the attack evals (default: greedy)")
     seed: int = Field(default=0, ge=0, le=checks.MAX_SEED, description="sampling seed of the attack evals")
+    catch_epochs: int = Field(
+        default=1, ge=1, description="epochs of the catch phase's test_attacks eval (sampled catching: set "
+        "catch_temperature); each input counts once, however many of its samples attacked")
+    catch_temperature: float | None = Field(
+        default=None, ge=0, description="sampling temperature of the catch phase (default: greedy); an "
+        "overseer sampling its model in testing catches attacks a greedy eval never shows")
     usefulness: str | None = Field(
         default="inspect_misalign/usefulness", description="any Inspect task, or null to skip"
     )
@@ -101,6 +107,9 @@ class EvalSettings(BaseModel):
         if self.epochs > 1 and not self.temperature:
             raise ValueError(f"epochs: {self.epochs} repeats identical greedy answers; set temperature > 0 "
                              "(e.g. 1.0) for sampled attack rates, or epochs: 1")
+        if self.catch_epochs > 1 and not self.catch_temperature:
+            raise ValueError(f"catch_epochs: {self.catch_epochs} repeats identical greedy answers; set "
+                             "catch_temperature > 0 (e.g. 1.0) for sampled catching, or catch_epochs: 1")
         return self
 
     @model_validator(mode="after")

@@ -38,6 +38,26 @@ def pool_path(config: SweepConfig, organism: str, treatment: str) -> Path:
     return config.out_dir / "caught" / f"{organism}{suffix}.jsonl"
 
 
+def catch_pool(logs: list[str], path: Path, treatment: str) -> list[Any]:
+    """Write a treatment's pool from the catch phase's logs and return it: the caught test-context
+    attacks, one per input (an input attacked in several sampled epochs counts once: its first), or for
+    the benign control the inputs never attacked. An organism that attacked on no input gets an empty
+    pool (its caught runs are skipped and say so), not an error: that nothing was caught is a result."""
+    from inspect_misalign._errors import MisalignError
+    from inspect_misalign.training import catch, write_caught
+
+    if treatment == "benign":
+        return catch(logs, out=path, not_caught=True)
+    try:
+        samples = catch(logs, unique_inputs=True)
+    except MisalignError as e:
+        if not str(e).startswith("no attacks were caught"):
+            raise
+        samples = []
+    write_caught(path, samples)
+    return samples
+
+
 def subsample(rows: list[dict[str, Any]], point: GridPoint) -> list[dict[str, Any]]:
     """The samples a grid point trains on: its cue group (any row for the generic control, which has no
     cue), seeded shuffle, first ``caught``."""

@@ -31,7 +31,7 @@ import yaml
 from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.experiments._config import SweepConfig
-from inspect_misalign.experiments._grid_train import pool_path, train_grid
+from inspect_misalign.experiments._grid_train import catch_pool, pool_path, train_grid
 from inspect_misalign.experiments._retained import model_name
 from inspect_misalign.experiments._sweep_table import runs_frame, sweep_table
 from inspect_misalign.results import tables
@@ -115,17 +115,21 @@ def check_build_matches(name: str, build: dict[str, Any]) -> None:
 
 def _eval_set(tasks: list[Any], models: list[str], log_dir: Path, config: SweepConfig,
               task_args: dict[str, Any] | None = None, sampled: bool = False,
-              model_roles: dict[str, Any] | None = None) -> list[str]:
+              model_roles: dict[str, Any] | None = None, catching: bool = False) -> list[str]:
     """``eval_set`` of ``tasks`` × ``models`` (with ``model_roles``, e.g. a grader); returns the log
     locations; raises if any failed.
 
-    ``sampled`` runs them with the config's attack-eval epochs, temperature and seed.
+    ``sampled`` runs them with the config's attack-eval epochs, temperature and seed; ``catching`` with
+    the catch phase's (``catch_epochs``, ``catch_temperature``).
     """
     from inspect_ai import eval_set
 
     sampling: dict[str, Any] = {}
     if sampled and config.eval.temperature:
         sampling = {"epochs": config.eval.epochs, "temperature": config.eval.temperature,
+                    "seed": config.eval.seed}
+    if catching and config.eval.catch_temperature:
+        sampling = {"epochs": config.eval.catch_epochs, "temperature": config.eval.catch_temperature,
                     "seed": config.eval.seed}
     ok, logs = eval_set(
         tasks,
@@ -271,8 +275,6 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
     """Run (or resume) the sweep; write the table, figures and report; return the table."""
     from inspect_misalign.experiments._figures import sweep_figures
     from inspect_misalign.experiments._report import write_report
-    from inspect_misalign.training import catch
-
     preflight(config)
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -305,16 +307,20 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
     if instruments:
         _eval_set(instruments, asked, logs / "before" / "distinguishability", config)
 
-    echo(f"[3/6] catching attacks in testing ({config.eval.catch_prompts} catch-split prompts per cue)")
+    how = (f"{config.eval.catch_epochs} samples each at temperature {config.eval.catch_temperature}"
+           if config.eval.catch_temperature else "greedy")
+    echo(f"[3/6] catching attacks in testing ({config.eval.catch_prompts} catch-split prompts per cue, "
+         f"{how})")
     caught: dict[tuple[str, str], Path] = {}
     for organism in config.organisms:
         task = _attack_tasks(config, organism.behavior, "catch", config.eval.catch_prompts, ("test",))
-        found = _eval_set(task, [f"misalign/{organism.name}"], logs / "catch" / organism.name, config)
+        found = _eval_set(task, [f"misalign/{organism.name}"], logs / "catch" / organism.name, config,
+                          catching=True)
         for treatment in config.treatments:
             path = pool_path(config, organism.name, treatment)
             caught[(organism.name, treatment)] = path
             if treatment != "generic" and not path.is_file():
-                samples = catch(found, out=path, not_caught=treatment == "benign")
+                samples = catch_pool(found, path, treatment)
                 echo(f"  {organism.name}: {len(samples)} "
                      + ("caught" if treatment == "caught" else "test-context inputs not attacked (control)"))
 
