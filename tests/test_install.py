@@ -89,3 +89,27 @@ def test_install_figure_is_written(tmp_path) -> None:
     samples, runs = _table()
     path = plot_install(samples, runs, INSTALL, tmp_path / "install.png", "hand-built")
     assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_report_shows_install_vs_remove_for_a_sweep_of_install_lengths(tmp_path, monkeypatch) -> None:
+    from inspect_misalign.experiments._report import _install_section
+    from inspect_misalign.experiments._sweep_table import runs_frame
+
+    monkeypatch.setenv("INSPECT_MISALIGN_HOME", str(tmp_path))
+    organisms = [{"name": name, "group": group, "build": {"cue": "tag", "train": {"steps": INSTALL[name]}}}
+                 for name, (group, _, _) in ORGANISMS.items()]
+    config = SweepConfig(name="inst", cues=["tag"], caught=[16], steps=[4], train={"save_at": [2]},
+                         train_on=["all"], organisms=organisms)
+    runs = runs_frame(config)
+    rows = []
+    for run in runs.itertuples():  # the hand-built values, under the sweep's own checkpoint names
+        _, test, deploy = ORGANISMS[run.organism]
+        index = (0, 2, 4).index(int(run.step))
+        rows += _rows(run.checkpoint, "test", test[index], math.log(test[index]))
+        rows += _rows(run.checkpoint, "deployment", deploy[index], math.log(deploy[index]))
+    html = "".join(_install_section(config, pd.DataFrame(rows)))
+    assert "Install vs remove" in html
+    assert html.index(">80<") < html.index(">320<")  # ordered by install steps
+    assert "2, 4" in html and "4, -" in html and "1/2" in html
+    one_length = config.model_copy(update={"organisms": config.organisms[:2]})
+    assert _install_section(one_length, pd.DataFrame(rows)) == []
