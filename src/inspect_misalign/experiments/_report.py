@@ -165,6 +165,28 @@ def relearn_display(frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def _install_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
+    """Install vs remove (:mod:`~inspect_misalign.experiments._install`) when the caught runs' organisms
+    were installed for different numbers of steps."""
+    from inspect_misalign.experiments._dose_figure import has_dose
+    from inspect_misalign.experiments._install import has_install, install_steps, install_table
+    from inspect_misalign.experiments._sweep_table import runs_frame
+
+    runs = runs_frame(config)
+    install = install_steps(config)
+    if not has_dose(samples, runs) or not has_install(runs, install):
+        return []
+    frame = install_table(samples, runs, install)
+    if frame.empty:
+        return []
+    shown = dose_display(frame)
+    shown.insert(0, "install steps", frame["install_steps"])
+    return ["<h2>Install vs remove</h2><p class='note'>The same removal run on organisms of one recipe "
+            "installed for different numbers of optimizer steps: each organism's stopping step (test-context "
+            "P(attack) at most 0.01), and the deployment P(attack) there; means over organisms, 95% "
+            "percentile bootstrap over organisms.</p>", _frame(shown.drop(columns=["treatment"]))]
+
+
 def dose_display(frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`~inspect_misalign.experiments._dose_figure.dose_table` with each value and its interval
     in one column, as the report and docs show it."""
@@ -211,6 +233,7 @@ def render_report(
         "<h2>Figures</h2>", *(_img(p) for p in figures if p.is_file()),
         *_dose_section(config, samples),
         *_relearn_section(config, samples),
+        *_install_section(config, samples),
         "<h2>Retained misalignment</h2>", _retention(table, samples),
         "<h2>Organisms (and the models asked to distinguish) before training</h2>",
         _frame(before[["checkpoint", "task", "cue", "context", "n", "rate", "ci95_lower", "ci95_upper",
