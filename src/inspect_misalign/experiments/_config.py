@@ -322,6 +322,24 @@ def builtin_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
+def with_base(config: SweepConfig, base: str) -> SweepConfig:
+    """``config`` with every organism that has ``build`` options built on ``base`` (``sweep --base``: the
+    same experiment on another model). An organism already registered on another base is refused: it
+    would be reused as it is."""
+    from inspect_misalign.models import is_registered, resolve
+
+    organisms = []
+    for organism in config.organisms:
+        if organism.build is None:
+            raise MisalignError(f"--base: organism {organism.name!r} has no build options (it is used as "
+                                "registered); give it build: {...} or drop --base")
+        if is_registered(organism.name) and resolve(organism.name).config.get("base") != base:
+            raise MisalignError(f"--base {base}: organism {organism.name!r} is registered on another base; "
+                                "use another INSPECT_MISALIGN_HOME or delete it")
+        organisms.append(organism.model_copy(update={"build": {**organism.build, "base": base}}))
+    return config.model_copy(update={"organisms": organisms})
+
+
 def load_config(
     source: str | Path, overrides: dict[str, Any] | None = None
 ) -> SweepConfig | EMDefensesConfig:
