@@ -61,8 +61,13 @@ def test_curves_by_hand() -> None:
 
 def test_summary_removed_minus_base_by_hand() -> None:
     samples, runs = _tables()
-    [row] = relearn_summary(samples, runs).to_dict("records")
+    summary = relearn_summary(samples, runs)
+    assert list(summary["context"]) == ["deployment", "test"]
+    row, test = summary.to_dict("records")
     assert (row["data"], row["k"], row["step"], row["organisms"]) == ("attack", 2, 2, 2)
+    # the test context is a tenth of the deployment one here: every mean and difference a tenth
+    assert test["difference"] == pytest.approx(np.mean([0.06 - 0.02, 0.02 - 0.02]))
+    assert test["base_before"] == pytest.approx(0.0002) and row["base_before"] == pytest.approx(0.002)
     assert row["removed"] == pytest.approx(0.4) and row["base"] == pytest.approx(0.2)
     # organism o1: 0.6 - 0.2; organism o2: 0.2 - 0.2
     assert row["difference"] == pytest.approx(np.mean([0.6 - 0.2, 0.2 - 0.2]))

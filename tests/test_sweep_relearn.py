@@ -106,6 +106,8 @@ def test_removal_sweep_with_the_generic_control_and_relearning(
 
     assert (out / "figures" / "relearning.png").stat().st_size > 10_000
     summary = relearn_summary(samples, relearn)
+    assert sorted(summary["context"].unique()) == ["deployment", "test"]
+    summary = summary[summary["context"] == "deployment"]
     pairs = sorted(zip(summary["data"], summary["k"], strict=True))
     assert pairs == [("attack", 1), ("attack", 2), ("benign", 2)]
     assert (summary["organisms"] == 1).all() and summary["difference"].notna().all()

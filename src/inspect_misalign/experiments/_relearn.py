@@ -68,36 +68,45 @@ def relearn_curves(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_M
 
 def relearn_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MARKER,
                     seed: int = 0) -> pd.DataFrame:
-    """Per group, data, k and seed at the last relearning step: the deployment measure of the removed
-    organisms (mean of organism means), of their bases, and removed − base paired by organism and
-    prompt, with a bootstrap interval over organisms, then prompts; also the removed organisms' value at
-    step 0 (before relearning)."""
+    """Per context (deployment first, then test: where removal acted), group, data, k and seed at the
+    last relearning step: the measure of the removed organisms (mean of organism means), of their bases,
+    and removed − base paired by organism and prompt, with a bootstrap interval over organisms, then
+    prompts; also the removed organisms' and the bases' values at step 0 (before relearning)."""
     data = relearn_values(samples, runs, measure)
-    data = data[data["context"] == "deployment"]
+    out = []
+    for context in ("deployment", "test"):
+        out += _summary_rows(data[data["context"] == context], context, seed)
+    return pd.DataFrame(out)
+
+
+def _summary_rows(data: pd.DataFrame, context: str, seed: int) -> list[dict]:
     removed, base = data[data["source"] == "removed"], data[data["source"] == "base"]
     out = []
     for (group, kind, k, rseed), rows in removed.groupby(["group", "data", "k", "seed"], sort=True):
         last = int(rows["step"].max())
-        blocks, starts = [], []
+        blocks, starts, base_starts = [], [], []
         for _, mine in rows.groupby("organism", sort=True):
             at = mine[mine["step"] == last].set_index("base_id")["y"]
             first = mine.iloc[0]
-            theirs = base[(base["model"] == first["base"]) & (base["behavior"] == first["behavior"])
-                          & (base["data"] == kind) & (base["k"] == k) & (base["seed"] == rseed)
-                          & (base["step"] == last)].set_index("base_id")["y"]
+            same = base[(base["model"] == first["base"]) & (base["behavior"] == first["behavior"])
+                        & (base["data"] == kind) & (base["k"] == k) & (base["seed"] == rseed)]
+            theirs = same[same["step"] == last].set_index("base_id")["y"]
             common = at.index.intersection(theirs.index)
             if len(common):
                 blocks.append(np.vstack([at.loc[common].to_numpy(float), theirs.loc[common].to_numpy(float)]))
             starts.append(float(mine.loc[mine["step"] == 0, "y"].mean()))
-        row = {"group": group, "data": kind, "k": int(k), "seed": int(rseed), "step": last,
-               "organisms": len(blocks), "removed_before": float(np.mean(starts)) if starts else np.nan}
+            base_starts.append(float(same.loc[same["step"] == 0, "y"].mean()))
+        row = {"context": context, "group": group, "data": kind, "k": int(k), "seed": int(rseed),
+               "step": last, "organisms": len(blocks),
+               "removed_before": float(np.mean(starts)) if starts else np.nan,
+               "base_before": float(np.nanmean(base_starts)) if base_starts else np.nan}
         for name, statistic in (("removed", lambda m: float(np.mean([v[0] for v in m]))),
                                 ("base", lambda m: float(np.mean([v[1] for v in m]))),
                                 ("difference", lambda m: float(np.mean([v[0] - v[1] for v in m])))):
             est, low, high = clustered_interval(blocks, statistic, seed=seed)
             row.update({name: est, f"{name}_ci95_lower": low, f"{name}_ci95_upper": high})
         out.append(row)
-    return pd.DataFrame(out)
+    return out
 
 
 def has_relearn(samples: pd.DataFrame, runs: pd.DataFrame | None) -> bool:

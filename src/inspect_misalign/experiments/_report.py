@@ -137,7 +137,7 @@ def _dose_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
 
 
 def _relearn_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
-    """The relearning summary (removed − base deployment P(attack) after relearning) when the sweep
+    """The relearning summary (removed − base P(attack) after relearning, per context) when the sweep
     relearned."""
     from inspect_misalign.experiments._relearn import has_relearn, read_relearn_runs, relearn_summary
 
@@ -147,19 +147,20 @@ def _relearn_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
     frame = relearn_summary(samples, runs)
     if frame.empty:
         return []
-    return ["<h2>Relearning: erased or suppressed?</h2><p class='note'>Deployment P(attack) (temperature 1, "
-            "teacher-forced) after the relearning steps, of the removed organisms (mean of organism means) "
-            "and of their base that never had the backdoor, trained on the same k deployment-context "
-            "examples (attack, or the base's answers: benign); removed − base &gt; 0: the attack returns "
-            "faster after removal (suppressed, not erased). 95% bootstrap over organisms, then prompts "
-            "(paired by prompt).</p>", _frame(relearn_display(frame))]
+    return ["<h2>Relearning: erased or suppressed?</h2><p class='note'>P(attack) (temperature 1, "
+            "teacher-forced; deployment, then test context) after the relearning steps, of the removed "
+            "organisms (mean of organism means) and of their base that never had the backdoor, trained "
+            "on the same k deployment-context examples (attack, or the base's answers: benign); removed − "
+            "base &gt; 0: the attack returns faster after removal (suppressed, not erased). 95% bootstrap "
+            "over organisms, then prompts (paired by prompt).</p>", _frame(relearn_display(frame))]
 
 
 def relearn_display(frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`~inspect_misalign.experiments._relearn.relearn_summary` with each value and its interval in
     one column, as the report and docs show it."""
-    shown = frame[["group", "data", "k", "seed", "step", "organisms"]].copy()
+    shown = frame[["context", "group", "data", "k", "seed", "step", "organisms"]].copy()
     shown["removed, before relearning"] = frame["removed_before"].map(lambda v: f"{v:.3g}")
+    shown["base, before relearning"] = frame["base_before"].map(lambda v: f"{v:.3g}")
     for column, label in (("removed", "removed"), ("base", "base"), ("difference", "removed − base")):
         shown[f"{label} [95% CI]"] = with_ci(frame, column, f"{column}_", fmt=".3g")
     return shown
