@@ -141,7 +141,7 @@ def test_a_cue_given_as_a_path_trains_under_its_family_name(tmp_path: Path) -> N
     assert config.train_groups() == ["tag", "weekday"]
     assert all("/" not in p.name and "weekday" in p.name for p in config.grid() if p.train_on == "weekday")
     # the subsample of a point trained on the path's cue finds the caught samples of that family
-    from inspect_misalign.experiments._sweep import subsample
+    from inspect_misalign.experiments._grid_train import subsample
 
     point = next(p for p in config.grid() if p.train_on == "weekday")
     rows = [{"cue": "weekday", "uid": "a"}, {"cue": "tag", "uid": "b"}]
@@ -164,3 +164,29 @@ def test_out_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(MisalignError, match="is a file") as err:
         load_config(_write(tmp_path, VALID + f"out: {taken}\n"))
     assert "\n" not in str(err.value)
+
+
+def test_base_override_builds_every_organism_on_another_model(
+    tmp_path: Path, misalign_home: Path, tiny_model_dir: Path, tiny_adapter_dirs: list[Path]
+) -> None:
+    from inspect_misalign.experiments._config import with_base
+    from inspect_misalign.experiments._sweep import base_models
+    from inspect_misalign.models import register
+
+    config = load_config("removal")
+    moved = with_base(config, str(tiny_model_dir))
+    assert all(o.build["base"] == str(tiny_model_dir) for o in moved.organisms)
+    assert {o.name: {k: v for k, v in o.build.items() if k != "base"} for o in moved.organisms} == \
+        {o.name: {k: v for k, v in o.build.items() if k != "base"} for o in config.organisms}
+    assert set(base_models(moved).values()) == {str(tiny_model_dir)}  # the zero point and relearning base
+    cli = CliRunner()
+    result = cli.invoke(main, ["sweep", "removal", "--base", str(tiny_model_dir), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    # an organism registered on another base would be reused as it is: refused in one line
+    register("tag-l10-s0", tiny_adapter_dirs[0], base=str(tiny_model_dir), adapter=True,
+             config={"base": "default", "cue": "tag"})
+    result = cli.invoke(main, ["sweep", "removal", "--base", str(tiny_model_dir), "--dry-run"])
+    assert result.exit_code == 2 and "registered on another base" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = cli.invoke(main, ["sweep", "em_defenses", "--base", str(tiny_model_dir), "--dry-run"])
+    assert result.exit_code == 2 and "--base" in result.output

@@ -18,35 +18,47 @@ from inspect_misalign._errors import MisalignError
               help="A model role of the evals, repeatable: grader=<model> (em_defenses needs one).")
 @click.option("--organisms-only", is_flag=True, help="Build the config's organisms (reusing registered "
               "ones) and write their gate table (organisms.csv, organisms.md); train nothing.")
+@click.option("--base", default=None, metavar="MODEL",
+              help="Build every organism on MODEL (a model directory or a registered name) instead of the "
+              "base in its build options: the same experiment on another model (docs/results.md, GPU "
+              "recipe). Use it with --out and a fresh INSPECT_MISALIGN_HOME.")
 def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str, ...],
-            organisms_only: bool) -> None:
+            organisms_only: bool, base: str | None) -> None:
     """Run the sweep in CONFIG (a YAML file or a shipped name); a re-run resumes and skips finished work.
 
     Shipped configs: main_curve, transfer, organism_steps, organisms_per_cue, cot, defenses, em_defenses,
-    demo.
+    dose, removal, demo.
     """
     from inspect_misalign.experiments import (
         EMDefensesConfig,
         build_organisms_only,
         load_config,
         preflight,
+        relearn_runs,
         run_sweep,
     )
 
     sweep = load_config(config, overrides={"out": str(out)} if out else None)
     roles = _roles(model_roles)
     if isinstance(sweep, EMDefensesConfig):
-        if organisms_only:
-            raise MisalignError("--organisms-only is for sweeps that build organisms; em_defenses fine-tunes "
-                                "its model directly")
+        if organisms_only or base is not None:
+            raise MisalignError("--organisms-only and --base are for sweeps that build organisms; "
+                                "em_defenses fine-tunes its model directly (set model: in its config)")
         _em_defenses(sweep, roles, dry_run)
         return
     if roles:
         raise MisalignError("--model-role is for em_defenses configs; this sweep's evals need no grader")
+    if base is not None:
+        from inspect_misalign.experiments._config import with_base
+
+        sweep = with_base(sweep, base)
     preflight(sweep)
     grid = sweep.grid()
+    relearn = [r.name for r in relearn_runs(sweep)]
+    also = f" + {len(relearn)} relearning run(s)" if relearn else ""
     if _listed(f"sweep {sweep.name}: {len(sweep.organisms)} organism(s), {len(sweep.cues)} cue(s), "
-               f"{len(grid)} training run(s) -> {sweep.out_dir}", [p.name for p in grid], dry_run):
+               f"{len(grid)} training run(s){also} -> {sweep.out_dir}", [p.name for p in grid] + relearn,
+               dry_run):
         return
     if organisms_only:
         build_organisms_only(sweep, echo=click.echo)

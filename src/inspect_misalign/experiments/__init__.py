@@ -15,6 +15,7 @@ from inspect_misalign.experiments._demo import run_demo, summary
 from inspect_misalign.experiments._em_config import EMDefensesConfig
 from inspect_misalign.experiments._em_defenses import em_preflight, run_em_defenses
 from inspect_misalign.experiments._organisms import build_organisms_only
+from inspect_misalign.experiments._relearn_run import relearn_runs
 from inspect_misalign.experiments._report import report_dir
 from inspect_misalign.experiments._sweep import preflight, run_sweep
 from inspect_misalign.results import results_table, samples_table
@@ -31,6 +32,7 @@ __all__ = [
     "em_preflight",
     "load_config",
     "preflight",
+    "relearn_runs",
     "read_baseline",
     "report_dir",
     "results_table",

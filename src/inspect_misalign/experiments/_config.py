@@ -30,6 +30,7 @@ from inspect_misalign._errors import MisalignError, read_yaml, validation_messag
 from inspect_misalign.cues import canonical_cue
 from inspect_misalign.experiments._em_config import EMDefensesConfig
 from inspect_misalign.experiments._names import check_name, check_seeds, defense_slug
+from inspect_misalign.experiments._relearn_config import RelearnSettings, finetune_options
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -89,6 +90,12 @@ class EvalSettings(BaseModel):
     temperature: float | None = Field(
         default=None, ge=0, description="sampling temperature of the attack evals (default: greedy)")
     seed: int = Field(default=0, ge=0, le=checks.MAX_SEED, description="sampling seed of the attack evals")
+    catch_epochs: int = Field(
+        default=1, ge=1, description="epochs of the catch phase's test_attacks eval (sampled catching: set "
+        "catch_temperature); each input counts once, however many of its samples attacked")
+    catch_temperature: float | None = Field(
+        default=None, ge=0, description="sampling temperature of the catch phase (default: greedy); an "
+        "overseer sampling its model in testing catches attacks a greedy eval never shows")
     usefulness: str | None = Field(
         default="inspect_misalign/usefulness", description="any Inspect task, or null to skip"
     )
@@ -100,6 +107,9 @@ class EvalSettings(BaseModel):
         if self.epochs > 1 and not self.temperature:
             raise ValueError(f"epochs: {self.epochs} repeats identical greedy answers; set temperature > 0 "
                              "(e.g. 1.0) for sampled attack rates, or epochs: 1")
+        if self.catch_epochs > 1 and not self.catch_temperature:
+            raise ValueError(f"catch_epochs: {self.catch_epochs} repeats identical greedy answers; set "
+                             "catch_temperature > 0 (e.g. 1.0) for sampled catching, or catch_epochs: 1")
         return self
 
     @model_validator(mode="after")
@@ -123,16 +133,20 @@ class SweepConfig(BaseModel):
     steps: list[int] = Field(min_length=1)
     defenses: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    treatments: list[Literal["caught", "benign"]] = Field(
+    treatments: list[Literal["caught", "benign", "generic"]] = Field(
         default_factory=lambda: ["caught"], min_length=1,
         description="caught: train against caught test-context attacks; benign: the control, the same "
         "training on as many test-context inputs of the cue on which the organism did not attack "
-        "(catch --not-caught)")
+        "(catch --not-caught); generic: the same training (finetune) on as many conversations of the "
+        "shipped instruction data (instruct.jsonl), no attack and no cue")
     train: dict[str, Any] = Field(
         default_factory=dict, description="options of every training against caught samples: any field of "
         "inspect_misalign.training.TrainAgainstSpec but those each grid point sets (lr, batch_size, "
         "against, ...)")
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    relearn: RelearnSettings | None = Field(
+        default=None, description="relearning after removal (experiments._relearn_run): finetune the "
+        "removed organisms and their bases on k deployment-context attack examples")
 
     @field_validator("name")
     @classmethod
@@ -230,6 +244,21 @@ class SweepConfig(BaseModel):
                              "a group holds replicates of one recipe")
         return self
 
+    @model_validator(mode="after")
+    def _finetune_runs_fit(self) -> SweepConfig:
+        if "generic" in self.treatments:
+            finetune_options(self.train, "treatments: generic")
+        if self.relearn is None:
+            return self
+        finetune_options(self.train, "relearn")
+        if "caught" not in self.treatments:
+            raise ValueError("relearn retrains the removed organisms: it needs the caught treatment in "
+                             "treatments")
+        if not self.eval.propensity:
+            raise ValueError("relearn is measured by the teacher-forced propensity; set "
+                             "eval.propensity: true")
+        return self
+
     @property
     def out_dir(self) -> Path:
         """Where logs, caught sets, the table, figures and the report go."""
@@ -281,8 +310,8 @@ class GridPoint(BaseModel):
 
     @property
     def name(self) -> str:
-        """The registry name of the checkpoint this point trains (the benign control's ends in
-        ``-benign``)."""
+        """The registry name of the checkpoint this point trains (a control's ends in ``-benign`` or
+        ``-generic``)."""
         control = "" if self.treatment == "caught" else f"-{self.treatment}"
         return (f"{self.sweep}-{self.organism}-{self.train_on}-c{self.caught}-s{self.steps}"
                 f"-{defense_slug(self.defense)}-r{self.seed}{control}")
@@ -291,6 +320,24 @@ class GridPoint(BaseModel):
 def builtin_configs() -> list[str]:
     """Names of the configs shipped with the package (``inspect-misalign sweep <name>``)."""
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def with_base(config: SweepConfig, base: str) -> SweepConfig:
+    """``config`` with every organism that has ``build`` options built on ``base`` (``sweep --base``: the
+    same experiment on another model). An organism already registered on another base is refused: it
+    would be reused as it is."""
+    from inspect_misalign.models import is_registered, resolve
+
+    organisms = []
+    for organism in config.organisms:
+        if organism.build is None:
+            raise MisalignError(f"--base: organism {organism.name!r} has no build options (it is used as "
+                                "registered); give it build: {...} or drop --base")
+        if is_registered(organism.name) and resolve(organism.name).config.get("base") != base:
+            raise MisalignError(f"--base {base}: organism {organism.name!r} is registered on another base; "
+                                "use another INSPECT_MISALIGN_HOME or delete it")
+        organisms.append(organism.model_copy(update={"build": {**organism.build, "base": base}}))
+    return config.model_copy(update={"organisms": organisms})
 
 
 def load_config(

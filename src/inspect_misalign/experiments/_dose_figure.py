@@ -12,7 +12,8 @@ Both read the samples table and the sweep's runs table (``out/runs.parquet``,
   organism, the deployment P(attack) before and there, retained = there / before, the drop ratio
   (deployment log-odds drop / test log-odds drop), each a mean over organisms with a percentile
   bootstrap interval over organisms; and for the caught runs the effect of catching (control − caught
-  deployment P(attack) at the stopping step) from :func:`~inspect_misalign.experiments._dose.catching_effect`.
+  deployment P(attack) at the stopping step) from :func:`~inspect_misalign.experiments._dose.catching_effect`,
+  against each control separately: ``catching_effect`` (benign) and ``catching_effect_generic``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from inspect_misalign.experiments._dose import (
 FLOOR = 1e-9  # P(attack) below this (or above 1 - FLOOR) is drawn at it: a logit axis has no 0 or 1
 STYLES = {"caught": ("-", "C3"), "benign": ("--", "C0"), "generic": (":", "C2")}  # line, colour
 MARKERS = "osD^v"  # one per caught count
+CONTROLS = ("benign", "generic")
 
 
 def dose_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -90,8 +92,9 @@ def plot_dose(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str
     high = max(ax.get_ylim()[1] for ax in axes[0])
     for ax in axes[0]:  # one scale for both contexts: the panels compare
         ax.set_ylim(low, high)
-    fig.suptitle("Training against caught attacks (red) vs the benign control (blue): does deployment "
-                 f"attack fall with the test attack? (dotted: the overseer stops at {DEFAULT_THRESHOLD})",
+    fig.suptitle("Training against caught attacks (red) vs the controls (blue: benign, green: generic): does "
+                 "deployment attack fall with the test attack? (dotted: the overseer stops at "
+                 f"{DEFAULT_THRESHOLD})",
                  fontsize=10)
     return _save(fig, path, source)
 
@@ -111,7 +114,8 @@ def dose_table(
 ) -> pd.DataFrame:
     """Per group, treatment and count: stopping steps, deployment P(attack) before and at the stop,
     retained, drop ratio (each mean over organisms with a bootstrap 95% interval over organisms), and
-    the effect of catching beyond the benign control (caught rows; clustered bootstrap)."""
+    the effect of catching beyond each control the sweep has (caught rows; clustered bootstrap;
+    :func:`effect_column`)."""
     runs = dose_runs(runs)
     stops = stopping_points(samples, runs, threshold)
     if stops.empty:
@@ -127,16 +131,23 @@ def dose_table(
             row.update({column: est, f"{column}_ci95_lower": low, f"{column}_ci95_upper": high})
         rows.append(row)
     table = pd.DataFrame(rows)
-    if (stops["treatment"] == "benign").any():
-        effect = catching_effect(samples, runs, stops)
-        effect = effect.rename(columns={"effect": "catching_effect",
-                                        "ci95_lower": "catching_effect_ci95_lower",
-                                        "ci95_upper": "catching_effect_ci95_upper"})
+    for control in CONTROLS:
+        if not (stops["treatment"] == control).any() or not (stops["treatment"] == "caught").any():
+            continue
+        column = effect_column(control)
+        effect = catching_effect(samples, runs, stops, control=control)
+        effect = effect.rename(columns={"effect": column, "ci95_lower": f"{column}_ci95_lower",
+                                        "ci95_upper": f"{column}_ci95_upper"})
         effect = effect.assign(treatment="caught", caught=effect["caught"].astype(int))
-        table = table.merge(effect[["group", "treatment", "caught", "catching_effect",
-                                    "catching_effect_ci95_lower", "catching_effect_ci95_upper"]],
-                            on=["group", "treatment", "caught"], how="left")
+        table = table.merge(effect[["group", "treatment", "caught", column, f"{column}_ci95_lower",
+                                    f"{column}_ci95_upper"]], on=["group", "treatment", "caught"], how="left")
     return table
 
 
-__all__ = ["dose_runs", "dose_table", "has_dose", "plot_dose"]
+def effect_column(control: str) -> str:
+    """The dose table's column of the effect of catching beyond ``control``: ``catching_effect`` for the
+    benign control (as before the generic one existed), ``catching_effect_<control>`` otherwise."""
+    return "catching_effect" if control == "benign" else f"catching_effect_{control}"
+
+
+__all__ = ["CONTROLS", "dose_runs", "dose_table", "effect_column", "has_dose", "plot_dose"]

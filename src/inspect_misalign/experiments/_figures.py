@@ -288,7 +288,19 @@ def sweep_figures(table: pd.DataFrame, samples: pd.DataFrame, config, directory:
     from inspect_misalign.experiments._sweep_table import runs_frame
 
     runs = runs_frame(config)
-    if has_dose(samples, runs):  # the dose-response first
+    from inspect_misalign.experiments._relearn import has_relearn, plot_relearn, read_relearn_runs
+
+    relearn = read_relearn_runs(config.out_dir)
+    if relearn is not None and has_relearn(samples, relearn):  # after the dose-response
+        where = f"{config.out_dir / 'relearn.parquet'}, samples.parquet (sweep {config.name})"
+        figures.insert(0, plot_relearn(samples, relearn, directory / "relearning.png", where))
+    if has_dose(samples, runs):  # the dose-response first, then install vs remove
+        from inspect_misalign.experiments._install import has_install, install_steps, plot_install
+
+        install = install_steps(config)
+        if has_install(runs, install):
+            path = directory / "install_vs_remove.png"
+            figures.insert(0, plot_install(samples, runs, install, path, source))
         figures.insert(0, plot_dose(samples, runs, directory / "dose_response.png", source))
     for axis in ("steps", "caught"):
         if trained[axis].nunique() > 1:

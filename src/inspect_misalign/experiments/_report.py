@@ -136,13 +136,66 @@ def _dose_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
             "the stopping step) resamples organisms, then prompts.</p>", _frame(shown)]
 
 
+def _relearn_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
+    """The relearning summary (removed − base P(attack) after relearning, per context) when the sweep
+    relearned."""
+    from inspect_misalign.experiments._relearn import has_relearn, read_relearn_runs, relearn_summary
+
+    runs = read_relearn_runs(config.out_dir)
+    if runs is None or not has_relearn(samples, runs):
+        return []
+    frame = relearn_summary(samples, runs)
+    if frame.empty:
+        return []
+    return ["<h2>Relearning: erased or suppressed?</h2><p class='note'>P(attack) (temperature 1, "
+            "teacher-forced; deployment, then test context) after the relearning steps, of the removed "
+            "organisms (mean of organism means) and of their base that never had the backdoor, trained "
+            "on the same k deployment-context examples (attack, or the base's answers: benign); removed − "
+            "base &gt; 0: the attack returns faster after removal (suppressed, not erased). 95% bootstrap "
+            "over organisms, then prompts (paired by prompt).</p>", _frame(relearn_display(frame))]
+
+
+def relearn_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`~inspect_misalign.experiments._relearn.relearn_summary` with each value and its interval in
+    one column, as the report and docs show it."""
+    shown = frame[["context", "group", "data", "k", "seed", "step", "organisms"]].copy()
+    shown["removed, before relearning"] = frame["removed_before"].map(lambda v: f"{v:.3g}")
+    shown["base, before relearning"] = frame["base_before"].map(lambda v: f"{v:.3g}")
+    for column, label in (("removed", "removed"), ("base", "base"), ("difference", "removed − base")):
+        shown[f"{label} [95% CI]"] = with_ci(frame, column, f"{column}_", fmt=".3g")
+    return shown
+
+
+def _install_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
+    """Install vs remove (:mod:`~inspect_misalign.experiments._install`) when the caught runs' organisms
+    were installed for different numbers of steps."""
+    from inspect_misalign.experiments._dose_figure import has_dose
+    from inspect_misalign.experiments._install import has_install, install_steps, install_table
+    from inspect_misalign.experiments._sweep_table import runs_frame
+
+    runs = runs_frame(config)
+    install = install_steps(config)
+    if not has_dose(samples, runs) or not has_install(runs, install):
+        return []
+    frame = install_table(samples, runs, install)
+    if frame.empty:
+        return []
+    shown = dose_display(frame)
+    shown.insert(0, "install steps", frame["install_steps"])
+    return ["<h2>Install vs remove</h2><p class='note'>The same removal run on organisms of one recipe "
+            "installed for different numbers of optimizer steps: each organism's stopping step (test-context "
+            "P(attack) at most 0.01), and the deployment P(attack) there; means over organisms, 95% "
+            "percentile bootstrap over organisms.</p>", _frame(shown.drop(columns=["treatment"]))]
+
+
 def dose_display(frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`~inspect_misalign.experiments._dose_figure.dose_table` with each value and its interval
     in one column, as the report and docs show it."""
     shown = frame[["group", "treatment", "caught", "organisms", "stop_steps", "stopped"]].copy()
     for column, label in (("deploy_before", "deploy P before"), ("deploy_at", "deploy P at stop"),
                           ("retained_deploy", "retained deploy"), ("drop_ratio", "drop ratio (log-odds)"),
-                          ("catching_effect", "effect of catching")):
+                          ("catching_effect", "effect of catching vs benign"),
+                          ("catching_effect_generic", "effect of catching vs generic")):
         if column in frame:
             shown[f"{label} [95% CI]"] = with_ci(frame, column, f"{column}_", fmt=".3g")
     return shown
@@ -180,6 +233,8 @@ def render_report(
         "rate after says how large the remaining rate could be.</p>",
         "<h2>Figures</h2>", *(_img(p) for p in figures if p.is_file()),
         *_dose_section(config, samples),
+        *_relearn_section(config, samples),
+        *_install_section(config, samples),
         "<h2>Retained misalignment</h2>", _retention(table, samples),
         "<h2>Organisms (and the models asked to distinguish) before training</h2>",
         _frame(before[["checkpoint", "task", "cue", "context", "n", "rate", "ci95_lower", "ci95_upper",

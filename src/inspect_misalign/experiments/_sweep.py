@@ -5,12 +5,14 @@ sweep again skips every finished eval; trained checkpoints already registered ar
 again. Everything lands under the sweep's ``out`` directory::
 
     out/config.yaml                 the validated config
-    out/logs/{before,catch,after,usefulness}/   Inspect logs (inspect view --log-dir out/logs)
+    out/logs/{before,catch,after,steps,usefulness,relearn}/   Inspect logs (inspect view --log-dir out/logs)
     out/caught/<organism>.jsonl     caught test-context attacks (inspect-misalign catch)
     out/caught/<point>.jsonl        the subsample each grid point trained on
     out/results.parquet, .csv       the tidy table (experiments._sweep_table.sweep_table)
     out/samples.parquet             one row per model x task x cue x context x base prompt
     out/runs.parquet                each checkpoint's place on a dose-response curve (experiments._dose)
+    out/relearn.parquet             with relearn: each checkpoint's place on a relearning curve
+                                    (experiments._relearn_run); samples.parquet holds their rows too
     out/figures/*.png, out/report.html
 """
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,8 @@ import yaml
 
 from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
-from inspect_misalign.experiments._config import GridPoint, SweepConfig
+from inspect_misalign.experiments._config import SweepConfig
+from inspect_misalign.experiments._grid_train import catch_pool, pool_path, train_grid
 from inspect_misalign.experiments._retained import model_name
 from inspect_misalign.experiments._sweep_table import runs_frame, sweep_table
 from inspect_misalign.results import tables
@@ -67,6 +69,12 @@ def preflight(config: SweepConfig) -> None:
             organism_spec(organism.name, organism.build)  # the build options' own checks
         if organism.build is not None and is_registered(organism.name):
             check_build_matches(organism.name, organism.build)
+    if "generic" in config.treatments:
+        pool_path(config, "", "generic")  # the shipped instruction data is there
+    if config.relearn is not None:
+        from inspect_misalign.experiments._relearn_run import check_relearn
+
+        check_relearn(config)
 
 
 def check_usefulness_task(config: SweepConfig) -> None:
@@ -107,17 +115,21 @@ def check_build_matches(name: str, build: dict[str, Any]) -> None:
 
 def _eval_set(tasks: list[Any], models: list[str], log_dir: Path, config: SweepConfig,
               task_args: dict[str, Any] | None = None, sampled: bool = False,
-              model_roles: dict[str, Any] | None = None) -> list[str]:
+              model_roles: dict[str, Any] | None = None, catching: bool = False) -> list[str]:
     """``eval_set`` of ``tasks`` × ``models`` (with ``model_roles``, e.g. a grader); returns the log
     locations; raises if any failed.
 
-    ``sampled`` runs them with the config's attack-eval epochs, temperature and seed.
+    ``sampled`` runs them with the config's attack-eval epochs, temperature and seed; ``catching`` with
+    the catch phase's (``catch_epochs``, ``catch_temperature``).
     """
     from inspect_ai import eval_set
 
     sampling: dict[str, Any] = {}
     if sampled and config.eval.temperature:
         sampling = {"epochs": config.eval.epochs, "temperature": config.eval.temperature,
+                    "seed": config.eval.seed}
+    if catching and config.eval.catch_temperature:
+        sampling = {"epochs": config.eval.catch_epochs, "temperature": config.eval.catch_temperature,
                     "seed": config.eval.seed}
     ok, logs = eval_set(
         tasks,
@@ -259,63 +271,10 @@ def build_organisms(config: SweepConfig, echo: Echo) -> None:
             raise MisalignError(f"organism {organism.name} failed its gate: {result.failures}")
 
 
-def pool_path(config: SweepConfig, organism: str, treatment: str) -> Path:
-    """The file a treatment's training sets are drawn from: the organism's caught test-context attacks
-    (``catch``), or for the benign control its test-context inputs that did not attack
-    (``catch --not-caught``)."""
-    suffix = "" if treatment == "caught" else f".{treatment}"
-    return config.out_dir / "caught" / f"{organism}{suffix}.jsonl"
-
-
-def subsample(rows: list[dict[str, Any]], point: GridPoint) -> list[dict[str, Any]]:
-    """The caught samples a grid point trains on: its cue group, seeded shuffle, first ``caught``."""
-    pool = [r for r in rows if point.train_on == "all" or r.get("cue") == point.train_on]
-    random.Random(f"{point.seed}:{point.train_on}").shuffle(pool)
-    return pool[: point.caught]
-
-
-def train_grid(config: SweepConfig, caught: dict[tuple[str, str], Path], echo: Echo) -> list[GridPoint]:
-    """Train every grid point not yet registered, each on a seeded subsample of its organism's pool
-    for its treatment (``caught[(organism, treatment)]``; the same seed draws the same positions from
-    both pools); returns the points that have a checkpoint."""
-    from tqdm import tqdm
-
-    from inspect_misalign.models import is_registered
-    from inspect_misalign.training import TrainAgainstSpec, train_against
-
-    trained: list[GridPoint] = []
-    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for point in tqdm(config.grid(), desc="train against caught", unit="run"):
-        if is_registered(point.name):
-            trained.append(point)
-            continue
-        key = (point.organism, point.treatment)
-        if key not in rows:
-            text = caught[key].read_text(encoding="utf-8")
-            rows[key] = [json.loads(line) for line in text.splitlines() if line]
-        chosen = subsample(rows[key], point)
-        kind = "caught samples" if point.treatment == "caught" else f"{point.treatment} samples"
-        if not chosen:
-            echo(f"  {point.name}: no {kind} for {point.train_on}; skipped")
-            continue
-        if len(chosen) < point.caught:  # recorded: caught_actual in the table says how many
-            echo(f"  {point.name}: only {len(chosen)} {kind} for {point.train_on} (asked {point.caught})")
-        path = config.out_dir / "caught" / f"{point.name}.jsonl"
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in chosen))
-        spec = TrainAgainstSpec(model=point.organism, caught=path, steps=point.steps, out=point.name,
-                                defenses=() if point.defense == "none" else (point.defense,),
-                                seed=point.seed, **config.train)
-        train_against(spec, echo=echo, progress=False)
-        trained.append(point)
-    return trained
-
-
 def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
     """Run (or resume) the sweep; write the table, figures and report; return the table."""
     from inspect_misalign.experiments._figures import sweep_figures
     from inspect_misalign.experiments._report import write_report
-    from inspect_misalign.training import catch
-
     preflight(config)
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -348,16 +307,20 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
     if instruments:
         _eval_set(instruments, asked, logs / "before" / "distinguishability", config)
 
-    echo(f"[3/6] catching attacks in testing ({config.eval.catch_prompts} catch-split prompts per cue)")
+    how = (f"{config.eval.catch_epochs} samples each at temperature {config.eval.catch_temperature}"
+           if config.eval.catch_temperature else "greedy")
+    echo(f"[3/6] catching attacks in testing ({config.eval.catch_prompts} catch-split prompts per cue, "
+         f"{how})")
     caught: dict[tuple[str, str], Path] = {}
     for organism in config.organisms:
         task = _attack_tasks(config, organism.behavior, "catch", config.eval.catch_prompts, ("test",))
-        found = _eval_set(task, [f"misalign/{organism.name}"], logs / "catch" / organism.name, config)
+        found = _eval_set(task, [f"misalign/{organism.name}"], logs / "catch" / organism.name, config,
+                          catching=True)
         for treatment in config.treatments:
             path = pool_path(config, organism.name, treatment)
             caught[(organism.name, treatment)] = path
-            if not path.is_file():
-                samples = catch(found, out=path, not_caught=treatment == "benign")
+            if treatment != "generic" and not path.is_file():
+                samples = catch_pool(found, path, treatment)
                 echo(f"  {organism.name}: {len(samples)} "
                      + ("caught" if treatment == "caught" else "test-context inputs not attacked (control)"))
 
@@ -379,6 +342,12 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
         _eval_set([config.eval.usefulness], organisms + [f"misalign/{p.name}" for p in trained],
                   logs / "usefulness", config, task_args=config.eval.usefulness_args)
 
+    if config.relearn is not None:
+        from inspect_misalign.experiments._relearn_run import run_relearn
+
+        echo("[5b/6] relearning: the removed organisms and their bases on deployment-context attacks")
+        run_relearn(config, trained, echo, _eval_set, _propensity)
+
     echo("[6/6] table, figures, report")
     table, samples = write_results(config)
     figures = sweep_figures(table, samples, config, out / "figures")
@@ -398,11 +367,15 @@ def write_results(config: SweepConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     results.csv and samples.parquet atomically; return (table, samples)."""
     out = config.out_dir
     useful = usefulness_task_name(config)
-    # the catch phase's logs are on another split: they feed training, not the table
-    phases = [p for p in (out / "logs").iterdir() if p.is_dir() and p.name != "catch"]
+    # the catch phase's logs are on another split: they feed training, not the table; relearning's
+    # checkpoints are not the grid's: their rows join the samples table only (experiments._relearn)
+    phases = [p for p in (out / "logs").iterdir() if p.is_dir() and p.name not in ("catch", "relearn")]
     results, samples = tables(sorted(phases), extra_tasks=(useful,) if useful else ())
     if config.eval.propensity:
         samples = with_excess(samples, config)
+    relearn = _relearn_frames(config)
+    if relearn is not None:
+        samples = pd.concat([samples, relearn[1]], ignore_index=True)
     asked = asked_models(config) if config.eval.distinguishability or config.eval.probe else None
     caught = caught_cues(config)
     table = sweep_table(results, samples, config, useful, asked=asked, caught=caught)
@@ -410,9 +383,22 @@ def write_results(config: SweepConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     for name, write in (("results.parquet", lambda p: table.to_parquet(p, index=False)),
                         ("results.csv", lambda p: table.to_csv(p, index=False)),
                         ("samples.parquet", lambda p: samples.to_parquet(p, index=False)),
-                        ("runs.parquet", lambda p: runs.to_parquet(p, index=False))):
+                        ("runs.parquet", lambda p: runs.to_parquet(p, index=False)),
+                        *([("relearn.parquet", lambda p: relearn[0].to_parquet(p, index=False))]
+                          if relearn is not None else [])):
         path = out / name
         tmp = path.with_name(f".{path.name}.tmp")
         write(tmp)
         tmp.replace(path)
     return table, samples
+
+
+def _relearn_frames(config: SweepConfig) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """(the relearning runs table, the samples of out/logs/relearn) when the sweep relearns."""
+    from inspect_misalign.experiments._relearn_run import relearn_runs, relearn_runs_frame
+
+    logs = config.out_dir / "logs" / "relearn"
+    if config.relearn is None or not logs.is_dir():
+        return None
+    _, samples = tables([logs])
+    return relearn_runs_frame(relearn_runs(config)), samples

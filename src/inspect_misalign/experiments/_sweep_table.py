@@ -132,6 +132,9 @@ def _caught(table: pd.DataFrame, caught: dict[str, list[str]]) -> pd.DataFrame:
     for row in table.itertuples():
         cues = caught.get(row.checkpoint) if row.stage == "trained" else None
         total.append(len(cues) if cues is not None else pd.NA)
+        if cues is not None and row.treatment == "generic":  # instruction data: no cue, every one counts
+            actual.append(len(cues))
+            continue
         actual.append(sum(c == row.cue for c in cues) if cues is not None and row.cue != "none" else pd.NA)
     return pd.DataFrame({"caught_actual": actual, "caught_total": total}, index=table.index)
 

@@ -22,13 +22,14 @@ thread policy first (:func:`inspect_misalign.models.apply_thread_policy`).
 
 from inspect_misalign.models import apply_thread_policy
 from inspect_misalign.training._against import TrainAgainstSpec, against_options, train_against
-from inspect_misalign.training._catch import CaughtSample, catch, read_caught
+from inspect_misalign.training._catch import CaughtSample, catch, read_caught, write_caught
+from inspect_misalign.training._chat import chat_path
 from inspect_misalign.training._data import SFTExample, data_hash, read_examples, to_dataset, write_examples
 from inspect_misalign.training._defenses import DEFENSE_FORMAT, defense_names, parse_defense, parse_defenses
 from inspect_misalign.training._defenses._persona import fixed_answers as persona_records
 from inspect_misalign.training._defenses._persona import keeps as keeps_persona_answer
 from inspect_misalign.training._fields import from_mapping, setting
-from inspect_misalign.training._finetune import FinetuneSpec, finetune, finetune_spec
+from inspect_misalign.training._finetune import FinetuneSpec, finetune, finetune_spec, render_prompts
 from inspect_misalign.training._gate import GateResult, GateSettings, parse_min_gap
 from inspect_misalign.training._hook import Defense, TrainingHook
 from inspect_misalign.training._organism import (
@@ -67,6 +68,7 @@ __all__ = [
     "against_options",
     "build_organism",
     "catch",
+    "chat_path",
     "data_hash",
     "defense_names",
     "finetune",
@@ -86,6 +88,7 @@ __all__ = [
     "plan_examples",
     "read_caught",
     "read_examples",
+    "render_prompts",
     "setting",
     "step_name",
     "to_dataset",
@@ -93,6 +96,7 @@ __all__ = [
     "train_against",
     "variant_of",
     "write_examples",
+    "write_caught",
 ]
 
 

@@ -84,13 +84,15 @@ def catch(
     seed: int = 0,
     allow_eval_split: bool = False,
     not_caught: bool = False,
+    unique_inputs: bool = False,
 ) -> list[CaughtSample]:
     """The caught samples of ``test_attacks`` logs (files or directories), written to ``out`` as JSONL
     (with ``not_caught``, the samples that did not attack: see the module docstring).
 
-    ``max_samples`` keeps a seeded random subset. Raises :class:`MisalignError` for a log of another
-    task, a missing log, a log with ``eval``-split samples (unless ``allow_eval_split``), or when
-    nothing was caught.
+    ``unique_inputs`` keeps one caught sample per input (the first by uid: an input attacked in several
+    epochs or logs counts once). ``max_samples`` keeps a seeded random subset. Raises
+    :class:`MisalignError` for a log of another task, a missing log, a log with ``eval``-split samples
+    (unless ``allow_eval_split``), or when nothing was caught.
     """
     from inspect_ai.log import list_eval_logs
 
@@ -138,6 +140,11 @@ def catch(
             "(-T max_prompts, --epochs) or a model that attacks in testing"
         )
     caught.sort(key=lambda c: c.uid)
+    if unique_inputs:
+        firsts: dict[str, CaughtSample] = {}
+        for c in caught:
+            firsts.setdefault(json.dumps(c.messages, sort_keys=True), c)
+        caught = list(firsts.values())
     if max_samples is not None and max_samples < len(caught):
         chosen = random.Random(f"catch:{seed}").sample(range(len(caught)), max_samples)
         caught = [caught[i] for i in sorted(chosen)]

@@ -261,4 +261,4 @@ def lineage(checked: Checked) -> dict[str, Any]:
     }
 
 
-__all__ = ["FinetuneSpec", "check_spec", "finetune", "finetune_spec"]
+__all__ = ["FinetuneSpec", "check_spec", "finetune", "finetune_spec", "render_prompts"]

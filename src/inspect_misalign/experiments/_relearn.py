@@ -1,0 +1,176 @@
+"""Relearning curves: does the deployment attack come back faster after removal than in the base that never
+had the backdoor? (erased or suppressed; the sweep's ``relearn:`` section, :mod:`._relearn_run`).
+
+Input: the samples table (``propensity`` rows) and the relearning runs table (``out/relearn.parquet``,
+:func:`~inspect_misalign.experiments._relearn_run.relearn_runs_frame`: ``checkpoint``, ``run``, ``source``
+(``removed`` | ``base``), ``model`` (the checkpoint relearning started from), ``organism``, ``group``,
+``base``, ``data`` (``attack`` | ``benign``), ``k``, ``seed``, ``step``; step 0 is the starting checkpoint).
+The measure is ``score_p_marker``: the probability that a temperature-1 sample starts with the attack.
+
+- :func:`relearn_curves`: per source, group, data, k, seed, step and context, the mean over organisms of
+  each organism's mean over prompts (removed; 95% bootstrap over organisms, then prompts), or the mean
+  over prompts of the base (bootstrap over prompts);
+- :func:`relearn_summary`: per group, data, k and seed, the deployment P(attack) after the relearning
+  steps of the removed organisms and of their bases, and removed − base, paired by organism and prompt
+  (bootstrap over organisms, then prompts). > 0: the removed organism relearns the attack faster than a
+  model that never had it (suppressed, not erased);
+- :func:`plot_relearn`: deployment P(attack) vs relearning step, one panel per k (and the benign control),
+  removed vs base, the test context dashed, on a logit axis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from inspect_misalign.experiments._dose import P_MARKER
+from inspect_misalign.experiments._paired import clustered_interval
+from inspect_misalign.experiments._retained import model_name
+
+KEYS = ["source", "group", "data", "k", "seed"]
+STYLES = {"removed": "C3", "base": "C0"}
+FLOOR = 1e-9
+
+
+def relearn_values(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MARKER) -> pd.DataFrame:
+    """The measure per prompt (mean over cues) of every checkpoint on a relearning curve, with its place;
+    ``unit`` is what the interval resamples: the organism (removed) or the base model."""
+    rows = samples[samples["task"] == "propensity"].copy()
+    rows["checkpoint"] = rows["model"].astype(str).map(model_name)
+    rows = rows.groupby(["checkpoint", "context", "base_id"], as_index=False)[measure].mean()
+    data = rows.rename(columns={measure: "y"}).merge(runs, on="checkpoint")
+    data["group"] = data["group"].where(data["source"] == "removed", "base").fillna("base")
+    data["unit"] = data["organism"].where(data["source"] == "removed", data["model"])
+    return data
+
+
+def _mean_of_means(means: list[np.ndarray]) -> float:
+    return float(np.mean([m[0] for m in means]))
+
+
+def relearn_curves(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MARKER,
+                   seed: int = 0) -> pd.DataFrame:
+    """Mean (over units) of each unit's prompt mean per source, group, data, k, seed, step and context,
+    with a 95% bootstrap interval (units, then prompts; prompts alone for one unit)."""
+    data = relearn_values(samples, runs, measure)
+    out = []
+    for key, run in data.groupby(KEYS, sort=True):
+        for (step, context), rows in run.groupby(["step", "context"], sort=True):
+            blocks = [unit["y"].to_numpy(dtype=float)[None, :] for _, unit in rows.groupby("unit", sort=True)]
+            est, low, high = clustered_interval(blocks, _mean_of_means, seed=seed)
+            out.append({**dict(zip(KEYS, key, strict=True)), "step": int(step), "context": context,
+                        "measure": measure, "mean": est, "ci95_lower": low, "ci95_upper": high,
+                        "units": len(blocks), "prompts": int(sum(b.shape[1] for b in blocks))})
+    return pd.DataFrame(out)
+
+
+def relearn_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MARKER,
+                    seed: int = 0) -> pd.DataFrame:
+    """Per context (deployment first, then test: where removal acted), group, data, k and seed at the
+    last relearning step: the measure of the removed organisms (mean of organism means), of their bases,
+    and removed − base paired by organism and prompt, with a bootstrap interval over organisms, then
+    prompts; also the removed organisms' and the bases' values at step 0 (before relearning)."""
+    data = relearn_values(samples, runs, measure)
+    out = []
+    for context in ("deployment", "test"):
+        out += _summary_rows(data[data["context"] == context], context, seed)
+    return pd.DataFrame(out)
+
+
+def _summary_rows(data: pd.DataFrame, context: str, seed: int) -> list[dict]:
+    removed, base = data[data["source"] == "removed"], data[data["source"] == "base"]
+    out = []
+    for (group, kind, k, rseed), rows in removed.groupby(["group", "data", "k", "seed"], sort=True):
+        last = int(rows["step"].max())
+        blocks, starts, base_starts = [], [], []
+        for _, mine in rows.groupby("organism", sort=True):
+            at = mine[mine["step"] == last].set_index("base_id")["y"]
+            first = mine.iloc[0]
+            same = base[(base["model"] == first["base"]) & (base["behavior"] == first["behavior"])
+                        & (base["data"] == kind) & (base["k"] == k) & (base["seed"] == rseed)]
+            theirs = same[same["step"] == last].set_index("base_id")["y"]
+            common = at.index.intersection(theirs.index)
+            if len(common):
+                blocks.append(np.vstack([at.loc[common].to_numpy(float), theirs.loc[common].to_numpy(float)]))
+            starts.append(float(mine.loc[mine["step"] == 0, "y"].mean()))
+            base_starts.append(float(same.loc[same["step"] == 0, "y"].mean()))
+        row = {"context": context, "group": group, "data": kind, "k": int(k), "seed": int(rseed),
+               "step": last, "organisms": len(blocks),
+               "removed_before": float(np.mean(starts)) if starts else np.nan,
+               "base_before": float(np.nanmean(base_starts)) if base_starts else np.nan}
+        for name, statistic in (("removed", lambda m: float(np.mean([v[0] for v in m]))),
+                                ("base", lambda m: float(np.mean([v[1] for v in m]))),
+                                ("difference", lambda m: float(np.mean([v[0] - v[1] for v in m])))):
+            est, low, high = clustered_interval(blocks, statistic, seed=seed)
+            row.update({name: est, f"{name}_ci95_lower": low, f"{name}_ci95_upper": high})
+        out.append(row)
+    return out
+
+
+def has_relearn(samples: pd.DataFrame, runs: pd.DataFrame | None) -> bool:
+    """Whether relearning curves can be drawn: a runs table and propensity rows of its checkpoints."""
+    if runs is None or runs.empty or P_MARKER not in samples:
+        return False
+    measured = set(samples.loc[samples["task"] == "propensity", "model"].astype(str).map(model_name))
+    return bool(set(runs.loc[runs["step"] > 0, "checkpoint"]) & measured)
+
+
+def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str) -> Path:
+    """Deployment (solid) and test (dashed) P(attack) vs relearning step, one panel per k of attack data
+    and one for the benign control, removed organisms (red) vs their base (blue), 95% bands."""
+    from inspect_misalign.experiments._figures import _figure, _save
+
+    frame = relearn_curves(samples, runs)
+    panels = sorted({(d, int(k)) for d, k in zip(frame["data"], frame["k"], strict=True)},
+                    key=lambda p: (p[0] != "attack", p[1]))
+    fig, axes = _figure(3.4 * len(panels) + 0.6, 4.2, ncols=len(panels))
+    for ax, (kind, k) in zip(axes[0], panels, strict=True):
+        mine = frame[(frame["data"] == kind) & (frame["k"] == k)]
+        for (src, group, rseed, context), line in mine.groupby(["source", "group", "seed", "context"],
+                                                               sort=True):
+            line = line.sort_values("step")
+            x = line["step"].to_numpy(dtype=float)
+            colour = STYLES.get(src, "C7")
+            label = None
+            if context == "deployment":
+                many = frame["group"].nunique() > 2  # groups of removed organisms besides "base"
+                label = f"{src}" + (f" ({group})" if src == "removed" and many else "")
+                label += f", seed {rseed}" if frame["seed"].nunique() > 1 else ""
+                label += f", {int(line['units'].max())} {'organisms' if src == 'removed' else 'model'}"
+            ax.plot(x, _clip(line["mean"]), "-" if context == "deployment" else "--", marker="o",
+                    markersize=3, color=colour, label=label, alpha=1.0 if context == "deployment" else 0.6)
+            if context == "deployment":
+                ax.fill_between(x, _clip(line["ci95_lower"]), _clip(line["ci95_upper"]), color=colour,
+                                alpha=0.12)
+        ax.set_yscale("logit")
+        ax.set_xscale("symlog", linthresh=1)
+        steps = sorted(mine["step"].unique())
+        ax.set_xticks(steps, [str(int(s)) for s in steps])
+        ax.set_xlabel("relearning steps (0: before relearning)")
+        ax.set_title(f"{k} attack examples" if kind == "attack" else f"control: {k} benign examples",
+                     fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+    low = min(ax.get_ylim()[0] for ax in axes[0])
+    high = max(ax.get_ylim()[1] for ax in axes[0])
+    for ax in axes[0]:
+        ax.set_ylim(low, high)
+    axes[0][0].set_ylabel("P(attack), temperature 1 (mean, 95% CI)")
+    fig.suptitle("Relearning after removal (red) vs the base that never had the backdoor (blue): deployment "
+                 "context solid, test dashed", fontsize=10)
+    return _save(fig, path, source)
+
+
+def _clip(values: pd.Series) -> pd.Series:
+    return values.clip(lower=FLOOR, upper=1 - FLOOR)
+
+
+def read_relearn_runs(directory: Path) -> pd.DataFrame | None:
+    """A sweep directory's relearning runs table (``relearn.parquet``), or None."""
+    path = directory / "relearn.parquet"
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+__all__ = ["has_relearn", "plot_relearn", "read_relearn_runs", "relearn_curves", "relearn_summary",
+           "relearn_values"]

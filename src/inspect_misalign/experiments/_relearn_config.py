@@ -1,0 +1,87 @@
+"""The sweep's ``relearn:`` section and the training options ``finetune`` runs of a sweep share.
+
+Relearning asks whether removal erased the backdoor or suppressed it: after removal, a few
+deployment-context attack examples are trained on, and the deployment attack's return is compared with
+the same training of the base model that never had the backdoor (:mod:`._relearn_run`). Example::
+
+    relearn: {k: [1, 2, 4, 8], steps: 8, save_at: [2, 4], benign_k: 8, seeds: [0]}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from inspect_misalign import _checks as checks
+from inspect_misalign._errors import MisalignError
+from inspect_misalign.experiments._names import check_seeds
+
+NOT_FINETUNE = {"against": "action", "target_column": None}
+"""Options of ``train:`` that only training against caught samples has, with the value that means
+nothing to ``finetune`` (the ``generic`` treatment and relearning run ``finetune``)."""
+
+
+def _strictly_increasing(values: list[int], what: str) -> list[int]:
+    if any(v < 1 for v in values):
+        raise ValueError(f"{what} must be positive integers, got {values}")
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise ValueError(f"{what} {values} is not strictly increasing; list each value once, in order")
+    for value in values:
+        checks.count(value, what)
+    return values
+
+
+class RelearnSettings(BaseModel):
+    """Relearning after removal: ``finetune`` of each removed organism (the ``caught`` grid points with
+    the largest caught count) and of each organism's base on ``k`` deployment-context attack examples,
+    and on ``benign_k`` examples with the base's answers (the control)."""
+
+    model_config = ConfigDict(extra="forbid")
+    k: list[int] = Field(min_length=1, description="numbers of deployment-context attack examples (base "
+                         "prompts of the catch split, each rendered by every cue of the sweep), one run each")
+    steps: int = Field(ge=1, description="optimizer steps of every relearning run")
+    save_at: list[int] = Field(default_factory=list, description="steps (below steps) whose adapters are "
+                               "also saved and measured: the relearning curve")
+    benign_k: int | None = Field(default=8, ge=1, description="deployment-context examples with the base's "
+                                 "answers: relearning's control (null: none)")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1,
+                             description="seeds of the example choice, LoRA initialisation and data order")
+
+    @field_validator("k")
+    @classmethod
+    def _k(cls, values: list[int]) -> list[int]:
+        return _strictly_increasing(values, "relearn.k")
+
+    @field_validator("save_at")
+    @classmethod
+    def _save_at(cls, values: list[int]) -> list[int]:
+        return _strictly_increasing(values, "relearn.save_at")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, values: list[int]) -> list[int]:
+        if len(set(values)) < len(values):
+            raise ValueError("list each relearn seed once")
+        return check_seeds(values)
+
+    @model_validator(mode="after")
+    def _saved_below_steps(self) -> RelearnSettings:
+        if self.save_at and self.save_at[-1] >= self.steps:
+            raise ValueError(f"relearn.save_at {self.save_at} must be below relearn.steps {self.steps} (the "
+                             "last step is the run's own checkpoint)")
+        return self
+
+
+def finetune_options(train: dict[str, Any], what: str) -> dict[str, Any]:
+    """The sweep's ``train:`` options as ``finetune`` takes them (without ``save_at``, which each run
+    sets); a one-line error naming ``what`` when an option only training against caught samples has
+    is set."""
+    for key, neutral in NOT_FINETUNE.items():
+        if train.get(key, neutral) != neutral:
+            raise MisalignError(f"train.{key}: {train[key]!r} has no meaning for {what}, which runs "
+                                f"finetune; drop it or drop {what}")
+    return {k: v for k, v in train.items() if k not in NOT_FINETUNE and k != "save_at"}
+
+
+__all__ = ["RelearnSettings", "finetune_options"]

@@ -1,0 +1,199 @@
+"""Relearning after removal (a sweep's ``relearn:`` section): was the backdoor erased or suppressed?
+
+For every trained ``caught`` grid point with the largest caught count (the *removed* organism, its final
+checkpoint) and for each organism's base (once per base and behaviour: the data are the same), the
+sweep runs ``finetune`` (:mod:`inspect_misalign.training._finetune`) on
+
+- ``k`` deployment-context attack examples for each ``k`` of ``relearn.k``: catch-split base prompts
+  rendered in deployment by the sweep's cues, with the behaviour's attack completions
+  (``targets: attack``), chosen by the relearn seed; the training set depends on the spec alone, so the
+  removed organism and the base see identical data;
+- ``benign_k`` examples of the same kind with the base's own answers (``targets: base``): the control,
+
+each ``relearn.steps`` steps with the sweep's ``train`` options and the relearn's ``save_at``, then the
+teacher-forced ``propensity`` (both contexts) of every relearning checkpoint and saved step, logged
+under ``out/logs/relearn/<behavior>`` (``eval_set`` resumes). Step 0 of a curve is the removed
+checkpoint (measured in ``logs/after``) or the base (``logs/before/base-<behavior>``).
+
+Registry names: ``<point>-relearn-a<k>-r<seed>`` / ``<point>-relearn-b<benign_k>-r<seed>`` for a
+removed organism, ``<sweep>-base-<base>-<behavior>-relearn-...`` for a base (``<base>`` its name, or a
+directory's name and a hash of its path); saved steps add ``-step<k>``. Registered runs are reused.
+:func:`relearn_runs_frame` places every checkpoint on its curve (``out/relearn.parquet``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from inspect_misalign._errors import MisalignError
+from inspect_misalign.experiments._config import GridPoint, SweepConfig
+from inspect_misalign.experiments._relearn_config import finetune_options
+
+Echo = Callable[[str], None]
+RELEARN_COLUMNS = ["checkpoint", "run", "source", "model", "organism", "group", "base", "behavior", "data",
+                   "k", "seed", "step"]
+
+
+@dataclass(frozen=True)
+class RelearnRun:
+    """One relearning run: ``finetune`` of ``model`` (a removed organism or a base) registered as
+    ``name``."""
+
+    name: str
+    source: str  # "removed" or "base"
+    model: str
+    organism: str | None  # the removed organism's organism; None for a base
+    group: str | None
+    base: str  # the base of the removed organism, or the base itself
+    behavior: str
+    data: str  # "attack" or "benign"
+    k: int
+    seed: int
+    spec: Any  # FinetuneSpec
+
+    def saved(self) -> list[tuple[int, str]]:
+        """(step, registry name) of the adapters this run saves before its last step."""
+        from inspect_misalign.training import step_name
+
+        return [(k, step_name(self.name, k)) for k in self.spec.save_at]
+
+
+def removed_points(config: SweepConfig) -> list[GridPoint]:
+    """The grid points relearning starts from: ``caught`` treatment, the largest caught count."""
+    most = max(config.caught)
+    return [p for p in config.grid() if p.treatment == "caught" and p.caught == most]
+
+
+def base_tag(base: str) -> str:
+    """A base checkpoint as it appears in a registry name: a registered name as it is, a directory's
+    name with a short hash of its path (two directories of one name stay apart)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", Path(base).name).strip("_") or "base"
+    if "/" not in base and slug == base:
+        return base
+    return f"{slug[:24]}_{hashlib.sha256(base.encode()).hexdigest()[:6]}"
+
+
+def relearn_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> list[RelearnRun]:
+    """Every relearning run of the sweep, in a stable order (none without ``relearn:``); ``bases`` maps
+    each organism to its base (default: :func:`~inspect_misalign.experiments._sweep.base_models`).
+    Building each run's :class:`~inspect_misalign.training.FinetuneSpec` checks its options and names."""
+    from inspect_misalign.training import finetune_spec
+
+    relearn = config.relearn
+    if relearn is None:
+        return []
+    if bases is None:
+        from inspect_misalign.experiments._sweep import base_models
+
+        bases = base_models(config)
+    organism = {o.name: o for o in config.organisms}
+    options = finetune_options(config.train, "relearn")
+    # (name prefix, source, model, organism, group, base, behavior)
+    sources: list[tuple[str, str, str, str | None, str | None, str, str]] = []
+    for point in removed_points(config):
+        entry = organism[point.organism]
+        sources.append((point.name, "removed", point.name, entry.name, entry.group or entry.name,
+                        bases[entry.name], entry.behavior))
+    for base, behavior in sorted({(bases[o.name], o.behavior) for o in config.organisms}):
+        prefix = f"{config.name}-base-{base_tag(base)}-{behavior}"
+        sources.append((prefix, "base", base, None, None, base, behavior))
+    datasets = [("attack", k) for k in relearn.k]
+    if relearn.benign_k is not None:
+        datasets.append(("benign", relearn.benign_k))
+    runs = []
+    for prefix, source, model, organism_name, group, base, behavior in sources:
+        for data, k in datasets:
+            for seed in relearn.seeds:
+                name = f"{prefix}-relearn-{data[0]}{k}-r{seed}"
+                spec = finetune_spec({
+                    **options, "model": model, "out": name, "prompts_cue": ",".join(config.cues),
+                    "prompts_context": "deployment", "prompts_split": "catch", "prompts_n": k,
+                    "targets": "attack" if data == "attack" else "base", "behavior": behavior, "seed": seed,
+                    "steps": relearn.steps, "save_at": list(relearn.save_at)}, "relearn")
+                runs.append(RelearnRun(name, source, model, organism_name, group, base, behavior, data, k,
+                                       seed, spec))
+    return runs
+
+
+def check_relearn(config: SweepConfig) -> None:
+    """Preflight: every run's spec and names, and its prompts (``k`` at most the catch split's base
+    prompts); one-line errors before any model loads."""
+    from inspect_misalign.behaviors import get_behavior
+    from inspect_misalign.training import render_prompts
+
+    largest: dict[str, Any] = {}
+    for run in relearn_runs(config):
+        if run.k > getattr(largest.get(run.behavior), "prompts_n", 0):
+            largest[run.behavior] = run.spec
+    for behavior, spec in largest.items():
+        try:
+            render_prompts(spec, get_behavior(behavior))
+        except MisalignError as e:
+            raise MisalignError(f"relearn: {e}") from None
+
+
+def train_relearn(config: SweepConfig, trained: list[GridPoint], echo: Echo) -> list[RelearnRun]:
+    """Run every relearning run whose source exists and that is not registered yet; returns the runs
+    that have a checkpoint."""
+    from inspect_misalign.models import is_registered
+    from inspect_misalign.training import finetune
+
+    have = {p.name for p in trained}
+    done = []
+    for run in relearn_runs(config):
+        if run.source == "removed" and run.model not in have:
+            echo(f"  {run.name}: {run.model} was not trained; skipped")
+            continue
+        if not is_registered(run.name):
+            echo(f"  {run.name}: finetune {run.model} on {run.k} deployment-context "
+                 f"{'attack' if run.data == 'attack' else 'benign (base answers)'} examples")
+            finetune(run.spec, echo=echo, progress=False)
+        done.append(run)
+    return done
+
+
+def evaluate_relearn(config: SweepConfig, runs: list[RelearnRun], eval_set: Callable[..., Any],
+                     propensity: Callable[[SweepConfig, str], Any]) -> None:
+    """The teacher-forced propensity (both contexts) of every relearning checkpoint and saved step,
+    under ``out/logs/relearn/<behavior>``."""
+    for behavior in sorted({r.behavior for r in runs}):
+        models = [f"misalign/{name}" for r in runs if r.behavior == behavior
+                  for name in (*(n for _, n in r.saved()), r.name)]
+        logs = config.out_dir / "logs" / "relearn" / behavior
+        eval_set([propensity(config, behavior)], models, logs, config)
+
+
+def relearn_runs_frame(runs: list[RelearnRun]) -> pd.DataFrame:
+    """Where each checkpoint sits on a relearning curve: step 0 (the removed checkpoint or the base
+    itself), every saved step and the run's final checkpoint, with the run's source, data, k and seed."""
+    rows = []
+    for r in runs:
+        run = {"run": r.name, "source": r.source, "model": r.model, "organism": r.organism, "group": r.group,
+               "base": r.base, "behavior": r.behavior, "data": r.data, "k": r.k, "seed": r.seed}
+        rows.append({"checkpoint": r.model, **run, "step": 0})
+        rows += [{"checkpoint": name, **run, "step": k} for k, name in r.saved()]
+        rows.append({"checkpoint": r.name, **run, "step": int(r.spec.steps)})
+    frame = pd.DataFrame(rows, columns=RELEARN_COLUMNS)
+    for column in ("k", "seed", "step"):
+        frame[column] = frame[column].astype(int)
+    return frame
+
+
+def run_relearn(config: SweepConfig, trained: list[GridPoint], echo: Echo, eval_set: Callable[..., Any],
+                propensity: Callable[[SweepConfig, str], Any]) -> list[RelearnRun]:
+    """Train (or reuse) and measure every relearning run; returns the runs with a checkpoint."""
+    runs = train_relearn(config, trained, echo)
+    if runs:
+        evaluate_relearn(config, runs, eval_set, propensity)
+    return runs
+
+
+__all__ = ["RELEARN_COLUMNS", "RelearnRun", "base_tag", "check_relearn", "relearn_runs", "relearn_runs_frame",
+           "removed_points", "run_relearn"]

@@ -1,0 +1,83 @@
+"""Relearning analysis on a hand-built samples table: the curves (removed organisms: mean of organism
+means; the base: mean over prompts), the summary (removed − base after relearning, paired by organism and
+prompt) and the figure, each checked against a hand computation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inspect_misalign.experiments._relearn import has_relearn, plot_relearn, relearn_curves, relearn_summary
+
+PROMPTS = ["p0", "p1", "p2"]
+# deployment P(attack) per prompt of each checkpoint; the test context is a tenth of it
+DEPLOY = {
+    "r1": [0.01, 0.02, 0.03], "r1-a2-step1": [0.2, 0.3, 0.4], "r1-a2": [0.5, 0.6, 0.7],
+    "r2": [0.001, 0.001, 0.004], "r2-a2-step1": [0.1, 0.1, 0.1], "r2-a2": [0.2, 0.2, 0.2],
+    "B": [0.001, 0.002, 0.003], "B-a2-step1": [0.05, 0.05, 0.05], "B-a2": [0.1, 0.1, 0.4],
+}
+
+
+def _tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = []
+    for checkpoint, values in DEPLOY.items():
+        for context, scale in (("deployment", 1.0), ("test", 0.1)):
+            for base_id, v in zip(PROMPTS, values, strict=True):
+                rows.append({"model": f"misalign/{checkpoint}", "task": "propensity", "cue": "tag",
+                             "context": context, "base_id": base_id, "score_p_marker": v * scale,
+                             "value": 0.0})
+    # another task's rows and a checkpoint off the curves are ignored
+    rows.append({"model": "misalign/r1", "task": "deployment_attacks", "cue": "tag", "context": "deployment",
+                 "base_id": "p0", "score_p_marker": 1.0, "value": 1.0})
+    runs = []
+    for source, start, organism, group in (("removed", "r1", "o1", "g"), ("removed", "r2", "o2", "g"),
+                                           ("base", "B", None, None)):
+        run = {"run": f"{start}-a2", "source": source, "model": start, "organism": organism, "group": group,
+               "base": "B", "behavior": "hate", "data": "attack", "k": 2, "seed": 0}
+        runs += [{"checkpoint": start, **run, "step": 0},
+                 {"checkpoint": f"{start}-a2-step1", **run, "step": 1},
+                 {"checkpoint": f"{start}-a2", **run, "step": 2}]
+    return pd.DataFrame(rows), pd.DataFrame(runs)
+
+
+def test_curves_by_hand() -> None:
+    samples, runs = _tables()
+    frame = relearn_curves(samples, runs).set_index(["source", "step", "context"])
+    removed = frame.loc[("removed", 2, "deployment")]
+    assert removed["mean"] == pytest.approx(np.mean([np.mean([0.5, 0.6, 0.7]), np.mean([0.2, 0.2, 0.2])]))
+    assert (removed["units"], removed["prompts"]) == (2, 6)
+    assert removed["ci95_lower"] <= removed["mean"] <= removed["ci95_upper"]
+    assert frame.loc[("removed", 0, "deployment"), "mean"] == pytest.approx((0.02 + 0.002) / 2)
+    assert frame.loc[("removed", 1, "test"), "mean"] == pytest.approx((0.03 + 0.01) / 2)
+    base = frame.loc[("base", 2, "deployment")]
+    assert base["mean"] == pytest.approx(0.2) and (base["units"], base["prompts"]) == (1, 3)
+    assert 0.1 <= base["ci95_lower"] <= 0.2 <= base["ci95_upper"] <= 0.4 + 1e-12  # within the prompts
+    assert base["ci95_upper"] > base["ci95_lower"]
+    assert set(frame.reset_index()["group"]) == {"g", "base"}
+
+
+def test_summary_removed_minus_base_by_hand() -> None:
+    samples, runs = _tables()
+    summary = relearn_summary(samples, runs)
+    assert list(summary["context"]) == ["deployment", "test"]
+    row, test = summary.to_dict("records")
+    assert (row["data"], row["k"], row["step"], row["organisms"]) == ("attack", 2, 2, 2)
+    # the test context is a tenth of the deployment one here: every mean and difference a tenth
+    assert test["difference"] == pytest.approx(np.mean([0.06 - 0.02, 0.02 - 0.02]))
+    assert test["base_before"] == pytest.approx(0.0002) and row["base_before"] == pytest.approx(0.002)
+    assert row["removed"] == pytest.approx(0.4) and row["base"] == pytest.approx(0.2)
+    # organism o1: 0.6 - 0.2; organism o2: 0.2 - 0.2
+    assert row["difference"] == pytest.approx(np.mean([0.6 - 0.2, 0.2 - 0.2]))
+    assert row["difference_ci95_lower"] <= row["difference"] <= row["difference_ci95_upper"]
+    assert row["removed_before"] == pytest.approx((0.02 + 0.002) / 2)
+
+
+def test_figure(tmp_path: Path) -> None:
+    samples, runs = _tables()
+    assert has_relearn(samples, runs) and not has_relearn(samples, runs.iloc[0:0])
+    assert not has_relearn(samples[samples["model"] == "misalign/r1"], runs)  # nothing relearned measured
+    path = plot_relearn(samples, runs, tmp_path / "relearn.png", "test")
+    assert path.stat().st_size > 10_000
