@@ -49,7 +49,7 @@ def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str
     if roles:
         raise MisalignError("--model-role is for em_defenses configs; this sweep's evals need no grader")
     if base is not None:
-        from inspect_misalign.experiments._config import with_base
+        from inspect_misalign.experiments import with_base
 
         sweep = with_base(sweep, base)
     preflight(sweep)

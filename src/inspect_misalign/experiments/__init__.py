@@ -10,7 +10,13 @@ from inspect_misalign.experiments._check import (
     read_baseline,
     write_baseline,
 )
-from inspect_misalign.experiments._config import GridPoint, SweepConfig, builtin_configs, load_config
+from inspect_misalign.experiments._config import (
+    GridPoint,
+    SweepConfig,
+    builtin_configs,
+    load_config,
+    with_base,
+)
 from inspect_misalign.experiments._demo import run_demo, summary
 from inspect_misalign.experiments._em_config import EMDefensesConfig
 from inspect_misalign.experiments._em_defenses import em_preflight, run_em_defenses
@@ -41,5 +47,6 @@ __all__ = [
     "run_sweep",
     "samples_table",
     "summary",
+    "with_base",
     "write_baseline",
 ]
