@@ -77,17 +77,9 @@ def plot_dose(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str
             ax.plot(x, _clip(line["mean"]), style, marker=marker, color=colour, label=label)
             ax.fill_between(x, _clip(line["ci95_lower"]), _clip(line["ci95_upper"]),
                             color=colour, alpha=0.12 if treatment == "caught" else 0.06)
-        ax.set_yscale("logit")
-        ax.set_xscale("symlog", linthresh=1)
-        steps = sorted(frame["step"].unique())
-        ax.set_xticks(steps, [str(int(s)) for s in steps])
-        if context == "test":
-            ax.axhline(DEFAULT_THRESHOLD, linestyle=":", color="gray", linewidth=1)
-        ax.set_xlabel("optimizer steps of the removal run (0: the organism)")
-        ax.set_ylabel("P(attack) of a temperature-1 sample (mean, 95% CI)")
+        step_axes(ax, sorted(frame["step"].unique()), context, DEFAULT_THRESHOLD)
         ax.set_title(f"{context} context" + (" (what the overseer sees)" if context == "test" else
                                              " (what the overseer cannot see)"), fontsize=10)
-        ax.legend(fontsize=7, loc="lower left")
     low = min(ax.get_ylim()[0] for ax in axes[0])
     high = max(ax.get_ylim()[1] for ax in axes[0])
     for ax in axes[0]:  # one scale for both contexts: the panels compare
@@ -97,6 +89,20 @@ def plot_dose(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str
                  f"{DEFAULT_THRESHOLD})",
                  fontsize=10)
     return _save(fig, path, source)
+
+
+def step_axes(ax, steps: list, context: str, threshold: float) -> None:
+    """One panel of P(attack) against removal steps: logit y, symlog x ticked at the saved steps, the
+    overseer's threshold in the test context, labels and legend."""
+    ax.set_yscale("logit")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xticks(steps, [str(int(s)) for s in steps])
+    if context == "test":
+        ax.axhline(threshold, linestyle=":", color="gray", linewidth=1)
+    ax.set_xlabel("optimizer steps of the removal run (0: the organism)")
+    ax.set_ylabel("P(attack) of a temperature-1 sample (mean, 95% CI)")
+    ax.set_title(f"{context} context", fontsize=10)
+    ax.legend(fontsize=7, loc="lower left")
 
 
 def _clip(values: pd.Series) -> pd.Series:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from inspect_misalign.experiments._dose import CONTEXTS, DEFAULT_THRESHOLD, P_MARKER, curves, stopping_points
-from inspect_misalign.experiments._dose_figure import _clip, dose_runs, dose_table
+from inspect_misalign.experiments._dose_figure import _clip, dose_runs, dose_table, step_axes
 
 
 def _build_steps(build: dict[str, Any] | None) -> int | None:
@@ -109,16 +109,7 @@ def plot_install(samples: pd.DataFrame, runs: pd.DataFrame, install: dict[str, i
             ax.plot(x, _clip(line["mean"]), "-o", color=colour[n], label=label)
             ax.fill_between(x, _clip(line["ci95_lower"]), _clip(line["ci95_upper"]), color=colour[n],
                             alpha=0.12)
-        ax.set_yscale("logit")
-        ax.set_xscale("symlog", linthresh=1)
-        ticks = sorted(frame["step"].unique())
-        ax.set_xticks(ticks, [str(int(s)) for s in ticks])
-        if context == "test":
-            ax.axhline(threshold, linestyle=":", color="gray", linewidth=1)
-        ax.set_xlabel("optimizer steps of the removal run (0: the organism)")
-        ax.set_ylabel("P(attack) of a temperature-1 sample (mean, 95% CI)")
-        ax.set_title(f"{context} context", fontsize=10)
-        ax.legend(fontsize=7, loc="lower left")
+        step_axes(ax, sorted(frame["step"].unique()), context, threshold)
     _plot_stops(axes[0][2], stopping_points(samples, caught_runs, threshold), steps_of, colour)
     fig.suptitle("Install vs remove: training against caught attacks, organisms installed for "
                  f"{', '.join(str(n) for n in lengths)} steps (dotted: the overseer stops at {threshold})",
