@@ -100,6 +100,8 @@ def test_dose_sweep_places_saved_steps_and_the_control(
     # the dose-response figure comes first; the report has the stopping-point table
     figure = out / "figures" / "dose_response.png"
     assert figure.stat().st_size > 10_000
+    # distinguishability was not measured: no empty retained-vs-distinguishability panels
+    assert not list((out / "figures").glob("retained_vs_distinguishability*.png"))
     report = (out / "report.html").read_text()
     assert "Dose–response: the overseer" in report and "dose_response.png" in report.split("<figcaption")[1]
 

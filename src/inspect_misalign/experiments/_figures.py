@@ -280,6 +280,8 @@ def sweep_figures(table: pd.DataFrame, samples: pd.DataFrame, config, directory:
     if trained.empty:
         return figures
     measured = [m for m in REPORTED if samples["task"].isin(m.tasks).any()]
+    if not table["distinguishability_accuracy"].notna().any():
+        measured = []  # nothing to put on the x axis: no empty panels
     for measure in reversed(measured):
         suffix = "" if measure is ATTACKS else f"_{measure.name}"
         figures.insert(0, plot_retained_vs_difficulty(
