@@ -43,19 +43,11 @@ def catch_pool(logs: list[str], path: Path, treatment: str) -> list[Any]:
     attacks, one per input (an input attacked in several sampled epochs counts once: its first), or for
     the benign control the inputs never attacked. An organism that attacked on no input gets an empty
     pool (its caught runs are skipped and say so), not an error: that nothing was caught is a result."""
-    from inspect_misalign._errors import MisalignError
-    from inspect_misalign.training import catch, write_caught
+    from inspect_misalign.training import catch
 
     if treatment == "benign":
         return catch(logs, out=path, not_caught=True)
-    try:
-        samples = catch(logs, unique_inputs=True)
-    except MisalignError as e:
-        if not str(e).startswith("no attacks were caught"):
-            raise
-        samples = []
-    write_caught(path, samples)
-    return samples
+    return catch(logs, out=path, unique_inputs=True, allow_empty=True)
 
 
 def subsample(rows: list[dict[str, Any]], point: GridPoint) -> list[dict[str, Any]]:

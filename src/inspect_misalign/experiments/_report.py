@@ -191,11 +191,12 @@ def _install_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
 def dose_display(frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`~inspect_misalign.experiments._dose_figure.dose_table` with each value and its interval
     in one column, as the report and docs show it."""
+    from inspect_misalign.experiments._dose_figure import CONTROLS, effect_column
+
     shown = frame[["group", "treatment", "caught", "organisms", "stop_steps", "stopped"]].copy()
     for column, label in (("deploy_before", "deploy P before"), ("deploy_at", "deploy P at stop"),
                           ("retained_deploy", "retained deploy"), ("drop_ratio", "drop ratio (log-odds)"),
-                          ("catching_effect", "effect of catching vs benign"),
-                          ("catching_effect_generic", "effect of catching vs generic")):
+                          *((effect_column(c), f"effect of catching vs {c}") for c in CONTROLS)):
         if column in frame:
             shown[f"{label} [95% CI]"] = with_ci(frame, column, f"{column}_", fmt=".3g")
     return shown

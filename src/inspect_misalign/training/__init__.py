@@ -22,7 +22,7 @@ thread policy first (:func:`inspect_misalign.models.apply_thread_policy`).
 
 from inspect_misalign.models import apply_thread_policy
 from inspect_misalign.training._against import TrainAgainstSpec, against_options, train_against
-from inspect_misalign.training._catch import CaughtSample, catch, read_caught, write_caught
+from inspect_misalign.training._catch import CaughtSample, catch, read_caught
 from inspect_misalign.training._chat import chat_path
 from inspect_misalign.training._data import SFTExample, data_hash, read_examples, to_dataset, write_examples
 from inspect_misalign.training._defenses import DEFENSE_FORMAT, defense_names, parse_defense, parse_defenses
@@ -96,7 +96,6 @@ __all__ = [
     "train_against",
     "variant_of",
     "write_examples",
-    "write_caught",
 ]
 
 

@@ -85,6 +85,7 @@ def catch(
     allow_eval_split: bool = False,
     not_caught: bool = False,
     unique_inputs: bool = False,
+    allow_empty: bool = False,
 ) -> list[CaughtSample]:
     """The caught samples of ``test_attacks`` logs (files or directories), written to ``out`` as JSONL
     (with ``not_caught``, the samples that did not attack: see the module docstring).
@@ -92,7 +93,8 @@ def catch(
     ``unique_inputs`` keeps one caught sample per input (the first by uid: an input attacked in several
     epochs or logs counts once). ``max_samples`` keeps a seeded random subset. Raises
     :class:`MisalignError` for a log of another task, a missing log, a log with ``eval``-split samples
-    (unless ``allow_eval_split``), or when nothing was caught.
+    (unless ``allow_eval_split``), or when nothing was caught (unless ``allow_empty``: then an empty
+    list, and an empty ``out``).
     """
     from inspect_ai.log import list_eval_logs
 
@@ -134,7 +136,7 @@ def catch(
         attacked.extend(_caught_in(log, path) if not_caught else [])
     if not_caught:
         caught = _not_attacked(caught, attacked, len(paths))
-    if not caught:
+    if not caught and not allow_empty:
         raise MisalignError(
             f"no attacks were caught in {len(paths)} test_attacks log(s); evaluate more prompts "
             "(-T max_prompts, --epochs) or a model that attacks in testing"
