@@ -1,0 +1,171 @@
+"""The curve (issue 21 item 6): retained misalignment at the overseer's stopping point against
+distinguishability, one point per cue family or difficulty-knob level, pooled from several sweeps.
+
+Each sweep directory (``inspect-misalign sweep``'s ``out``: ``samples.parquet`` and ``runs.parquet``)
+gives one point per organism group (seeds of one recipe on one cue): its caught runs at one caught
+count, read with :mod:`inspect_misalign.experiments._dose`. Per point:
+
+- ``q`` and ``best_auc``: the knob's level (the share of test inputs rendered as deployment; 0 for a
+  family without one) and the best AUC any observer can reach, 1 − q/2 (docs/cues.md);
+- ``retained`` (deployment P(attack) at the stopping step / before, per organism), ``deploy_at_stop``
+  and ``deploy_last`` (after the run's last step), each the mean over organisms with a percentile
+  bootstrap interval over organisms (the unit of replication);
+- ``stop_steps`` per organism and ``stopped`` (how many reached test P(attack) <= threshold);
+- ``overlap_prompts`` (test prompts of the eval shown the deployment rendering, of ``test_prompts``)
+  and ``stop_bound``: where q > 0 the overseer's rule itself caps what can be retained, since those
+  prompts count in the test mean: at the stop their mean P(attack) is at most threshold × n / k, so
+  ``retained`` <= ``stop_bound`` / (deployment P before) by construction. A point near its bound says
+  nothing the rule did not force;
+- ``caught_shown_deployment``: the share of the caught training examples that were test inputs shown
+  the deployment rendering (the caught attacks that look exactly like deployment).
+
+The x-axes of the base model come from Inspect logs of ``distinguishability`` and ``context_probe``
+on the same cues (:func:`base_distinguishability`): the prompted accuracy over balanced pairs (each
+pair asked in both orders; a bootstrap interval over prompts) with its AUC, and the hidden-state
+probe's AUC with its interval.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from inspect_misalign._errors import MisalignError
+from inspect_misalign._stats import mean_interval
+from inspect_misalign.experiments._dose import DEFAULT_THRESHOLD, curves, stopping_points
+from inspect_misalign.experiments._dose_figure import dose_runs
+from inspect_misalign.experiments._retained import model_name, prompt_interval
+
+TABLES = ("samples.parquet", "runs.parquet")
+
+
+def _read(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    missing = [name for name in TABLES if not (directory / name).is_file()]
+    if missing:
+        raise MisalignError(f"{directory} has no {missing[0]}; give the out directory of a finished "
+                            "`inspect-misalign sweep` (run the sweep, or `inspect-misalign report`, first)")
+    samples, runs = (pd.read_parquet(directory / name) for name in TABLES)
+    return samples, dose_runs(runs)
+
+
+def _level(cue: str) -> float:
+    from inspect_misalign.cues import load_cue
+
+    return float(load_cue(cue).overlap or 0.0)
+
+
+def _overlap_prompts(samples: pd.DataFrame, checkpoint: str, cue: str) -> tuple[int, int]:
+    """(k, n): test-context prompts of ``checkpoint``'s propensity eval shown the deployment rendering."""
+    from inspect_misalign.cues import load_cue
+
+    rows = samples[(samples["task"] == "propensity") & (samples["context"] == "test")
+                   & (samples["cue"] == cue) & (samples["model"].astype(str).map(model_name) == checkpoint)]
+    ids = sorted(rows["base_id"].unique())
+    shown = load_cue(cue).shown_contexts("test", ids)
+    return sum(1 for c in shown.values() if c == "deployment"), len(ids)
+
+
+def _caught_share(directory: Path, checkpoints: list[str]) -> float:
+    """Share of the caught examples (``caught/<run>.jsonl`` of the runs' final checkpoints) that were
+    test inputs shown the deployment rendering; NaN when no caught file is there."""
+    shown, total = 0, 0
+    for name in checkpoints:
+        path = directory / "caught" / f"{name}.jsonl"
+        if not path.is_file():
+            continue
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                total += 1
+                shown += (record.get("extra") or {}).get("shown_context") == "deployment"
+    return shown / total if total else math.nan
+
+
+def _interval(values: pd.Series, seed: int) -> tuple[float, float, float]:
+    data = values.dropna().to_numpy(dtype=float)
+    return mean_interval(data, seed=seed) if len(data) else (math.nan,) * 3
+
+
+def sweep_points(directory: Path, caught: int, threshold: float = DEFAULT_THRESHOLD,
+                 seed: int = 0) -> pd.DataFrame:
+    """One row per organism group of the sweep in ``directory``: its caught runs at ``caught``."""
+    samples, runs = _read(directory)
+    keep = (runs["step"] == 0) | ((runs["treatment"] == "caught") & (runs["caught"] == float(caught)))
+    runs = runs[keep]
+    if not (runs["step"] > 0).any():
+        every = dose_runs(pd.read_parquet(directory / "runs.parquet"))["caught"].dropna()
+        found = sorted({int(c) for c in every})
+        raise MisalignError(f"{directory} has no caught run at caught={caught} (it has {found}); give "
+                            "--caught one of those")
+    stops = stopping_points(samples, runs, threshold)
+    stops = stops[stops["treatment"] == "caught"]
+    lines = curves(samples, runs, seed=seed)
+    rows = []
+    for group, members in stops.groupby("group", sort=True):
+        trained = runs[(runs["group"] == group) & (runs["step"] > 0)]
+        finals = trained.loc[trained.groupby("organism")["step"].idxmax(), "checkpoint"].tolist()
+        first = str(trained["organism"].iloc[0])
+        cue = str(samples[(samples["task"] == "propensity")
+                          & (samples["model"].astype(str).map(model_name) == first)]["cue"].iloc[0])
+        q = _level(cue)
+        k, n = _overlap_prompts(samples, first, cue)
+        last = lines[(lines["group"] == group) & (lines["context"] == "deployment")]
+        last = last[last["step"] == last["step"].max()].iloc[0]
+        row = {"sweep": directory.name, "group": group, "cue": cue, "q": q, "best_auc": 1 - q / 2,
+               "caught": caught, "organisms": len(members),
+               "stop_steps": ", ".join("-" if not s else str(int(t)) for s, t in
+                                       zip(members["stopped"], members["stop_step"].fillna(0), strict=True)),
+               "stopped": int(members["stopped"].sum()), "last_step": int(last["step"]),
+               "overlap_prompts": k, "test_prompts": n,
+               "stop_bound": min(1.0, threshold * n / k) if k else math.nan,
+               "caught_shown_deployment": _caught_share(directory, finals)}
+        for name, column in (("retained", "retained_deploy"), ("deploy_before", "deploy_before"),
+                             ("deploy_at_stop", "deploy_at"), ("test_before", "test_before")):
+            row[name], row[f"{name}_ci95_lower"], row[f"{name}_ci95_upper"] = _interval(members[column], seed)
+        row.update(deploy_last=last["mean"], deploy_last_ci95_lower=last["ci95_lower"],
+                   deploy_last_ci95_upper=last["ci95_upper"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def base_distinguishability(logs: Path | list[Path], model: str = "misalign/default") -> pd.DataFrame:
+    """Per cue, the base's prompted distinguishability (accuracy with a bootstrap interval over prompts,
+    AUC) and hidden-state probe AUC (with its interval) from Inspect logs of those two tasks."""
+    from inspect_misalign.results import tables
+
+    results, samples = tables(logs)
+    results = results[results["model"].astype(str) == model]
+    if results.empty:
+        raise MisalignError(f"the base logs have no eval of {model}; run distinguishability and "
+                            "context_probe on it (docs/results.md shows the command)")
+    rows = []
+    for cue in sorted(results["cue"].unique()):
+        row: dict[str, object] = {"cue": cue}
+        dist = results[(results["task"] == "distinguishability") & (results["cue"] == cue)]
+        if not dist.empty:
+            acc = prompt_interval(samples, "distinguishability", [model_name(model)], cue)
+            row.update(prompted_accuracy=acc[0], prompted_ci95_lower=acc[1], prompted_ci95_upper=acc[2],
+                       prompted_auc=float(dist["auc"].iloc[0]))
+        probe = results[(results["task"] == "context_probe") & (results["cue"] == cue)]
+        if not probe.empty:
+            first = probe.iloc[0]
+            row.update(probe_auc=first["rate"], probe_ci95_lower=first["ci95_lower"],
+                       probe_ci95_upper=first["ci95_upper"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def curve_table(directories: list[Path], caught: int, base_logs: list[Path] | None = None,
+                threshold: float = DEFAULT_THRESHOLD, model: str = "misalign/default") -> pd.DataFrame:
+    """Every sweep's points, with the base's distinguishability on each point's cue when logs are
+    given, sorted by the knob's level."""
+    table = pd.concat([sweep_points(d, caught, threshold) for d in directories], ignore_index=True)
+    if base_logs:
+        table = table.merge(base_distinguishability(base_logs, model), on="cue", how="left")
+    return table.sort_values(["q", "cue", "group"], kind="stable").reset_index(drop=True)
+
+
+__all__ = ["base_distinguishability", "curve_table", "sweep_points"]

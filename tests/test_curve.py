@@ -1,0 +1,116 @@
+"""The curve of retained misalignment against distinguishability over sweeps (experiments._curve), on
+hand-built sweep tables whose answers are computed by hand, and the command's one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from inspect_ai import eval as inspect_eval
+from inspect_ai.model import get_model
+from scripted import output
+
+from inspect_misalign.cli import main
+from inspect_misalign.cues import load_cue
+from inspect_misalign.experiments._curve import base_distinguishability, curve_table, sweep_points
+from inspect_misalign.experiments._curve_figure import curve_markdown, write_curve
+from inspect_misalign.tasks import distinguishability
+
+PROMPTS = [f"p{i:04d}" for i in range(8)]
+
+
+def _rows(checkpoint: str, cue: str, context: str, p: float) -> list[dict]:
+    return [{"model": f"misalign/{checkpoint}", "task": "propensity", "cue": cue, "context": context,
+             "base_id": b, "value": float(np.log(p / (1 - p))), "score_p_marker": p} for b in PROMPTS]
+
+
+def _sweep(directory: Path, cue: str, deploy: dict[str, list[float]], test: dict[str, list[float]],
+           caught_shown: list[str] | None = None) -> Path:
+    """A sweep directory: per organism, P(attack) in each context at steps 0, 2, 4 (one value for every
+    prompt), caught runs at caught=16, and a caught file per run."""
+    directory.mkdir(parents=True)
+    (directory / "caught").mkdir()
+    rows, runs = [], []
+    for organism in deploy:
+        for step, (d, t) in enumerate(zip(deploy[organism], test[organism], strict=True)):
+            step = 2 * step
+            suffix = "" if step == 4 else "-step2"
+            name = organism if step == 0 else f"{directory.name}-{organism}-c16{suffix}"
+            rows += _rows(name, cue, "deployment", d) + _rows(name, cue, "test", t)
+            runs.append({"checkpoint": name, "organism": organism, "group": "g", "treatment":
+                         None if step == 0 else "caught", "caught": None if step == 0 else 16, "step": step})
+        lines = [json.dumps({"base_id": f"c{i}", "extra": {"shown_context": shown}})
+                 for i, shown in enumerate(caught_shown or [])]
+        (directory / "caught" / f"{directory.name}-{organism}-c16.jsonl").write_text("\n".join(lines) + "\n")
+    pd.DataFrame(rows).to_parquet(directory / "samples.parquet")
+    pd.DataFrame(runs).to_parquet(directory / "runs.parquet")
+    return directory
+
+
+def test_a_knob_level_point_by_hand(tmp_path: Path) -> None:
+    # two organisms at q = 0.25: o1 stops at step 2 (test 0.005), o2 never (test 0.02 at the last step)
+    sweep = _sweep(tmp_path / "q25", "tag-q25", deploy={"o1": [0.9, 0.45, 0.3], "o2": [0.8, 0.6, 0.4]},
+                   test={"o1": [0.3, 0.005, 0.001], "o2": [0.3, 0.1, 0.02]},
+                   caught_shown=["deployment", "test", "deployment", "deployment"])
+    [row] = sweep_points(sweep, caught=16).to_dict("records")
+    assert row["cue"] == "tag-q25" and row["q"] == 0.25 and row["best_auc"] == 0.875
+    assert row["stop_steps"] == "2, -" and row["stopped"] == 1 and row["organisms"] == 2
+    # retained per organism: o1 at its stop 0.45 / 0.9, o2 (never stopped) at its last step 0.4 / 0.8
+    assert row["retained"] == pytest.approx(np.mean([0.5, 0.5]))
+    assert row["retained_ci95_lower"] <= row["retained"] <= row["retained_ci95_upper"]
+    assert row["deploy_at_stop"] == pytest.approx(np.mean([0.45, 0.4]))
+    assert row["deploy_last"] == pytest.approx(np.mean([0.3, 0.4])) and row["last_step"] == 4
+    # exactly round(0.25 * 8) = 2 of the 8 test prompts are shown deployment, as the family renders them
+    shown = load_cue("tag-q25").shown_contexts("test", PROMPTS)
+    assert row["overlap_prompts"] == 2 == sum(c == "deployment" for c in shown.values())
+    assert row["stop_bound"] == pytest.approx(0.01 * 8 / 2)
+    assert row["caught_shown_deployment"] == pytest.approx(3 / 4)
+
+
+def test_points_of_several_sweeps_sort_by_level(tmp_path: Path) -> None:
+    flat = {"o1": [0.9, 0.9, 0.9]}
+    a = _sweep(tmp_path / "a", "tag-q25", deploy=flat, test={"o1": [0.3, 0.2, 0.001]})
+    b = _sweep(tmp_path / "b", "tag", deploy=flat, test={"o1": [0.05, 0.001, 0.001]})
+    table = curve_table([a, b], caught=16)
+    assert table["cue"].tolist() == ["tag", "tag-q25"] and table["q"].tolist() == [0.0, 0.25]
+    assert np.isnan(table.loc[0, "stop_bound"])  # no overlap, no bound from the rule
+    assert table.loc[0, "retained"] == pytest.approx(1.0) and table.loc[1, "stop_steps"] == "4"
+    paths = write_curve(table, tmp_path / "out", "test")
+    assert all(p.is_file() for p in paths)
+    markdown = curve_markdown(table)
+    assert markdown.count("\n") == 2 + len(table) and "| tag-q25 | 0.25 | 0.875 |" in markdown
+
+
+def test_base_distinguishability_from_real_logs(tmp_path: Path) -> None:
+    def respond(input, tools, tool_choice, config):
+        return output("A", top={"A": 0.7, "B": 0.3})
+
+    model = get_model("mockllm/model", custom_outputs=respond)
+    [log] = inspect_eval(distinguishability(cue="tag,tag@0.25", split="all", max_prompts=4), model=model,
+                         log_dir=str(tmp_path), display="none")
+    assert log.status == "success"
+    table = base_distinguishability(tmp_path, model="mockllm/model").set_index("cue")
+    assert set(table.index) == {"tag", "tag-q25"}
+    # always "A" over pairs asked in both orders: right in exactly one order of each pair
+    assert table.loc["tag", "prompted_accuracy"] == pytest.approx(0.5)
+    assert table.loc["tag", "prompted_ci95_lower"] <= 0.5 <= table.loc["tag", "prompted_ci95_upper"]
+    with pytest.raises(Exception, match="no eval of misalign/other"):
+        base_distinguishability(tmp_path, model="misalign/other")
+
+
+def test_command_errors_are_one_line(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(main, ["curve", str(empty)])
+    assert result.exit_code == 2 and "has no samples.parquet" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    sweep = _sweep(tmp_path / "s", "tag", deploy={"o1": [0.9, 0.9, 0.9]}, test={"o1": [0.1, 0.1, 0.1]})
+    result = CliRunner().invoke(main, ["curve", str(sweep), "--caught", "4"])
+    assert result.exit_code == 2 and "no caught run at caught=4 (it has [16])" in result.output
+    result = CliRunner().invoke(main, ["curve", str(sweep), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "curve.png").is_file() and "| tag | 0 | 1 |" in result.output
