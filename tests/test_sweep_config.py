@@ -72,6 +72,12 @@ def test_shipped_configs_validate() -> None:
         assert config.grid()
 
 
+def test_sweep_help_lists_every_shipped_config() -> None:
+    text = " ".join(CliRunner().invoke(main, ["sweep", "--help"]).output.split())
+    listed = text.split("Shipped configs:")[1].split(".")[0]
+    assert {n.strip() for n in listed.split(",")} == set(builtin_configs())
+
+
 def test_unregistered_organism_without_build_fails_before_work(tmp_path: Path, misalign_home: Path) -> None:
     result = CliRunner().invoke(main, ["sweep", str(_write(tmp_path, VALID)), "--dry-run"])
     assert result.exit_code == 2
