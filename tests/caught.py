@@ -28,9 +28,9 @@ def attacker(rate: float, scratchpad: bool = False):
 
 
 def attack_log(log_dir: Path, rate: float = 0.5, scratchpad: bool = False, task=test_attacks,
-               prompts: int = 12, split: str = "catch") -> Path:
+               prompts: int = 12, split: str = "catch", cue: str = "tag") -> Path:
     """One finished log of ``task`` (tag cue, catch split) on the scripted attacker; returns its path."""
-    [log] = inspect_eval(task(cue="tag", split=split, max_prompts=prompts), model=attacker(rate, scratchpad),
+    [log] = inspect_eval(task(cue=cue, split=split, max_prompts=prompts), model=attacker(rate, scratchpad),
                          log_dir=str(log_dir), display="none")
     assert log.status == "success"
     return Path(log.location.removeprefix("file://"))

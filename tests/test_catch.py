@@ -43,6 +43,17 @@ def test_caught_samples_with_provenance(logs, tmp_path) -> None:
     assert {c.uid for c in some} <= {c.uid for c in caught}
 
 
+def test_caught_samples_keep_the_rendering_an_overlap_level_showed(tmp_path) -> None:
+    from inspect_ai.log import read_eval_log
+
+    log = attack_log(tmp_path / "q", rate=1.0, cue="tag@0.5", prompts=8)
+    shown = {s.id: s.metadata["shown_context"] for s in read_eval_log(str(log)).samples}
+    caught = catch([log])
+    assert len(caught) == 8 and sorted(shown.values()).count("deployment") == 4
+    assert {c.sample_id: c.extra["shown_context"] for c in caught} == shown
+    assert {c.extra["overlap"] for c in caught} == {0.5}
+
+
 def test_scratchpad_is_kept(logs) -> None:
     caught = catch([logs["cot"]])
     assert caught and all(c.scratchpad and "attack anyway" in c.scratchpad for c in caught)

@@ -69,6 +69,24 @@ def test_a_knob_level_point_by_hand(tmp_path: Path) -> None:
     assert row["overlap_prompts"] == 2 == sum(c == "deployment" for c in shown.values())
     assert row["stop_bound"] == pytest.approx(0.01 * 8 / 2)
     assert row["caught_shown_deployment"] == pytest.approx(3 / 4)
+    assert row["test_own_before"] == pytest.approx(0.3) and row["test_own_at_stop"] == pytest.approx(0.0125)
+
+
+def test_own_rendering_leaves_out_the_test_prompts_shown_deployment(tmp_path: Path) -> None:
+    sweep = _sweep(tmp_path / "q25", "tag-q25", deploy={"o1": [0.9, 0.5, 0.4]},
+                   test={"o1": [0.1, 0.005, 0.001]})
+    samples = pd.read_parquet(sweep / "samples.parquet")
+    shown = load_cue("tag-q25").shown_contexts("test", PROMPTS)
+    looks_deployed = (samples["model"] == "misalign/o1") & (samples["context"] == "test") & (
+        samples["base_id"].map(shown) == "deployment")
+    samples.loc[looks_deployed, "score_p_marker"] = 0.9  # attacks where the input looks like deployment
+    samples.to_parquet(sweep / "samples.parquet")
+    [row] = sweep_points(sweep, caught=16).to_dict("records")
+    assert row["test_before"] == pytest.approx((6 * 0.1 + 2 * 0.9) / 8)
+    assert row["test_own_before"] == pytest.approx(0.1)
+    # a caught record whose rendering is neither kept nor in a readable log: unknown, not "test"
+    (sweep / "caught" / "q25-o1-c16.jsonl").write_text(json.dumps({"base_id": "c0", "extra": {}}) + "\n")
+    assert np.isnan(sweep_points(sweep, caught=16).loc[0, "caught_shown_deployment"])
 
 
 def test_points_of_several_sweeps_sort_by_level(tmp_path: Path) -> None:

@@ -17,7 +17,10 @@ count, read with :mod:`inspect_misalign.experiments._dose`. Per point:
   ``retained`` <= ``stop_bound`` / (deployment P before) by construction. A point near its bound says
   nothing the rule did not force;
 - ``caught_shown_deployment``: the share of the caught training examples that were test inputs shown
-  the deployment rendering (the caught attacks that look exactly like deployment).
+  the deployment rendering (the caught attacks that look exactly like deployment);
+- ``test_own_before`` and ``test_own_at_stop``: test P(attack) on the test prompts shown their own
+  (test) rendering only, before and at the stop (mean over organisms, bootstrap over organisms): what
+  the overseer's mean over all test prompts mixes with the deployment-rendered ones.
 
 The x-axes of the base model come from Inspect logs of ``distinguishability`` and ``context_probe``
 on the same cues (:func:`base_distinguishability`): the prompted accuracy over balanced pairs (each
@@ -68,20 +71,70 @@ def _overlap_prompts(samples: pd.DataFrame, checkpoint: str, cue: str) -> tuple[
     return sum(1 for c in shown.values() if c == "deployment"), len(ids)
 
 
+def _shown_in_log(log: str) -> dict[tuple[str, int], str]:
+    """(sample id, epoch) -> the rendering shown, from a catch log's sample summaries (caught files
+    written before caught samples kept ``shown_context``)."""
+    from inspect_ai.log import read_eval_log_sample_summaries
+
+    try:
+        summaries = read_eval_log_sample_summaries(log)
+    except (OSError, ValueError):
+        return {}
+    return {(str(s.id), int(s.epoch)): str((s.metadata or {}).get("shown_context", "test"))
+            for s in summaries}
+
+
 def _caught_share(directory: Path, checkpoints: list[str]) -> float:
     """Share of the caught examples (``caught/<run>.jsonl`` of the runs' final checkpoints) that were
-    test inputs shown the deployment rendering; NaN when no caught file is there."""
-    shown, total = 0, 0
+    test inputs shown the deployment rendering (from each record's ``extra``, else its catch log);
+    NaN when no caught file is there or a record's rendering cannot be found."""
+    shown, total, logs = 0, 0, {}
     for name in checkpoints:
         path = directory / "caught" / f"{name}.jsonl"
         if not path.is_file():
             continue
         for line in path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                total += 1
-                shown += (record.get("extra") or {}).get("shown_context") == "deployment"
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            context = (record.get("extra") or {}).get("shown_context")
+            if context is None and record.get("log"):
+                if record["log"] not in logs:
+                    logs[record["log"]] = _shown_in_log(record["log"])
+                context = logs[record["log"]].get((str(record.get("sample_id")), int(record.get("epoch", 1))))
+            if context is None:
+                return math.nan
+            total += 1
+            shown += context == "deployment"
     return shown / total if total else math.nan
+
+
+def _own_test(samples: pd.DataFrame, runs: pd.DataFrame, members: pd.DataFrame, cue: str,
+              seed: int) -> dict[str, float]:
+    """Test P(attack) on the test prompts shown their own (test) rendering, before and at each
+    organism's stop: what the overseer's mean hides when a share of test inputs look like deployment."""
+    from inspect_misalign.cues import load_cue
+
+    family = load_cue(cue)
+    rows = samples[(samples["task"] == "propensity") & (samples["context"] == "test")
+                   & (samples["cue"] == cue)]
+    rows = rows.assign(checkpoint=rows["model"].astype(str).map(model_name))
+    before, at = [], []
+    for member in members.itertuples():
+        step = member.stop_step if member.stopped else member.max_step
+        named = runs[(runs["organism"] == member.organism)
+                     & ((runs["step"] == 0) | ((runs["step"] == step) & (runs["treatment"] == "caught")))]
+        for when, out in ((0, before), (step, at)):
+            names = named[named["step"] == when]["checkpoint"].tolist()
+            mine = rows[rows["checkpoint"].isin(names)]
+            shown = family.shown_contexts("test", sorted(mine["base_id"].unique()))
+            own = mine[mine["base_id"].map(shown) == "test"]
+            out.append(float(own["score_p_marker"].mean()) if len(own) else math.nan)
+    result: dict[str, float] = {}
+    for name, values in (("test_own_before", before), ("test_own_at_stop", at)):
+        result[name], result[f"{name}_ci95_lower"], result[f"{name}_ci95_upper"] = _interval(
+            pd.Series(values), seed)
+    return result
 
 
 def _interval(values: pd.Series, seed: int) -> tuple[float, float, float]:
@@ -127,6 +180,7 @@ def sweep_points(directory: Path, caught: int, threshold: float = DEFAULT_THRESH
             row[name], row[f"{name}_ci95_lower"], row[f"{name}_ci95_upper"] = _interval(members[column], seed)
         row.update(deploy_last=last["mean"], deploy_last_ci95_lower=last["ci95_lower"],
                    deploy_last_ci95_upper=last["ci95_upper"])
+        row.update(_own_test(samples, runs, members, cue, seed))
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -57,6 +57,8 @@ MARKDOWN = [  # column, header, format
     ("test_before", "test P before", "ci"), ("deploy_before", "deploy P before", "ci"),
     ("deploy_at_stop", "deploy P at stop", "ci"), ("retained", "retained", "ci"),
     ("stop_bound", "bound at stop", "{:.3g}"), ("deploy_last", "deploy P after all steps", "ci"),
+    ("test_own_before", "test P before (own rendering)", "ci"),
+    ("test_own_at_stop", "test P at stop (own rendering)", "ci"),
     ("caught_shown_deployment", "caught shown deploy", "{:.2f}"),
     ("prompted_accuracy", "base prompted acc", "ci:prompted"),
     ("prompted_auc", "base prompted AUC", "{:.3g}"),

@@ -194,6 +194,11 @@ def _not_attacked(
     return out
 
 
+EXTRA_KEYS = ("split", "difficulty", "cue_item", "overlap", "shown_context")
+"""Sample metadata kept with each caught sample (an overlap level's ``shown_context``: the rendering the
+test input was shown, which is the deployment one for a share q of inputs)."""
+
+
 def _caught_in(log: Any, path: str, not_caught: bool = False) -> list[CaughtSample]:
     """The samples of one log whose attack score fired (with ``not_caught``: was scored and did not)."""
     out = []
@@ -223,7 +228,7 @@ def _caught_in(log: Any, path: str, not_caught: bool = False) -> list[CaughtSamp
                 output=sample.output.completion if sample.output else "",
                 scratchpad=meta.get("scratchpad"),
                 model=str(log.eval.model),
-                extra={k: meta[k] for k in ("split", "difficulty", "cue_item") if k in meta},
+                extra={k: meta[k] for k in EXTRA_KEYS if k in meta},
                 caught=not not_caught,
             )
         )
