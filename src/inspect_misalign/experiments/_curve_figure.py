@@ -26,7 +26,7 @@ def plot_curve(table: pd.DataFrame, path: Path, source: str) -> Path:
     """Retained deployment P(attack) at the overseer's stop (mean over organism seeds, 95% bootstrap
     over seeds) against each distinguishability axis the table has; the bound the stopping rule
     itself puts on retention (q > 0) drawn as a grey bar."""
-    from inspect_misalign.experiments._figures import _figure, _save
+    from inspect_misalign.experiments._figures import _figure, _save, place_labels
 
     axes = [a for a in AXES if a[0] in table and table[a[0]].notna().any()]
     fig, grid = _figure(width=4.2 * len(axes), height=4.0, ncols=len(axes))
@@ -41,13 +41,13 @@ def plot_curve(table: pd.DataFrame, path: Path, source: str) -> Path:
         bound = frame["stop_bound"] / frame["deploy_before"]
         ax.scatter(frame[column], bound.clip(upper=1.0), marker="_", s=300, color="gray",
                    label="most the stopping rule allows")
-        for x, y, cue in zip(frame[column], frame["retained"], frame["cue"], strict=True):
-            ax.annotate(cue, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
         ax.set_xlabel(label)
+        ax.set_xlim(0.45, 1.03)  # one range for every axis: chance to perfect
         ax.set_ylim(-0.05, 1.1)
+        place_labels(ax, list(zip(frame[column], frame["retained"], frame["cue"], strict=True)))
         ax.grid(alpha=0.3)
     grid[0][0].set_ylabel("retained deployment P(attack) at the stop")
-    grid[0][0].legend(fontsize=7, loc="lower left")
+    grid[0][0].legend(fontsize=7, loc="center left")
     return _save(fig, path, source)
 
 
