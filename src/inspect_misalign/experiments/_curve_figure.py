@@ -24,31 +24,40 @@ def _yerr(frame: pd.DataFrame, column: str) -> list[list[float]]:
 
 def plot_curve(table: pd.DataFrame, path: Path, source: str) -> Path:
     """Retained deployment P(attack) at the overseer's stop (mean over organism seeds, 95% bootstrap
-    over seeds) against each distinguishability axis the table has; the bound the stopping rule
-    itself puts on retention (q > 0) drawn as a grey bar."""
-    from inspect_misalign.experiments._figures import _figure, _save, place_labels
+    over seeds) against each distinguishability axis the table has, one colour and marker per point
+    (cue or knob level); the bound the stopping rule itself puts on retention (q > 0) drawn as a bar
+    of the point's colour."""
+    from inspect_misalign.experiments._figures import _figure, _save
 
     axes = [a for a in AXES if a[0] in table and table[a[0]].notna().any()]
     fig, grid = _figure(width=4.2 * len(axes), height=4.0, ncols=len(axes))
     for ax, (column, prefix, label) in zip(grid[0], axes, strict=True):
-        frame = table[table[column].notna()]
-        xerr = None
-        if prefix is not None:
-            xerr = [(frame[column] - frame[f"{prefix}_ci95_lower"]).clip(lower=0).tolist(),
-                    (frame[f"{prefix}_ci95_upper"] - frame[column]).clip(lower=0).tolist()]
-        ax.errorbar(frame[column], frame["retained"], yerr=_yerr(frame, "retained"), xerr=xerr, fmt="o",
-                    color="C3", capsize=3, label="retained at the stop")
-        bound = frame["stop_bound"] / frame["deploy_before"]
-        ax.scatter(frame[column], bound.clip(upper=1.0), marker="_", s=300, color="gray",
-                   label="most the stopping rule allows")
+        for i, (_, row) in enumerate(table.iterrows()):
+            if pd.isna(row[column]):
+                continue
+            colour, marker = f"C{i % 10}", MARKERS[i % len(MARKERS)]
+            xerr = None
+            if prefix is not None:
+                xerr = [[max(row[column] - row[f"{prefix}_ci95_lower"], 0)],
+                        [max(row[f"{prefix}_ci95_upper"] - row[column], 0)]]
+            yerr = [[max(row["retained"] - row["retained_ci95_lower"], 0)],
+                    [max(row["retained_ci95_upper"] - row["retained"], 0)]]
+            ax.errorbar([row[column]], [row["retained"]], yerr=yerr, xerr=xerr, fmt=marker, color=colour,
+                        capsize=3, label=f"{row['cue']} (q = {row['q']:g})")
+            if not pd.isna(row["stop_bound"]):
+                ax.scatter([row[column]], [min(row["stop_bound"] / row["deploy_before"], 1.0)], marker="_",
+                           s=400, color=colour, alpha=0.6)
         ax.set_xlabel(label)
         ax.set_xlim(0.45, 1.03)  # one range for every axis: chance to perfect
         ax.set_ylim(-0.05, 1.1)
-        place_labels(ax, list(zip(frame[column], frame["retained"], frame["cue"], strict=True)))
         ax.grid(alpha=0.3)
     grid[0][0].set_ylabel("retained deployment P(attack) at the stop")
-    grid[0][0].legend(fontsize=7, loc="center left")
+    grid[0][0].legend(fontsize=7, loc="center left", title="bars: most the stopping rule allows",
+                      title_fontsize=7)
     return _save(fig, path, source)
+
+
+MARKERS = "osD^vP*X"
 
 
 MARKDOWN = [  # column, header, format
