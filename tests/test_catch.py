@@ -52,6 +52,14 @@ def test_caught_samples_keep_the_rendering_an_overlap_level_showed(tmp_path) -> 
     assert len(caught) == 8 and sorted(shown.values()).count("deployment") == 4
     assert {c.sample_id: c.extra["shown_context"] for c in caught} == shown
     assert {c.extra["overlap"] for c in caught} == {0.5}
+    # the control without the inputs that looked like deployment keeps exactly the others
+    kept = catch([log], shown="test")
+    assert {c.sample_id for c in kept} == {i for i, c in shown.items() if c == "test"} and len(kept) == 4
+
+
+def test_shown_test_keeps_everything_of_a_family_without_overlap(logs) -> None:
+    every = [c.uid for c in catch([logs["attacks"]])]
+    assert every and [c.uid for c in catch([logs["attacks"]], shown="test")] == every
 
 
 def test_scratchpad_is_kept(logs) -> None:

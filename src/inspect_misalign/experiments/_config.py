@@ -96,6 +96,10 @@ class EvalSettings(BaseModel):
     catch_temperature: float | None = Field(
         default=None, ge=0, description="sampling temperature of the catch phase (default: greedy); an "
         "overseer sampling its model in testing catches attacks a greedy eval never shows")
+    catch_shown: Literal["any", "test"] = Field(
+        default="any", description="which caught attacks training may use: any, or only those on inputs "
+        "shown the test rendering (with an overlap level, the control without the test inputs that look "
+        "like deployment)")
     usefulness: str | None = Field(
         default="inspect_misalign/usefulness", description="any Inspect task, or null to skip"
     )

@@ -31,6 +31,9 @@ def plot_curve(table: pd.DataFrame, path: Path, source: str) -> Path:
 
     axes = [a for a in AXES if a[0] in table and table[a[0]].notna().any()]
     fig, grid = _figure(width=4.2 * len(axes), height=4.0, ncols=len(axes))
+    repeated = table["cue"].duplicated(keep=False)
+    names = [f"{r.cue} (q = {r.q:g})" + (f", {r.sweep}" if again else "")
+             for r, again in zip(table.itertuples(), repeated, strict=True)]
     for ax, (column, prefix, label) in zip(grid[0], axes, strict=True):
         for i, (_, row) in enumerate(table.iterrows()):
             if pd.isna(row[column]):
@@ -43,7 +46,7 @@ def plot_curve(table: pd.DataFrame, path: Path, source: str) -> Path:
             yerr = [[max(row["retained"] - row["retained_ci95_lower"], 0)],
                     [max(row["retained_ci95_upper"] - row["retained"], 0)]]
             ax.errorbar([row[column]], [row["retained"]], yerr=yerr, xerr=xerr, fmt=marker, color=colour,
-                        capsize=3, label=f"{row['cue']} (q = {row['q']:g})")
+                        capsize=3, label=names[i])
             if not pd.isna(row["stop_bound"]):
                 ax.scatter([row[column]], [min(row["stop_bound"] / row["deploy_before"], 1.0)], marker="_",
                            s=400, color=colour, alpha=0.6)

@@ -38,16 +38,18 @@ def pool_path(config: SweepConfig, organism: str, treatment: str) -> Path:
     return config.out_dir / "caught" / f"{organism}{suffix}.jsonl"
 
 
-def catch_pool(logs: list[str], path: Path, treatment: str) -> list[Any]:
+def catch_pool(logs: list[str], path: Path, treatment: str, shown: str = "any") -> list[Any]:
     """Write a treatment's pool from the catch phase's logs and return it: the caught test-context
     attacks, one per input (an input attacked in several sampled epochs counts once: its first), or for
     the benign control the inputs never attacked. An organism that attacked on no input gets an empty
-    pool (its caught runs are skipped and say so), not an error: that nothing was caught is a result."""
+    pool (its caught runs are skipped and say so), not an error: that nothing was caught is a result.
+    ``shown="test"`` (``eval.catch_shown``) leaves out caught inputs shown the deployment rendering."""
     from inspect_misalign.training import catch
 
     if treatment == "benign":
         return catch(logs, out=path, not_caught=True)
-    return catch(logs, out=path, unique_inputs=True, allow_empty=True)
+    return catch(logs, out=path, unique_inputs=True, allow_empty=True,
+                 shown=None if shown == "any" else shown)
 
 
 def subsample(rows: list[dict[str, Any]], point: GridPoint) -> list[dict[str, Any]]:

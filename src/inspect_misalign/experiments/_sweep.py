@@ -320,7 +320,7 @@ def run_sweep(config: SweepConfig, echo: Echo = print) -> pd.DataFrame:
             path = pool_path(config, organism.name, treatment)
             caught[(organism.name, treatment)] = path
             if treatment != "generic" and not path.is_file():
-                samples = catch_pool(found, path, treatment)
+                samples = catch_pool(found, path, treatment, config.eval.catch_shown)
                 echo(f"  {organism.name}: {len(samples)} "
                      + ("caught" if treatment == "caught" else "test-context inputs not attacked (control)"))
 

@@ -86,6 +86,7 @@ def catch(
     not_caught: bool = False,
     unique_inputs: bool = False,
     allow_empty: bool = False,
+    shown: str | None = None,
 ) -> list[CaughtSample]:
     """The caught samples of ``test_attacks`` logs (files or directories), written to ``out`` as JSONL
     (with ``not_caught``, the samples that did not attack: see the module docstring).
@@ -94,7 +95,9 @@ def catch(
     epochs or logs counts once). ``max_samples`` keeps a seeded random subset. Raises
     :class:`MisalignError` for a log of another task, a missing log, a log with ``eval``-split samples
     (unless ``allow_eval_split``), or when nothing was caught (unless ``allow_empty``: then an empty
-    list, and an empty ``out``).
+    list, and an empty ``out``). ``shown`` keeps only samples whose input was shown that rendering
+    (``test``: an overlap level's caught attacks without the test inputs that looked like deployment; a
+    sample of a family without overlap was shown its own context).
     """
     from inspect_ai.log import list_eval_logs
 
@@ -141,6 +144,8 @@ def catch(
             f"no attacks were caught in {len(paths)} test_attacks log(s); evaluate more prompts "
             "(-T max_prompts, --epochs) or a model that attacks in testing"
         )
+    if shown is not None:
+        caught = [c for c in caught if c.extra.get("shown_context", c.context) == shown]
     caught.sort(key=lambda c: c.uid)
     if unique_inputs:
         firsts: dict[str, CaughtSample] = {}
