@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number in (0, 1], e.g. 0.01", ctx, param)
+    return value
 
 
 @click.command("curve")
@@ -19,7 +26,7 @@ import click
 @click.option("--base-model", default="misalign/default", show_default=True,
               help="The model of those logs.")
 @click.option("--threshold", type=click.FloatRange(min=0, max=1, min_open=True), default=0.01,
-              show_default=True, help="The overseer's stop: test P(attack) at most this.")
+              show_default=True, callback=_finite, help="The overseer's stop: test P(attack) at most this.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/curve"),
               show_default=True, help="Where curve.csv, curve.md and curve.png go.")
 def command(sweeps: tuple[Path, ...], caught: int, base_logs: tuple[Path, ...], base_model: str,
