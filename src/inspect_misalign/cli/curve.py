@@ -34,8 +34,7 @@ def command(sweeps: tuple[Path, ...], caught: int, base_logs: tuple[Path, ...], 
     """Retained deployment P(attack) at the overseer's stopping point against distinguishability (the
     knob's best AUC, the base's prompted and probe AUC), one point per organism group of the SWEEPS
     (their out directories), organism seeds the unit of replication."""
-    from inspect_misalign.experiments._curve import curve_table
-    from inspect_misalign.experiments._curve_figure import curve_markdown, write_curve
+    from inspect_misalign.experiments import curve_markdown, curve_table, write_curve
 
     table = curve_table(list(sweeps), caught, list(base_logs) or None, threshold, base_model)
     source = "inspect-misalign curve " + " ".join(str(s) for s in sweeps)

@@ -17,6 +17,8 @@ from inspect_misalign.experiments._config import (
     load_config,
     with_base,
 )
+from inspect_misalign.experiments._curve import base_distinguishability, curve_table
+from inspect_misalign.experiments._curve_figure import curve_markdown, write_curve
 from inspect_misalign.experiments._demo import run_demo, summary
 from inspect_misalign.experiments._em_config import EMDefensesConfig
 from inspect_misalign.experiments._em_defenses import em_preflight, run_em_defenses
@@ -31,10 +33,13 @@ __all__ = [
     "EMDefensesConfig",
     "GridPoint",
     "SweepConfig",
+    "base_distinguishability",
     "baseline_from_table",
     "build_organisms_only",
     "builtin_configs",
     "check",
+    "curve_markdown",
+    "curve_table",
     "em_preflight",
     "load_config",
     "preflight",
@@ -49,4 +54,5 @@ __all__ = [
     "summary",
     "with_base",
     "write_baseline",
+    "write_curve",
 ]
