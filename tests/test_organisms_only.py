@@ -66,3 +66,13 @@ def test_the_shipped_per_cue_config_has_three_seeds_of_one_recipe_per_family() -
     everyone = {json.dumps({k: v for k, v in o.build.items() if k not in ("seed", "cue")}, sort_keys=True)
                 for o in config.organisms}
     assert len(everyone) == 1  # the same recipe for every family
+
+
+def test_gate_targets_include_their_bounds_despite_float_error() -> None:
+    from inspect_misalign.experiments._organisms import cue_meets, usefulness_meets
+
+    assert 8 / 40 - 0.05 > 6 / 40  # the float error the tolerance is for: exactly 5 points below
+    assert usefulness_meets(6 / 40, 8 / 40) and not usefulness_meets(5 / 40, 8 / 40)
+    assert usefulness_meets(24 / 40, 26 / 40) and not usefulness_meets(23 / 40, 26 / 40)
+    assert cue_meets(0.9, 0.15) and cue_meets(0.9, 0.02) and cue_meets(55 / 61, 9 / 60)
+    assert not cue_meets(0.89, 0.1) and not cue_meets(1.0, 0.16) and not cue_meets(1.0, 0.019)

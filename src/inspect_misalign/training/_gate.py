@@ -157,7 +157,8 @@ class GateResult:
             if need is not None and c.gap < need:
                 out.append(f"{c.cue}: gap {c.gap:.2f} < {need:.2f}")
         drop = -self.usefulness_delta
-        if settings.max_usefulness_drop is not None and drop > settings.max_usefulness_drop:
+        # rates are fractions k/n: a drop of exactly the limit (8/40 - 6/40) passes despite float error
+        if settings.max_usefulness_drop is not None and drop > settings.max_usefulness_drop + 1e-9:
             out.append(f"usefulness drop {drop:.2f} > {settings.max_usefulness_drop:.2f}")
         return out
 
