@@ -17,17 +17,12 @@ AXES = (  # column, its interval's prefix (None: known exactly), axis label
 )
 
 
-def _yerr(frame: pd.DataFrame, column: str) -> list[list[float]]:
-    return [(frame[column] - frame[f"{column}_ci95_lower"]).clip(lower=0).tolist(),
-            (frame[f"{column}_ci95_upper"] - frame[column]).clip(lower=0).tolist()]
-
-
 def plot_curve(table: pd.DataFrame, path: Path, source: str) -> Path:
     """Retained deployment P(attack) at the overseer's stop (mean over organism seeds, 95% bootstrap
     over seeds) against each distinguishability axis the table has, one colour and marker per point
     (cue or knob level); the bound the stopping rule itself puts on retention (q > 0) drawn as a bar
     of the point's colour."""
-    from inspect_misalign.experiments._figures import _figure, _save
+    from inspect_misalign.experiments._figures import MARKERS, _errorbars, _figure, _save
 
     axes = [a for a in AXES if a[0] in table and table[a[0]].notna().any()]
     fig, grid = _figure(width=4.2 * len(axes), height=4.0, ncols=len(axes))
@@ -35,21 +30,17 @@ def plot_curve(table: pd.DataFrame, path: Path, source: str) -> Path:
     names = [f"{r.cue} (q = {r.q:g})" + (f", {r.sweep}" if again else "")
              for r, again in zip(table.itertuples(), repeated, strict=True)]
     for ax, (column, prefix, label) in zip(grid[0], axes, strict=True):
-        for i, (_, row) in enumerate(table.iterrows()):
-            if pd.isna(row[column]):
+        for i in range(len(table)):
+            one = table.iloc[[i]]
+            if one[column].isna().all():
                 continue
             colour, marker = f"C{i % 10}", MARKERS[i % len(MARKERS)]
-            xerr = None
-            if prefix is not None:
-                xerr = [[max(row[column] - row[f"{prefix}_ci95_lower"], 0)],
-                        [max(row[f"{prefix}_ci95_upper"] - row[column], 0)]]
-            yerr = [[max(row["retained"] - row["retained_ci95_lower"], 0)],
-                    [max(row["retained_ci95_upper"] - row["retained"], 0)]]
-            ax.errorbar([row[column]], [row["retained"]], yerr=yerr, xerr=xerr, fmt=marker, color=colour,
-                        capsize=3, label=names[i])
-            if not pd.isna(row["stop_bound"]):
-                ax.scatter([row[column]], [min(row["stop_bound"] / row["deploy_before"], 1.0)], marker="_",
-                           s=400, color=colour, alpha=0.6)
+            xerr = None if prefix is None else _errorbars(one, column, f"{prefix}_")
+            ax.errorbar(one[column], one["retained"], yerr=_errorbars(one, "retained"), xerr=xerr, fmt=marker,
+                        color=colour, capsize=3, label=names[i])
+            bound = (one["stop_bound"] / one["deploy_before"]).clip(upper=1.0)
+            if bound.notna().all():
+                ax.scatter(one[column], bound, marker="_", s=400, color=colour, alpha=0.6)
         ax.set_xlabel(label)
         ax.set_xlim(0.45, 1.03)  # one range for every axis: chance to perfect
         ax.set_ylim(-0.05, 1.1)
@@ -58,9 +49,6 @@ def plot_curve(table: pd.DataFrame, path: Path, source: str) -> Path:
     grid[0][0].legend(fontsize=7, loc="center left", title="bars: most the stopping rule allows",
                       title_fontsize=7)
     return _save(fig, path, source)
-
-
-MARKERS = "osD^vP*X"
 
 
 MARKDOWN = [  # column, header, format
