@@ -30,7 +30,6 @@ probe's AUC with its interval.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -51,6 +50,7 @@ def _read(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise MisalignError(f"{directory} has no {missing[0]}; give the out directory of a finished "
                             "`inspect-misalign sweep` (run the sweep, or `inspect-misalign report`, first)")
     samples, runs = (pd.read_parquet(directory / name) for name in TABLES)
+    samples["checkpoint"] = samples["model"].astype(str).map(model_name)  # once, not per group
     return samples, dose_runs(runs)
 
 
@@ -65,7 +65,7 @@ def _overlap_prompts(samples: pd.DataFrame, checkpoint: str, cue: str) -> tuple[
     from inspect_misalign.cues import load_cue
 
     rows = samples[(samples["task"] == "propensity") & (samples["context"] == "test")
-                   & (samples["cue"] == cue) & (samples["model"].astype(str).map(model_name) == checkpoint)]
+                   & (samples["cue"] == cue) & (samples["checkpoint"] == checkpoint)]
     ids = sorted(rows["base_id"].unique())
     shown = load_cue(cue).shown_contexts("test", ids)
     return sum(1 for c in shown.values() if c == "deployment"), len(ids)
@@ -86,22 +86,21 @@ def _shown_in_log(log: str) -> dict[tuple[str, int], str]:
 
 def _caught_share(directory: Path, checkpoints: list[str]) -> float:
     """Share of the caught examples (``caught/<run>.jsonl`` of the runs' final checkpoints) that were
-    test inputs shown the deployment rendering (from each record's ``extra``, else its catch log);
-    NaN when no caught file is there or a record's rendering cannot be found."""
+    test inputs shown the deployment rendering (from each sample's ``extra``, else its catch log);
+    NaN when no caught file is there or a sample's rendering cannot be found."""
+    from inspect_misalign.training import read_caught
+
     shown, total, logs = 0, 0, {}
     for name in checkpoints:
         path = directory / "caught" / f"{name}.jsonl"
         if not path.is_file():
             continue
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            context = (record.get("extra") or {}).get("shown_context")
-            if context is None and record.get("log"):
-                if record["log"] not in logs:
-                    logs[record["log"]] = _shown_in_log(record["log"])
-                context = logs[record["log"]].get((str(record.get("sample_id")), int(record.get("epoch", 1))))
+        for sample, _ in read_caught(path):
+            context = sample.extra.get("shown_context")
+            if context is None:
+                if sample.log not in logs:
+                    logs[sample.log] = _shown_in_log(sample.log)
+                context = logs[sample.log].get((sample.sample_id, sample.epoch))
             if context is None:
                 return math.nan
             total += 1
@@ -118,7 +117,6 @@ def _own_test(samples: pd.DataFrame, runs: pd.DataFrame, members: pd.DataFrame, 
     family = load_cue(cue)
     rows = samples[(samples["task"] == "propensity") & (samples["context"] == "test")
                    & (samples["cue"] == cue)]
-    rows = rows.assign(checkpoint=rows["model"].astype(str).map(model_name))
     before, at = [], []
     for member in members.itertuples():
         step = member.stop_step if member.stopped else member.max_step
@@ -161,8 +159,8 @@ def sweep_points(directory: Path, caught: int, threshold: float = DEFAULT_THRESH
         trained = runs[(runs["group"] == group) & (runs["step"] > 0)]
         finals = trained.loc[trained.groupby("organism")["step"].idxmax(), "checkpoint"].tolist()
         first = str(trained["organism"].iloc[0])
-        cue = str(samples[(samples["task"] == "propensity")
-                          & (samples["model"].astype(str).map(model_name) == first)]["cue"].iloc[0])
+        mine = samples[(samples["task"] == "propensity") & (samples["checkpoint"] == first)]
+        cue = str(mine["cue"].iloc[0])
         q = _level(cue)
         k, n = _overlap_prompts(samples, first, cue)
         last = lines[(lines["group"] == group) & (lines["context"] == "deployment")]
