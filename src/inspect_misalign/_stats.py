@@ -14,6 +14,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 DEFAULT_RESAMPLES = 2000
+RATE_TOLERANCE = 1e-9
+"""Slack for comparing rates k/n with a bound: 6/40 against 8/40 - 0.05 = 0.15000000000000002 is "within
+5 points". Every gate comparison uses it, so a bound met exactly counts as met."""
 
 
 def bootstrap_interval(
@@ -58,4 +61,4 @@ def mean_interval(
     )
 
 
-__all__ = ["DEFAULT_RESAMPLES", "bootstrap_interval", "mean_interval"]
+__all__ = ["DEFAULT_RESAMPLES", "RATE_TOLERANCE", "bootstrap_interval", "mean_interval"]

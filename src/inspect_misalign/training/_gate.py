@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args
 
 from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
+from inspect_misalign._stats import RATE_TOLERANCE
 from inspect_misalign.training._fields import (
     check_at_least,
     check_choice,
@@ -157,8 +158,7 @@ class GateResult:
             if need is not None and c.gap < need:
                 out.append(f"{c.cue}: gap {c.gap:.2f} < {need:.2f}")
         drop = -self.usefulness_delta
-        # rates are fractions k/n: a drop of exactly the limit (8/40 - 6/40) passes despite float error
-        if settings.max_usefulness_drop is not None and drop > settings.max_usefulness_drop + 1e-9:
+        if settings.max_usefulness_drop is not None and drop > settings.max_usefulness_drop + RATE_TOLERANCE:
             out.append(f"usefulness drop {drop:.2f} > {settings.max_usefulness_drop:.2f}")
         return out
 
