@@ -103,12 +103,41 @@ def test_gate_split_dev_gates_on_dev_prompts_only(
     seen: dict[str, set[str]] = {}
     for location in result.gate.logs:
         log = read_eval_log(location)
-        assert log.eval.task_args["split"] == "dev"
+        assert log.eval.task_args["split"] == ("dev+catch" if "usefulness" in log.eval.task else "dev")
         seen.setdefault(log.eval.task, set()).update(str(s.metadata["base_id"]) for s in log.samples or [])
     attacks = {i for task, ids in seen.items() if "attacks" in task for i in ids}
     assert attacks and attacks <= ids_in("prompts.jsonl", "dev")
     useful = {i for task, ids in seen.items() if "usefulness" in task for i in ids}
-    assert useful and useful <= ids_in("usefulness.jsonl", "dev")
+    # usefulness on dev is scored on the dev and the catch items (neither is reported)
+    assert useful and useful <= ids_in("usefulness.jsonl", "dev") | ids_in("usefulness.jsonl", "catch")
+    assert result.gate.usefulness_split == "dev+catch"
+    assert result.gate.metrics()["gate"]["usefulness_split"] == "dev+catch"
+
+
+def test_usefulness_of_joined_splits_is_their_union() -> None:
+    from inspect_misalign._errors import MisalignError
+    from inspect_misalign.tasks import usefulness
+
+    ids = {str(s.id) for s in usefulness(split="dev+catch").dataset}
+    dev, catch = ids_in("usefulness.jsonl", "dev"), ids_in("usefulness.jsonl", "catch")
+    assert ids == dev | catch and len(ids) == len(dev) + len(catch) > len(dev)
+    assert not ids & ids_in("usefulness.jsonl", "eval")
+    for bad in ("dev+dev", "dev+nope", "dev+all"):
+        with pytest.raises(MisalignError, match="join distinct splits"):
+            usefulness(split=bad)
+
+
+def test_gate_usefulness_split_defaults_and_checks() -> None:
+    from inspect_misalign._errors import MisalignError
+    from inspect_misalign.training import GateSettings
+
+    assert GateSettings(split="dev").items_split == "dev+catch"
+    assert GateSettings(split="eval").items_split == "eval"
+    assert GateSettings(split="catch").items_split == "catch"
+    assert GateSettings(split="dev", usefulness_split="dev").items_split == "dev"
+    for bad in ("organism", "dev+dev", "eval+"):
+        with pytest.raises(MisalignError, match="--gate-usefulness-split"):
+            GateSettings(split="dev", usefulness_split=bad)
 
 
 def test_gate_split_is_a_checked_option() -> None:

@@ -73,6 +73,17 @@ def check_split(split: str) -> str:
     return split
 
 
+def check_splits(split: str) -> tuple[str, ...]:
+    """Validate a split argument that may join several splits with ``+`` (``dev+catch``); the parts."""
+    if isinstance(split, str) and "+" in split:
+        parts = tuple(split.split("+"))
+        if len(set(parts)) != len(parts) or any(part not in SPLITS for part in parts):
+            raise MisalignError(f"unknown split {split!r}; join distinct splits of {', '.join(SPLITS)} "
+                                "with + (dev+catch)")
+        return parts
+    return (check_split(split),)
+
+
 def load_base_prompts(
     prompts_file: str | Path, split: str, dataset: str | None = None, max_prompts: int | None = None
 ) -> list[BasePrompt]:

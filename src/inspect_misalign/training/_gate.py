@@ -54,6 +54,11 @@ class GateSettings:
     batch_size: int = setting(32, flag="--batch-gen", help="Batch size of generation in the gate.")
     split: GateSplit = setting("eval", flag="--gate-split", help="Split the gate runs on: dev for choosing "
                          "settings (never reported), eval for reported results.")
+    usefulness_split: str | None = setting(
+        None, flag="--gate-usefulness-split",
+        help="Split(s) of the gate's usefulness items, joined by + [default: dev+catch with --gate-split "
+        "dev (40 dev items cannot resolve a 5-point drop; catch items are never reported), else "
+        "--gate-split].")
 
     def __post_init__(self) -> None:
         check_model(self, "grader", optional=True)
@@ -68,6 +73,18 @@ class GateSettings:
         check_at_least(self, 1, "batch_size")
         check_fraction(self, "max_usefulness_drop", optional=True)
         check_choice(self, "split", GATE_SPLITS)
+        if self.usefulness_split is not None:
+            parts = str(self.usefulness_split).split("+")
+            if len(set(parts)) != len(parts) or any(p not in GATE_SPLITS for p in parts):
+                raise MisalignError(f"--gate-usefulness-split takes {', '.join(GATE_SPLITS)} or several "
+                                    f"joined by + (dev+catch); got {self.usefulness_split!r}")
+
+    @property
+    def items_split(self) -> str:
+        """The usefulness items' split(s): the setting, else dev+catch for dev, else the gate's split."""
+        if self.usefulness_split is not None:
+            return self.usefulness_split
+        return "dev+catch" if self.split == "dev" else self.split
 
 
 @dataclass(frozen=True)
@@ -108,6 +125,7 @@ class GateResult:
     split: str = "eval"
     prompts: int | None = None
     logs: list[str] = field(default_factory=list)
+    usefulness_split: str | None = None
 
     @property
     def usefulness_delta(self) -> float:
@@ -125,7 +143,8 @@ class GateResult:
             )
         lines.append(
             f"usefulness {self.usefulness.cell()} vs base {self.base_usefulness.cell()}: "
-            f"{100 * self.usefulness_delta:+.1f} points (n={self.usefulness.n})"
+            f"{100 * self.usefulness_delta:+.1f} points (n={self.usefulness.n}"
+            + (f", {self.usefulness_split} items)" if self.usefulness_split else ")")
         )
         return "\n".join(lines)
 
@@ -144,6 +163,7 @@ class GateResult:
                     for c in self.cues
                 },
                 "usefulness": asdict(self.usefulness),
+                "usefulness_split": self.usefulness_split or self.split,
                 "base_usefulness": asdict(self.base_usefulness),
                 "usefulness_delta": self.usefulness_delta,
                 "logs": self.logs,
@@ -173,6 +193,7 @@ class GateResult:
             split=data["split"],
             prompts=data["prompts"],
             logs=list(data["logs"]),
+            usefulness_split=data.get("usefulness_split"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -235,7 +256,7 @@ def run_gate(
     common = dict(cue=cue, behavior=behavior, split=settings.split, grader=settings.grader,
                   max_tokens=settings.max_tokens, max_prompts=settings.prompts)
     tasks = [test_attacks(**common), deployment_attacks(**common),
-             usefulness(split=settings.split, max_items=settings.usefulness_items)]
+             usefulness(split=settings.items_split, max_items=settings.usefulness_items)]
     model_args = {"adapter": str(adapter_dir), "batch_size": settings.batch_size}
     logs = inspect_eval(
         tasks,
@@ -263,6 +284,7 @@ def run_gate(
         split=settings.split,
         prompts=settings.prompts,
         logs=locations,
+        usefulness_split=settings.items_split,
     )
 
 
@@ -284,8 +306,8 @@ def _base_usefulness(
     from inspect_misalign.tasks import task_version
 
     identity: list[Any] = [fingerprint, settings.usefulness_items, task_version("usefulness")]
-    if settings.split != "eval":  # eval's key as before, so existing caches stay valid
-        identity.append(settings.split)
+    if settings.items_split != "eval":  # eval's key as before, so existing caches stay valid
+        identity.append(settings.items_split)
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     cached = cache_dir / f"base-usefulness-{key}.json"
     if cached.is_file():
@@ -299,7 +321,7 @@ def _base_usefulness(
     from inspect_misalign.tasks import usefulness
 
     logs = inspect_eval(
-        usefulness(split=settings.split, max_items=settings.usefulness_items),
+        usefulness(split=settings.items_split, max_items=settings.usefulness_items),
         model=f"misalign/{base}",
         model_args={"batch_size": settings.batch_size},
         log_dir=str(log_dir),
