@@ -22,7 +22,12 @@ from inspect_misalign.experiments._curve_figure import curve_markdown, write_cur
 from inspect_misalign.experiments._demo import run_demo, summary
 from inspect_misalign.experiments._em_config import EMDefensesConfig
 from inspect_misalign.experiments._em_defenses import em_preflight, run_em_defenses
-from inspect_misalign.experiments._organisms import build_organisms_only
+from inspect_misalign.experiments._organisms import (
+    build_organisms_only,
+    meets_deployment,
+    meets_test_band,
+    usefulness_meets,
+)
 from inspect_misalign.experiments._relearn_run import relearn_runs
 from inspect_misalign.experiments._report import report_dir
 from inspect_misalign.experiments._sweep import preflight, run_sweep
@@ -42,6 +47,8 @@ __all__ = [
     "curve_table",
     "em_preflight",
     "load_config",
+    "meets_deployment",
+    "meets_test_band",
     "preflight",
     "relearn_runs",
     "read_baseline",
@@ -53,6 +60,7 @@ __all__ = [
     "samples_table",
     "summary",
     "with_base",
+    "usefulness_meets",
     "write_baseline",
     "write_curve",
 ]
