@@ -80,6 +80,16 @@ def choice(value: Any, label: str, choices: Iterable[Any], *, fix: str = "") -> 
     return value
 
 
+def joined(value: Any, label: str, choices: Iterable[str], *, noun: str, fix: str = "") -> tuple[str, ...]:
+    """Distinct ``choices`` joined by ``+`` (``dev+catch``; one alone is fine): the parts."""
+    choices = tuple(choices)
+    parts = tuple(value.split("+")) if isinstance(value, str) else ()
+    if not parts or len(set(parts)) != len(parts) or any(part not in choices for part in parts):
+        raise MisalignError(f"unknown {label} {value!r}; join distinct {noun} of {', '.join(choices)} "
+                            f"with +{fix}")
+    return parts
+
+
 def flag(value: Any, label: str, *, fix: str = "") -> bool:
     """A ``bool`` (YAML's ``true``/``false``; a string or a number is refused, not guessed at)."""
     if not isinstance(value, bool):

@@ -76,11 +76,7 @@ def check_split(split: str) -> str:
 def check_splits(split: str) -> tuple[str, ...]:
     """Validate a split argument that may join several splits with ``+`` (``dev+catch``); the parts."""
     if isinstance(split, str) and "+" in split:
-        parts = tuple(split.split("+"))
-        if len(set(parts)) != len(parts) or any(part not in SPLITS for part in parts):
-            raise MisalignError(f"unknown split {split!r}; join distinct splits of {', '.join(SPLITS)} "
-                                "with + (dev+catch)")
-        return parts
+        return checks.joined(split, "split", SPLITS, noun="splits", fix=" (dev+catch)")
     return (check_split(split),)
 
 

@@ -83,6 +83,13 @@ def check_choice(obj: Any, name: str, choices: Iterable[str]) -> None:
     checks.choice(getattr(obj, name), flag_of(obj, name), choices)
 
 
+def check_joined(obj: Any, name: str, choices: Iterable[str], *, optional: bool = False) -> None:
+    """Field ``name`` is distinct ``choices`` joined by ``+`` (``dev+catch``), or None with ``optional``."""
+    value = getattr(obj, name)
+    if value is not None or not optional:
+        checks.joined(value, flag_of(obj, name), choices, noun="values", fix=" (e.g. dev+catch)")
+
+
 def check_seed(obj: Any, *names: str) -> None:
     """Each field in ``names`` is a seed (0 to 2**32 - 1, what numpy and transformers accept)."""
     for name in names:

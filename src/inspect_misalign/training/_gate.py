@@ -24,6 +24,7 @@ from inspect_misalign.training._fields import (
     check_at_least,
     check_choice,
     check_fraction,
+    check_joined,
     check_model,
     setting,
 )
@@ -73,11 +74,7 @@ class GateSettings:
         check_at_least(self, 1, "batch_size")
         check_fraction(self, "max_usefulness_drop", optional=True)
         check_choice(self, "split", GATE_SPLITS)
-        if self.usefulness_split is not None:
-            parts = str(self.usefulness_split).split("+")
-            if len(set(parts)) != len(parts) or any(p not in GATE_SPLITS for p in parts):
-                raise MisalignError(f"--gate-usefulness-split takes {', '.join(GATE_SPLITS)} or several "
-                                    f"joined by + (dev+catch); got {self.usefulness_split!r}")
+        check_joined(self, "usefulness_split", GATE_SPLITS, optional=True)
 
     @property
     def items_split(self) -> str:
