@@ -27,7 +27,8 @@ def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str
     """Run the sweep in CONFIG (a YAML file or a shipped name); a re-run resumes and skips finished work.
 
     Shipped configs: main_curve, transfer, organism_steps, organisms_per_cue, cot, defenses, em_defenses,
-    dose, removal, install, overlap_q6_25, overlap_q12_5, overlap_q25, overlap_q6_25_control, demo.
+    dose, removal, install, overlap_q6_25, overlap_q12_5, overlap_q25, overlap_q6_25_control, family_tag,
+    family_year, family_tier, family_realism, family_headlines, demo.
     """
     from inspect_misalign.experiments import (
         EMDefensesConfig,
