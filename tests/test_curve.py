@@ -36,9 +36,10 @@ def _caught(i: int, extra: dict, log: str = "missing.eval") -> dict:
 
 
 def _sweep(directory: Path, cue: str, deploy: dict[str, list[float]], test: dict[str, list[float]],
-           caught_shown: list[str] | None = None) -> Path:
+           caught_shown: list[str] | None = None, benign: dict[str, list[float]] | None = None) -> Path:
     """A sweep directory: per organism, P(attack) in each context at steps 0, 2, 4 (one value for every
-    prompt), caught runs at caught=16, and a caught file per run when ``caught_shown`` is given."""
+    prompt), caught runs at caught=16, a caught file per run when ``caught_shown`` is given, and with
+    ``benign`` the control's runs (deployment P(attack) at steps 2, 4; test as the caught run's)."""
     directory.mkdir(parents=True)
     (directory / "caught").mkdir()
     rows, runs = [], []
@@ -50,6 +51,12 @@ def _sweep(directory: Path, cue: str, deploy: dict[str, list[float]], test: dict
             rows += _rows(name, cue, "deployment", d) + _rows(name, cue, "test", t)
             runs.append({"checkpoint": name, "organism": organism, "group": "g", "treatment":
                          None if step == 0 else "caught", "caught": None if step == 0 else 16, "step": step})
+            if benign and step:
+                control = f"{name}-benign"
+                rows += _rows(control, cue, "deployment", benign[organism][step // 2 - 1])
+                rows += _rows(control, cue, "test", t)
+                runs.append({"checkpoint": control, "organism": organism, "group": "g",
+                             "treatment": "benign", "caught": 16, "step": step})
         if caught_shown:
             lines = [json.dumps(_caught(i, {"shown_context": shown})) for i, shown in enumerate(caught_shown)]
             path = directory / "caught" / f"{directory.name}-{organism}-c16.jsonl"
@@ -95,6 +102,20 @@ def test_own_rendering_leaves_out_the_test_prompts_shown_deployment(tmp_path: Pa
     # a caught record whose rendering is neither kept nor in a readable log: unknown, not "test"
     (sweep / "caught" / "q25-o1-c16.jsonl").write_text(json.dumps(_caught(0, {})) + "\n")
     assert np.isnan(sweep_points(sweep, caught=16).loc[0, "caught_shown_deployment"])
+
+
+def test_the_effect_of_catching_against_the_control_at_each_stop(tmp_path: Path) -> None:
+    # o1 stops at step 2, o2 never (judged at its last step, 4); the control keeps more of the attack
+    sweep = _sweep(tmp_path / "fam", "tag", deploy={"o1": [0.9, 0.45, 0.3], "o2": [0.8, 0.6, 0.4]},
+                   test={"o1": [0.3, 0.005, 0.001], "o2": [0.3, 0.1, 0.02]},
+                   benign={"o1": [0.85, 0.7], "o2": [0.8, 0.75]})
+    [row] = sweep_points(sweep, caught=16).to_dict("records")
+    # o1 at step 2: 0.85 - 0.45; o2 at step 4: 0.75 - 0.4 (every prompt alike, so the interval is a point)
+    assert row["effect_benign"] == pytest.approx(np.mean([0.85 - 0.45, 0.75 - 0.4]))
+    assert row["effect_benign_ci95_lower"] <= row["effect_benign"] <= row["effect_benign_ci95_upper"]
+    assert "effect_generic" not in row  # no generic control was run
+    assert row["retained"] == pytest.approx(0.5)  # the caught runs alone (0.45 / 0.9, 0.4 / 0.8), as before
+    assert "| 0.375 [" in curve_markdown(pd.DataFrame([row]))
 
 
 def test_points_of_several_sweeps_sort_by_level(tmp_path: Path) -> None:

@@ -20,7 +20,11 @@ count, read with :mod:`inspect_misalign.experiments._dose`. Per point:
   the deployment rendering (the caught attacks that look exactly like deployment);
 - ``test_own_before`` and ``test_own_at_stop``: test P(attack) on the test prompts shown their own
   (test) rendering only, before and at the stop (mean over organisms, bootstrap over organisms): what
-  the overseer's mean over all test prompts mixes with the deployment-rendered ones.
+  the overseer's mean over all test prompts mixes with the deployment-rendered ones;
+- ``effect_benign`` and ``effect_generic`` where the sweep ran that control at the same count: the
+  effect of catching, control − caught deployment P(attack) at each organism's stop, paired by
+  organism and prompt (:func:`~inspect_misalign.experiments._dose.catching_effect`); > 0: catching
+  removed more than the same training without caught attacks.
 
 The x-axes of the base model come from Inspect logs of ``distinguishability`` and ``context_probe``
 on the same cues (:func:`base_distinguishability`): the prompted accuracy over balanced pairs (each
@@ -37,7 +41,7 @@ import pandas as pd
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign._stats import mean_interval
-from inspect_misalign.experiments._dose import DEFAULT_THRESHOLD, curves, stopping_points
+from inspect_misalign.experiments._dose import DEFAULT_THRESHOLD, catching_effect, curves, stopping_points
 from inspect_misalign.experiments._dose_figure import dose_runs
 from inspect_misalign.experiments._retained import model_name, prompt_interval
 
@@ -135,6 +139,21 @@ def _own_test(samples: pd.DataFrame, runs: pd.DataFrame, members: pd.DataFrame, 
     return result
 
 
+def _effects(samples: pd.DataFrame, runs: pd.DataFrame, stops: pd.DataFrame,
+             seed: int) -> dict[str, dict[str, float]]:
+    """Group -> the effect of catching against each control the sweep ran (``effect_<control>`` with its
+    interval)."""
+    out: dict[str, dict[str, float]] = {}
+    for control in ("benign", "generic"):
+        if not (runs["treatment"] == control).any():
+            continue
+        for row in catching_effect(samples, runs, stops, control, seed=seed).itertuples():
+            out.setdefault(str(row.group), {}).update({
+                f"effect_{control}": row.effect, f"effect_{control}_ci95_lower": row.ci95_lower,
+                f"effect_{control}_ci95_upper": row.ci95_upper})
+    return out
+
+
 def _interval(values: pd.Series, seed: int) -> tuple[float, float, float]:
     data = values.dropna().to_numpy(dtype=float)
     return mean_interval(data, seed=seed) if len(data) else (math.nan,) * 3
@@ -143,9 +162,9 @@ def _interval(values: pd.Series, seed: int) -> tuple[float, float, float]:
 def sweep_points(directory: Path, caught: int, threshold: float = DEFAULT_THRESHOLD,
                  seed: int = 0) -> pd.DataFrame:
     """One row per organism group of the sweep in ``directory``: its caught runs at ``caught``."""
-    samples, runs = _read(directory)
-    keep = (runs["step"] == 0) | ((runs["treatment"] == "caught") & (runs["caught"] == float(caught)))
-    runs = runs[keep]
+    samples, every = _read(directory)
+    every = every[(every["step"] == 0) | (every["caught"] == float(caught))]  # with the controls' runs
+    runs = every[(every["step"] == 0) | (every["treatment"] == "caught")]
     if not (runs["step"] > 0).any():
         every = dose_runs(pd.read_parquet(directory / "runs.parquet"))["caught"].dropna()
         found = sorted({int(c) for c in every})
@@ -154,6 +173,7 @@ def sweep_points(directory: Path, caught: int, threshold: float = DEFAULT_THRESH
     stops = stopping_points(samples, runs, threshold)
     stops = stops[stops["treatment"] == "caught"]
     lines = curves(samples, runs, seed=seed)
+    effects = _effects(samples, every, stops, seed)
     rows = []
     for group, members in stops.groupby("group", sort=True):
         trained = runs[(runs["group"] == group) & (runs["step"] > 0)]
@@ -179,6 +199,7 @@ def sweep_points(directory: Path, caught: int, threshold: float = DEFAULT_THRESH
         row.update(deploy_last=last["mean"], deploy_last_ci95_lower=last["ci95_lower"],
                    deploy_last_ci95_upper=last["ci95_upper"])
         row.update(_own_test(samples, runs, members, cue, seed))
+        row.update(effects.get(group, {}))
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -60,6 +60,8 @@ MARKDOWN = [  # column, header, format
     ("test_own_before", "test P before (own rendering)", "ci"),
     ("test_own_at_stop", "test P at stop (own rendering)", "ci"),
     ("caught_shown_deployment", "caught shown deploy", "{:.2f}"),
+    ("effect_benign", "effect of catching vs benign", "ci"),
+    ("effect_generic", "effect of catching vs generic", "ci"),
     ("prompted_accuracy", "base prompted acc", "ci:prompted"),
     ("prompted_auc", "base prompted AUC", "{:.3g}"),
     ("probe_auc", "base probe AUC", "ci:probe"),
