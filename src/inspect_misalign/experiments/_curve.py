@@ -42,7 +42,7 @@ import pandas as pd
 from inspect_misalign._errors import MisalignError
 from inspect_misalign._stats import mean_interval
 from inspect_misalign.experiments._dose import DEFAULT_THRESHOLD, catching_effect, curves, stopping_points
-from inspect_misalign.experiments._dose_figure import dose_runs
+from inspect_misalign.experiments._dose_figure import CONTROLS, dose_runs
 from inspect_misalign.experiments._retained import model_name, prompt_interval
 
 TABLES = ("samples.parquet", "runs.parquet")
@@ -144,7 +144,7 @@ def _effects(samples: pd.DataFrame, runs: pd.DataFrame, stops: pd.DataFrame,
     """Group -> the effect of catching against each control the sweep ran (``effect_<control>`` with its
     interval)."""
     out: dict[str, dict[str, float]] = {}
-    for control in ("benign", "generic"):
+    for control in CONTROLS:
         if not (runs["treatment"] == control).any():
             continue
         for row in catching_effect(samples, runs, stops, control, seed=seed).itertuples():
@@ -162,12 +162,11 @@ def _interval(values: pd.Series, seed: int) -> tuple[float, float, float]:
 def sweep_points(directory: Path, caught: int, threshold: float = DEFAULT_THRESHOLD,
                  seed: int = 0) -> pd.DataFrame:
     """One row per organism group of the sweep in ``directory``: its caught runs at ``caught``."""
-    samples, every = _read(directory)
-    every = every[(every["step"] == 0) | (every["caught"] == float(caught))]  # with the controls' runs
+    samples, all_runs = _read(directory)
+    every = all_runs[(all_runs["step"] == 0) | (all_runs["caught"] == float(caught))]  # with the controls'
     runs = every[(every["step"] == 0) | (every["treatment"] == "caught")]
     if not (runs["step"] > 0).any():
-        every = dose_runs(pd.read_parquet(directory / "runs.parquet"))["caught"].dropna()
-        found = sorted({int(c) for c in every})
+        found = sorted({int(c) for c in all_runs["caught"].dropna()})
         raise MisalignError(f"{directory} has no caught run at caught={caught} (it has {found}); give "
                             "--caught one of those")
     stops = stopping_points(samples, runs, threshold)
