@@ -16,8 +16,13 @@ from scripted import output
 
 from inspect_misalign.cli import main
 from inspect_misalign.cues import load_cue
-from inspect_misalign.experiments._curve import base_distinguishability, curve_table, sweep_points
-from inspect_misalign.experiments._curve_figure import curve_markdown, write_curve
+from inspect_misalign.experiments._curve import (
+    base_distinguishability,
+    curve_table,
+    organism_stops,
+    sweep_points,
+)
+from inspect_misalign.experiments._curve_figure import curve_markdown, stops_markdown, write_curve
 from inspect_misalign.tasks import distinguishability
 
 PROMPTS = [f"p{i:04d}" for i in range(8)]
@@ -118,6 +123,28 @@ def test_the_effect_of_catching_against_the_control_at_each_stop(tmp_path: Path)
     assert "| 0.375 [" in curve_markdown(pd.DataFrame([row]))
 
 
+def test_per_organism_stops_by_hand(tmp_path: Path) -> None:
+    # o1 stops at step 2 (test 0.005 <= 0.01); o2 never does and is judged at its last step, 4
+    sweep = _sweep(tmp_path / "fam", "tag", deploy={"o1": [0.9, 0.45, 0.3], "o2": [0.8, 0.6, 0.4]},
+                   test={"o1": [0.3, 0.005, 0.001], "o2": [0.3, 0.1, 0.02]})
+    stops = organism_stops(sweep, caught=16)
+    one, two = stops.to_dict("records")
+    assert (one["organism"], one["cue"], one["sweep"], one["caught"]) == ("o1", "tag", "fam", 16)
+    assert one["stop_step"] == 2 and one["step_judged"] == 2 and one["stopped"]
+    assert one["retained"] == pytest.approx(0.45 / 0.9) and one["test_before"] == pytest.approx(0.3)
+    assert np.isnan(two["stop_step"]) and two["step_judged"] == 4 and not two["stopped"]
+    assert two["retained"] == pytest.approx(0.4 / 0.8) and two["deploy_at"] == pytest.approx(0.4)
+    # the drop ratio in log-odds: deployment logit(0.9) - logit(0.45) over test logit(0.3) - logit(0.005)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    assert one["drop_ratio"] == pytest.approx((logit(0.9) - logit(0.45)) / (logit(0.3) - logit(0.005)))
+    markdown = stops_markdown(stops)
+    assert "| tag | o1 | 0.3 | 0.9 | 2 |" in markdown and "| tag | o2 | 0.3 | 0.8 | — |" in markdown
+    paths = write_curve(curve_table([sweep], caught=16), tmp_path / "out", "test", stops)
+    assert [p.name for p in paths][3:] == ["stops.csv", "stops.md", "stops.png"]
+    assert all(p.is_file() for p in paths)
+    assert pd.read_csv(paths[3])["organism"].tolist() == ["o1", "o2"]
+
+
 def test_points_of_several_sweeps_sort_by_level(tmp_path: Path) -> None:
     flat = {"o1": [0.9, 0.9, 0.9]}
     a = _sweep(tmp_path / "a", "tag-q25", deploy=flat, test={"o1": [0.3, 0.2, 0.001]})
@@ -161,3 +188,5 @@ def test_command_errors_are_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["curve", str(sweep), "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "o" / "curve.png").is_file() and "| tag | 0 | 1 |" in result.output
+    assert (tmp_path / "o" / "stops.png").is_file()
+    assert "wrote " + str(tmp_path / "o" / "stops.md") in result.output

@@ -28,16 +28,17 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
 @click.option("--threshold", type=click.FloatRange(min=0, max=1, min_open=True), default=0.01,
               show_default=True, callback=_finite, help="The overseer's stop: test P(attack) at most this.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/curve"),
-              show_default=True, help="Where curve.csv, curve.md and curve.png go.")
+              show_default=True, help="Where curve.csv/.md/.png and the per-organism stops.csv/.md/.png go.")
 def command(sweeps: tuple[Path, ...], caught: int, base_logs: tuple[Path, ...], base_model: str,
             threshold: float, out: Path) -> None:
     """Retained deployment P(attack) at the overseer's stopping point against distinguishability (the
     knob's best AUC, the base's prompted and probe AUC), one point per organism group of the SWEEPS
     (their out directories), organism seeds the unit of replication."""
-    from inspect_misalign.experiments import curve_markdown, curve_table, write_curve
+    from inspect_misalign.experiments import curve_markdown, curve_stops, curve_table, write_curve
 
     table = curve_table(list(sweeps), caught, list(base_logs) or None, threshold, base_model)
-    source = "inspect-misalign curve " + " ".join(str(s) for s in sweeps)
-    for path in write_curve(table, out, source):
+    stops = curve_stops(list(sweeps), caught, threshold)
+    source = "inspect-misalign curve " + " ".join(str(s) for s in sweeps) + f" --caught {caught}"
+    for path in write_curve(table, out, source, stops):
         click.echo(f"wrote {path}")
     click.echo(curve_markdown(table))

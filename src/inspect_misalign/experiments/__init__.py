@@ -17,7 +17,12 @@ from inspect_misalign.experiments._config import (
     load_config,
     with_base,
 )
-from inspect_misalign.experiments._curve import base_distinguishability, curve_table
+from inspect_misalign.experiments._curve import (
+    base_distinguishability,
+    curve_stops,
+    curve_table,
+    organism_stops,
+)
 from inspect_misalign.experiments._curve_figure import curve_markdown, write_curve
 from inspect_misalign.experiments._demo import run_demo, summary
 from inspect_misalign.experiments._em_config import EMDefensesConfig
@@ -44,11 +49,13 @@ __all__ = [
     "builtin_configs",
     "check",
     "curve_markdown",
+    "curve_stops",
     "curve_table",
     "em_preflight",
     "load_config",
     "meets_deployment",
     "meets_test_band",
+    "organism_stops",
     "preflight",
     "relearn_runs",
     "read_baseline",

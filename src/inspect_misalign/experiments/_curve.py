@@ -26,6 +26,10 @@ count, read with :mod:`inspect_misalign.experiments._dose`. Per point:
   organism and prompt (:func:`~inspect_misalign.experiments._dose.catching_effect`); > 0: catching
   removed more than the same training without caught attacks.
 
+Per organism rather than per point, :func:`organism_stops` gives the stop step each organism reached
+(or its last step), test and deployment P(attack) before and there, retained and the drop ratio: what
+shows whether retention follows the stop step or the cue (``stops.png``).
+
 The x-axes of the base model come from Inspect logs of ``distinguishability`` and ``context_probe``
 on the same cues (:func:`base_distinguishability`): the prompted accuracy over balanced pairs (each
 pair asked in both orders; a bootstrap interval over prompts) with its AUC, and the hidden-state
@@ -159,9 +163,10 @@ def _interval(values: pd.Series, seed: int) -> tuple[float, float, float]:
     return mean_interval(data, seed=seed) if len(data) else (math.nan,) * 3
 
 
-def sweep_points(directory: Path, caught: int, threshold: float = DEFAULT_THRESHOLD,
-                 seed: int = 0) -> pd.DataFrame:
-    """One row per organism group of the sweep in ``directory``: its caught runs at ``caught``."""
+def _caught_runs(directory: Path, caught: int, threshold: float
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The sweep's samples, its runs at ``caught`` with the controls' (``every``), the caught runs
+    alone, and the caught runs' stopping points per organism."""
     samples, all_runs = _read(directory)
     every = all_runs[(all_runs["step"] == 0) | (all_runs["caught"] == float(caught))]  # with the controls'
     runs = every[(every["step"] == 0) | (every["treatment"] == "caught")]
@@ -170,7 +175,36 @@ def sweep_points(directory: Path, caught: int, threshold: float = DEFAULT_THRESH
         raise MisalignError(f"{directory} has no caught run at caught={caught} (it has {found}); give "
                             "--caught one of those")
     stops = stopping_points(samples, runs, threshold)
-    stops = stops[stops["treatment"] == "caught"]
+    return samples, every, runs, stops[stops["treatment"] == "caught"]
+
+
+def _group_cue(samples: pd.DataFrame, organism: str) -> str:
+    """The cue an organism's propensity was measured on (one per organism group)."""
+    mine = samples[(samples["task"] == "propensity") & (samples["checkpoint"] == organism)]
+    return str(mine["cue"].iloc[0])
+
+
+def organism_stops(directory: Path, caught: int, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
+    """One row per organism of the sweep in ``directory`` (its caught run at ``caught``): the
+    overseer's stop step (NaN if it never stopped), the step judged (the stop, else the last step),
+    test and deployment P(attack) before and there, retained and the drop ratio."""
+    samples, _, _, stops = _caught_runs(directory, caught, threshold)
+    cues = {group: _group_cue(samples, str(members["organism"].iloc[0]))
+            for group, members in stops.groupby("group", sort=True)}
+    out = pd.DataFrame({"sweep": directory.name, "group": stops["group"], "cue": stops["group"].map(cues),
+                        "organism": stops["organism"], "caught": caught})
+    out["stop_step"] = stops["stop_step"].astype(float)
+    out["step_judged"] = stops["stop_step"].where(stops["stopped"], stops["max_step"]).astype(int)
+    for column in ("stopped", "test_before", "deploy_before", "test_at", "deploy_at", "drop_ratio"):
+        out[column] = stops[column]
+    out["retained"] = stops["retained_deploy"]
+    return out.reset_index(drop=True)
+
+
+def sweep_points(directory: Path, caught: int, threshold: float = DEFAULT_THRESHOLD,
+                 seed: int = 0) -> pd.DataFrame:
+    """One row per organism group of the sweep in ``directory``: its caught runs at ``caught``."""
+    samples, every, runs, stops = _caught_runs(directory, caught, threshold)
     lines = curves(samples, runs, seed=seed)
     effects = _effects(samples, every, stops, seed)
     rows = []
@@ -178,8 +212,7 @@ def sweep_points(directory: Path, caught: int, threshold: float = DEFAULT_THRESH
         trained = runs[(runs["group"] == group) & (runs["step"] > 0)]
         finals = trained.loc[trained.groupby("organism")["step"].idxmax(), "checkpoint"].tolist()
         first = str(trained["organism"].iloc[0])
-        mine = samples[(samples["task"] == "propensity") & (samples["checkpoint"] == first)]
-        cue = str(mine["cue"].iloc[0])
+        cue = _group_cue(samples, first)
         q = _level(cue)
         k, n = _overlap_prompts(samples, first, cue)
         last = lines[(lines["group"] == group) & (lines["context"] == "deployment")]
@@ -240,4 +273,9 @@ def curve_table(directories: list[Path], caught: int, base_logs: list[Path] | No
     return table.sort_values(["q", "cue", "group"], kind="stable").reset_index(drop=True)
 
 
-__all__ = ["base_distinguishability", "curve_table", "sweep_points"]
+def curve_stops(directories: list[Path], caught: int, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
+    """Every sweep's organisms (:func:`organism_stops`), in the order of the sweeps given."""
+    return pd.concat([organism_stops(d, caught, threshold) for d in directories], ignore_index=True)
+
+
+__all__ = ["base_distinguishability", "curve_stops", "curve_table", "organism_stops", "sweep_points"]

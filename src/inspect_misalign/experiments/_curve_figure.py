@@ -87,12 +87,79 @@ def curve_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_curve(table: pd.DataFrame, out: Path, source: str) -> list[Path]:
-    """``curve.csv``, ``curve.md`` and ``curve.png`` in ``out``, each written atomically."""
+STOPS_MARKDOWN = [  # column, header, format
+    ("cue", "cue", "{}"), ("organism", "organism", "{}"), ("test_before", "test P before", "{:.3g}"),
+    ("deploy_before", "deploy P before", "{:.3g}"), ("stop_step", "stop step", "{:.0f}"),
+    ("test_at", "test P at stop", "{:.3g}"), ("deploy_at", "deploy P at stop", "{:.3g}"),
+    ("retained", "retained", "{:.3g}"), ("drop_ratio", "drop ratio", "{:.3g}"),
+]
+
+
+def stops_markdown(stops: pd.DataFrame) -> str:
+    """The per-organism table as Markdown; an organism that never stopped shows "—" as its stop step
+    and its last step's values."""
+    lines = ["| " + " | ".join(h for _, h, _ in STOPS_MARKDOWN) + " |", "|" + "---|" * len(STOPS_MARKDOWN)]
+    for _, row in stops.iterrows():
+        lines.append("| " + " | ".join(_cell(row, c, f) for c, _, f in STOPS_MARKDOWN) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_stops(stops: pd.DataFrame, path: Path, source: str) -> Path:
+    """Per organism, retained deployment P(attack) against the step the overseer judged it at (left)
+    and against its test P(attack) before training (right): one colour and marker per organism group;
+    hollow markers never reached the threshold and are drawn at their last step."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    from inspect_misalign.experiments._figures import MARKERS, _figure, _save
+
+    fig, grid = _figure(width=9.0, height=4.0, ncols=2)
+    left, right = grid[0]
+    groups = list(dict.fromkeys(zip(stops["sweep"], stops["group"], strict=True)))
+    cues = [c for _, g in groups for c in stops.loc[stops["group"] == g, "cue"].iloc[:1]]
+    repeated = pd.Series(cues).duplicated(keep=False).tolist()
+    for i, ((sweep, group), cue, again) in enumerate(zip(groups, cues, repeated, strict=True)):
+        mine = stops[(stops["sweep"] == sweep) & (stops["group"] == group)]
+        colour, marker = f"C{i % 10}", MARKERS[i % len(MARKERS)]
+        jitter = 1 + 0.06 * (i - (len(groups) - 1) / 2)  # side by side at a shared step (log axis)
+        for stopped, face in ((True, colour), (False, "none")):
+            part = mine[mine["stopped"] == stopped]
+            label = f"{cue}{f' ({sweep})' if again else ''}" if stopped or not mine["stopped"].any() else None
+            left.scatter(part["step_judged"] * jitter, part["retained"], marker=marker, s=45,
+                         facecolors=face, edgecolors=colour, label=label)
+            right.scatter(part["test_before"], part["retained"], marker=marker, s=45,
+                          facecolors=face, edgecolors=colour)
+    steps = sorted(stops["step_judged"].unique())
+    left.set_xscale("log", base=2)
+    left.set_xticks(steps, [str(s) for s in steps])
+    left.set_xlabel("step the overseer stops at (hollow: never stopped, last step)")
+    right.set_xscale("log")
+    right.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    right.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    right.xaxis.set_minor_formatter(NullFormatter())
+    right.set_xlabel("test P(attack) before training against caught attacks")
+    left.set_title("retained against when the overseer stops", fontsize=9)
+    right.set_title("retained against the organism's leak in testing", fontsize=9)
+    for ax in (left, right):
+        ax.set_ylim(-0.05, 1.1)
+        ax.grid(alpha=0.3)
+    left.set_ylabel("retained deployment P(attack) at that step")
+    left.legend(fontsize=7, loc="lower left", title="one marker per organism seed", title_fontsize=7)
+    return _save(fig, path, source)
+
+
+def write_curve(table: pd.DataFrame, out: Path, source: str,
+                stops: pd.DataFrame | None = None) -> list[Path]:
+    """``curve.csv``, ``curve.md`` and ``curve.png`` in ``out`` and, with the per-organism ``stops``,
+    ``stops.csv``, ``stops.md`` and ``stops.png``, each written atomically."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "curve.csv", table.to_csv(index=False))
     atomic_write_text(out / "curve.md", curve_markdown(table))
-    return [out / "curve.csv", out / "curve.md", plot_curve(table, out / "curve.png", source)]
+    paths = [out / "curve.csv", out / "curve.md", plot_curve(table, out / "curve.png", source)]
+    if stops is not None and len(stops):
+        atomic_write_text(out / "stops.csv", stops.to_csv(index=False))
+        atomic_write_text(out / "stops.md", stops_markdown(stops))
+        paths += [out / "stops.csv", out / "stops.md", plot_stops(stops, out / "stops.png", source)]
+    return paths
 
 
-__all__ = ["curve_markdown", "plot_curve", "write_curve"]
+__all__ = ["curve_markdown", "plot_curve", "plot_stops", "stops_markdown", "write_curve"]
