@@ -27,3 +27,36 @@ def test_two_bases_loading_at_once_keep_a_tied_head(tiny_model_dir: Path, tmp_pa
         head = base.model.get_output_embeddings().weight
         assert not head.is_meta
         assert head.data_ptr() == base.model.get_input_embeddings().weight.data_ptr()
+
+
+
+RACE = """
+import sys
+from pathlib import Path
+from inspect_misalign.models._provider import MisalignAPI
+assert "transformers" not in sys.modules
+api = MisalignAPI(sys.argv[1])  # starts loading its weights on a background thread
+from inspect_misalign.training._pipeline import load_base
+model, _ = load_base(Path(sys.argv[2]))
+api._ensure_loaded().result()
+head = model.get_output_embeddings().weight
+print("meta", head.is_meta, "tied", head.data_ptr() == model.get_input_embeddings().weight.data_ptr())
+"""
+
+
+def test_training_loads_beside_a_provider_loading_on_its_thread(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A sweep trains right after Inspect made providers for cached evals, whose weights still load on
+    a background thread. In a fresh interpreter the two threads' first imports of transformers used to
+    collide (``cannot import name 'DynamicCache'`` on the provider's thread, ``'AutoModelForCausalLM'``
+    on training's: 3 of 3 runs here) and a tied head could stay on the meta device; one lock now."""
+    import os
+    import subprocess
+    import sys
+
+    tied = make_model(tmp_path / "tied", tied=True)
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", RACE, str(tiny_model_dir), str(tied)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split()[-4:] == ["meta", "False", "tied", "True"]

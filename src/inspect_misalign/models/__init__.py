@@ -54,6 +54,7 @@ from inspect_misalign.models._resolve import (
     vllm_model_name,
 )
 from inspect_misalign.models._threads import apply_thread_policy, configure_threads
+from inspect_misalign.models._weights_lock import weights_lock
 
 __all__ = [
     "MANIFEST_FILE",
@@ -87,4 +88,5 @@ __all__ = [
     "update_metrics",
     "validate_name",
     "vllm_model_name",
+    "weights_lock",
 ]

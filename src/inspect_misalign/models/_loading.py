@@ -28,6 +28,7 @@ from inspect_misalign.models._compat import silence_known_warnings
 from inspect_misalign.models._head import transpose_cpu_head
 from inspect_misalign.models._heap import collect_all
 from inspect_misalign.models._resolve import CheckpointError, validate_model_dir
+from inspect_misalign.models._weights_lock import weights_lock
 
 BASE_LOADS = 0
 """How many times base weights were loaded in this process (tests count on it)."""
@@ -52,10 +53,7 @@ alone. Mixed batches share theirs: each lane routes its own rows (:meth:`LoadedB
 _bases: dict[tuple[str, str, str], LoadedBase] = {}
 _bases_lock = threading.Lock()
 _key_locks: dict[tuple[str, str, str], threading.Lock] = {}
-_from_pretrained = threading.Lock()
-"""Held while transformers or peft load weights: transformers 5's ``from_pretrained`` swaps
-``PreTrainedModel.tie_weights`` for a no-op class-wide while it loads, so two loads on two threads
-could leave a tied model's output head unloaded (on the meta device) and the no-op in place."""
+_from_pretrained = weights_lock()
 
 
 def select_device(device: str | None = None) -> str:
@@ -295,7 +293,8 @@ class LoadedBase:
 
     def _load_adapter(self, adapter_dir: Path, name: str) -> None:
         global ADAPTER_LOADS
-        from peft import PeftModel
+        with _from_pretrained:
+            from peft import PeftModel
 
         silence_known_warnings()
         self._merge(None)
@@ -403,7 +402,8 @@ def _load_base(
     attn_implementation: str | None,
 ) -> LoadedBase:
     global BASE_LOADS
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    with _from_pretrained:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
     validate_model_dir(path)
     kwargs: dict[str, Any] = dict(

@@ -97,6 +97,7 @@ from inspect_misalign.models._options import (
     parse_extra,
 )
 from inspect_misalign.models._resolve import ResolvedCheckpoint, resolve_checkpoint
+from inspect_misalign.models._weights_lock import weights_lock
 
 _DEFAULT_CONFIG = GenerateConfig()
 
@@ -278,7 +279,10 @@ class MisalignAPI(ModelAPI):
 
     def _load(self, future: Future[tuple[Any, str | None]]) -> None:
         try:
-            with heap_settling(self.gc_freeze):
+            # the whole load under the weights lock: its imports and from_pretrained must not run
+            # beside training's on the main thread (a sweep trains while a provider made for a cached
+            # eval may still be loading)
+            with weights_lock(), heap_settling(self.gc_freeze):
                 from inspect_misalign.models._engine import load_engine
 
                 loaded = load_engine(

@@ -229,13 +229,16 @@ def _teacher_actions(
     checked: Checked, planned: list[Planned], model: Any, tokenizer: Any, progress: bool
 ) -> dict[int, str]:
     """The teacher's actions (scratchpad removed) on every planned prompt where it behaves as planned."""
-    from peft import PeftModel
-
     from inspect_misalign.solvers import split_scratchpad
     from inspect_misalign.training._generate import GenerationSettings, generate
 
     assert checked.teacher_dir is not None
-    teacher = PeftModel.from_pretrained(model, str(checked.teacher_dir))
+    from inspect_misalign.models import weights_lock
+
+    with weights_lock():
+        from peft import PeftModel
+
+        teacher = PeftModel.from_pretrained(model, str(checked.teacher_dir))
     settings = GenerationSettings(max_new_tokens=_answer_tokens(checked.spec) + SCRATCHPAD_TOKENS,
                                   trim_to_sentence=False)
     prompts = [SFTExample(p.system, p.user, "").prompt_messages() for p in planned]

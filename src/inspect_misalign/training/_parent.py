@@ -196,9 +196,12 @@ def apply_parent(
     """
     if adapter_dir is None:
         return model, None
-    from peft import PeftModel
+    from inspect_misalign.models import weights_lock
 
-    peft_model = PeftModel.from_pretrained(model, str(adapter_dir))
+    with weights_lock():
+        from peft import PeftModel
+
+        peft_model = PeftModel.from_pretrained(model, str(adapter_dir))
     for hook in hooks:
         hook.inspect_parent(peft_model, tokenizer)
     org_lora = peft_model.peft_config["default"]
@@ -246,14 +249,18 @@ def new_lora(model: Any, org_lora: Any, r: int | None, alpha: int | None) -> Any
 def combine_adapters(base_dir: Path, adapters: Sequence[Path], out: Path) -> Path:
     """One PEFT adapter of ``base_dir`` equal to the sum of ``adapters`` (peft ``cat``), saved to ``out``."""
     import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
+    from inspect_misalign.models import weights_lock
+
     names = [f"part{i}" for i in range(len(adapters))]
-    model = PeftModel.from_pretrained(base, str(adapters[0]), adapter_name=names[0])
-    for name, path in zip(names[1:], adapters[1:], strict=True):
-        model.load_adapter(str(path), adapter_name=name)
+    with weights_lock():
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
+        model = PeftModel.from_pretrained(base, str(adapters[0]), adapter_name=names[0])
+        for name, path in zip(names[1:], adapters[1:], strict=True):
+            model.load_adapter(str(path), adapter_name=name)
     model.add_weighted_adapter(names, [1.0] * len(names), "default", combination_type="cat")
     model.set_adapter("default")  # so that deleting the parts does not move the active adapter (peft warns)
     for name in names:

@@ -128,18 +128,32 @@ def remove_published_work(name: str) -> bool:
     return True
 
 
+def _import_training_stack() -> None:
+    """Import what training uses from transformers, peft and trl now, under the weights lock, so that
+    no later import of theirs runs beside a provider's background load on another thread."""
+    import peft  # noqa: F401
+    import transformers  # noqa: F401
+    from transformers import AutoModelForCausalLM, TrainerCallback  # noqa: F401
+    from trl import SFTConfig, SFTTrainer  # noqa: F401
+
+
 def load_base(base_dir: Path) -> tuple[Any, Any]:
     """The base model in fp32 (on CUDA when there is one; the trainer places it) and its tokenizer."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from inspect_misalign.models import silence_known_warnings
+    from inspect_misalign.models import weights_lock
 
-    silence_known_warnings()  # peft's tied-embedding note and transformers' deprecation, as at inference
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    with weights_lock():  # not beside a provider's background load (models._weights_lock)
+        _import_training_stack()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from inspect_misalign.models import silence_known_warnings
+
+        silence_known_warnings()  # peft's tied-embedding note and transformers' deprecation, as at inference
+        tokenizer = AutoTokenizer.from_pretrained(base_dir)
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
     return model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer
 
 
