@@ -70,7 +70,7 @@ def plot_dose(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str
             x = line["step"].to_numpy(dtype=float)
             style, colour = STYLES.get(treatment, ("-.", "C7"))
             organisms = int(line["organisms"].max())
-            label = f"{treatment}, {int(dose)} examples"
+            label = f"{treatment}, {int(dose)} example{'' if int(dose) == 1 else 's'}"
             label += f" ({group})" if frame["group"].nunique() > 1 else ""
             label += f", {organisms} organism{'s' if organisms != 1 else ''}"
             marker = MARKERS[doses.index(dose) % len(MARKERS)]
