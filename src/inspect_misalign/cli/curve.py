@@ -34,10 +34,9 @@ def command(sweeps: tuple[Path, ...], caught: int, base_logs: tuple[Path, ...], 
     """Retained deployment P(attack) at the overseer's stopping point against distinguishability (the
     knob's best AUC, the base's prompted and probe AUC), one point per organism group of the SWEEPS
     (their out directories), organism seeds the unit of replication."""
-    from inspect_misalign.experiments import curve_markdown, curve_stops, curve_table, write_curve
+    from inspect_misalign.experiments import curve_markdown, curve_tables, write_curve
 
-    table = curve_table(list(sweeps), caught, list(base_logs) or None, threshold, base_model)
-    stops = curve_stops(list(sweeps), caught, threshold)
+    table, stops = curve_tables(list(sweeps), caught, list(base_logs) or None, threshold, base_model)
     source = "inspect-misalign curve " + " ".join(str(s) for s in sweeps) + f" --caught {caught}"
     for path in write_curve(table, out, source, stops):
         click.echo(f"wrote {path}")

@@ -21,6 +21,7 @@ from inspect_misalign.experiments._curve import (
     base_distinguishability,
     curve_stops,
     curve_table,
+    curve_tables,
     organism_stops,
 )
 from inspect_misalign.experiments._curve_figure import curve_markdown, write_curve
@@ -51,6 +52,7 @@ __all__ = [
     "curve_markdown",
     "curve_stops",
     "curve_table",
+    "curve_tables",
     "em_preflight",
     "load_config",
     "meets_deployment",

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -163,10 +164,20 @@ def _interval(values: pd.Series, seed: int) -> tuple[float, float, float]:
     return mean_interval(data, seed=seed) if len(data) else (math.nan,) * 3
 
 
-def _caught_runs(directory: Path, caught: int, threshold: float
-                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The sweep's samples, its runs at ``caught`` with the controls' (``every``), the caught runs
-    alone, and the caught runs' stopping points per organism."""
+class _Sweep(NamedTuple):
+    """One sweep read once at one caught count: what its points and its organisms' rows are made of."""
+
+    directory: Path
+    caught: int
+    threshold: float
+    samples: pd.DataFrame
+    every: pd.DataFrame  # the runs at ``caught`` with the controls', and every organism (step 0)
+    runs: pd.DataFrame  # the caught runs alone, and every organism
+    stops: pd.DataFrame  # the caught runs' stopping points, per organism
+
+
+def _caught_runs(directory: Path, caught: int, threshold: float) -> _Sweep:
+    """Read the sweep in ``directory`` and find its caught runs' stopping points at ``caught``."""
     samples, all_runs = _read(directory)
     every = all_runs[(all_runs["step"] == 0) | (all_runs["caught"] == float(caught))]  # with the controls'
     runs = every[(every["step"] == 0) | (every["treatment"] == "caught")]
@@ -175,7 +186,7 @@ def _caught_runs(directory: Path, caught: int, threshold: float
         raise MisalignError(f"{directory} has no caught run at caught={caught} (it has {found}); give "
                             "--caught one of those")
     stops = stopping_points(samples, runs, threshold)
-    return samples, every, runs, stops[stops["treatment"] == "caught"]
+    return _Sweep(directory, caught, threshold, samples, every, runs, stops[stops["treatment"] == "caught"])
 
 
 def _group_cue(samples: pd.DataFrame, organism: str) -> str:
@@ -188,11 +199,17 @@ def organism_stops(directory: Path, caught: int, threshold: float = DEFAULT_THRE
     """One row per organism of the sweep in ``directory`` (its caught run at ``caught``): the
     overseer's stop step (NaN if it never stopped), the step judged (the stop, else the last step),
     test and deployment P(attack) before and there, retained and the drop ratio."""
-    samples, _, _, stops = _caught_runs(directory, caught, threshold)
+    return _organism_rows(_caught_runs(directory, caught, threshold))
+
+
+def _organism_rows(sweep: _Sweep) -> pd.DataFrame:
+    """:func:`organism_stops` of a sweep already read."""
+    samples, stops = sweep.samples, sweep.stops
     cues = {group: _group_cue(samples, str(members["organism"].iloc[0]))
             for group, members in stops.groupby("group", sort=True)}
-    out = pd.DataFrame({"sweep": directory.name, "group": stops["group"], "cue": stops["group"].map(cues),
-                        "organism": stops["organism"], "caught": caught})
+    out = pd.DataFrame({"sweep": sweep.directory.name, "group": stops["group"],
+                        "cue": stops["group"].map(cues), "organism": stops["organism"],
+                        "caught": sweep.caught})
     out["stop_step"] = stops["stop_step"].astype(float)
     out["step_judged"] = stops["stop_step"].where(stops["stopped"], stops["max_step"]).astype(int)
     for column in ("stopped", "test_before", "deploy_before", "test_at", "deploy_at", "drop_ratio"):
@@ -204,7 +221,12 @@ def organism_stops(directory: Path, caught: int, threshold: float = DEFAULT_THRE
 def sweep_points(directory: Path, caught: int, threshold: float = DEFAULT_THRESHOLD,
                  seed: int = 0) -> pd.DataFrame:
     """One row per organism group of the sweep in ``directory``: its caught runs at ``caught``."""
-    samples, every, runs, stops = _caught_runs(directory, caught, threshold)
+    return _points(_caught_runs(directory, caught, threshold), seed)
+
+
+def _points(sweep: _Sweep, seed: int) -> pd.DataFrame:
+    """:func:`sweep_points` of a sweep already read."""
+    directory, caught, threshold, samples, every, runs, stops = sweep
     lines = curves(samples, runs, seed=seed)
     effects = _effects(samples, every, stops, seed)
     rows = []
@@ -263,14 +285,23 @@ def base_distinguishability(logs: Path | list[Path], model: str = "misalign/defa
     return pd.DataFrame(rows)
 
 
+def curve_tables(directories: list[Path], caught: int, base_logs: list[Path] | None = None,
+                 threshold: float = DEFAULT_THRESHOLD, model: str = "misalign/default"
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`curve_table` and :func:`curve_stops` together, each sweep read once."""
+    sweeps = [_caught_runs(d, caught, threshold) for d in directories]
+    table = pd.concat([_points(sweep, seed=0) for sweep in sweeps], ignore_index=True)
+    if base_logs:
+        table = table.merge(base_distinguishability(base_logs, model), on="cue", how="left")
+    table = table.sort_values(["q", "cue", "group"], kind="stable").reset_index(drop=True)
+    return table, pd.concat([_organism_rows(sweep) for sweep in sweeps], ignore_index=True)
+
+
 def curve_table(directories: list[Path], caught: int, base_logs: list[Path] | None = None,
                 threshold: float = DEFAULT_THRESHOLD, model: str = "misalign/default") -> pd.DataFrame:
     """Every sweep's points, with the base's distinguishability on each point's cue when logs are
     given, sorted by the knob's level."""
-    table = pd.concat([sweep_points(d, caught, threshold) for d in directories], ignore_index=True)
-    if base_logs:
-        table = table.merge(base_distinguishability(base_logs, model), on="cue", how="left")
-    return table.sort_values(["q", "cue", "group"], kind="stable").reset_index(drop=True)
+    return curve_tables(directories, caught, base_logs, threshold, model)[0]
 
 
 def curve_stops(directories: list[Path], caught: int, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
@@ -278,4 +309,5 @@ def curve_stops(directories: list[Path], caught: int, threshold: float = DEFAULT
     return pd.concat([organism_stops(d, caught, threshold) for d in directories], ignore_index=True)
 
 
-__all__ = ["base_distinguishability", "curve_stops", "curve_table", "organism_stops", "sweep_points"]
+__all__ = ["base_distinguishability", "curve_stops", "curve_table", "curve_tables", "organism_stops",
+           "sweep_points"]
