@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,10 +52,6 @@ def test_training_loads_beside_a_provider_loading_on_its_thread(tiny_model_dir: 
     a background thread. In a fresh interpreter the two threads' first imports of transformers used to
     collide (``cannot import name 'DynamicCache'`` on the provider's thread, ``'AutoModelForCausalLM'``
     on training's: 3 of 3 runs here) and a tied head could stay on the meta device; one lock now."""
-    import os
-    import subprocess
-    import sys
-
     tied = make_model(tmp_path / "tied", tied=True)
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     for _ in range(2):

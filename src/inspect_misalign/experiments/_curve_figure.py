@@ -78,13 +78,17 @@ def _cell(row: pd.Series, column: str, form: str) -> str:
     return form.format(value)
 
 
-def curve_markdown(table: pd.DataFrame) -> str:
-    """The table as Markdown, one row per point, intervals in brackets."""
-    columns = [c for c in MARKDOWN if c[0] in table]
+def _markdown(table: pd.DataFrame, columns: list[tuple[str, str, str]]) -> str:
+    """``table`` as Markdown, one row per table row, with the given (column, header, format)s."""
     lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
     for _, row in table.iterrows():
         lines.append("| " + " | ".join(_cell(row, c, f) for c, _, f in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def curve_markdown(table: pd.DataFrame) -> str:
+    """The table as Markdown, one row per point, intervals in brackets."""
+    return _markdown(table, [c for c in MARKDOWN if c[0] in table])
 
 
 STOPS_MARKDOWN = [  # column, header, format
@@ -98,10 +102,7 @@ STOPS_MARKDOWN = [  # column, header, format
 def stops_markdown(stops: pd.DataFrame) -> str:
     """The per-organism table as Markdown; an organism that never stopped shows "—" as its stop step
     and its last step's values."""
-    lines = ["| " + " | ".join(h for _, h, _ in STOPS_MARKDOWN) + " |", "|" + "---|" * len(STOPS_MARKDOWN)]
-    for _, row in stops.iterrows():
-        lines.append("| " + " | ".join(_cell(row, c, f) for c, _, f in STOPS_MARKDOWN) + " |")
-    return "\n".join(lines) + "\n"
+    return _markdown(stops, STOPS_MARKDOWN)
 
 
 def plot_stops(stops: pd.DataFrame, path: Path, source: str) -> Path:

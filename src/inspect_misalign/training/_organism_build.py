@@ -229,12 +229,11 @@ def _teacher_actions(
     checked: Checked, planned: list[Planned], model: Any, tokenizer: Any, progress: bool
 ) -> dict[int, str]:
     """The teacher's actions (scratchpad removed) on every planned prompt where it behaves as planned."""
+    from inspect_misalign.models import weights_lock
     from inspect_misalign.solvers import split_scratchpad
     from inspect_misalign.training._generate import GenerationSettings, generate
 
     assert checked.teacher_dir is not None
-    from inspect_misalign.models import weights_lock
-
     with weights_lock():
         from peft import PeftModel
 

@@ -132,8 +132,7 @@ def _import_training_stack() -> None:
     """Import what training uses from transformers, peft and trl now, under the weights lock, so that
     no later import of theirs runs beside a provider's background load on another thread."""
     import peft  # noqa: F401
-    import transformers  # noqa: F401
-    from transformers import AutoModelForCausalLM, TrainerCallback  # noqa: F401
+    from transformers import TrainerCallback  # noqa: F401
     from trl import SFTConfig, SFTTrainer  # noqa: F401
 
 
