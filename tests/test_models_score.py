@@ -188,6 +188,32 @@ def test_a_continuation_that_begins_another_is_read_from_its_row() -> None:
     assert shared_prefix_rows([[1], [1, 2], [1, 2, 3]]) == [2, 2, 2]  # a chain: the longest
 
 
+def test_prompt_run_once_equals_whole_rows(tiny_model_dir: Path, tiny_adapter_dirs: list[Path]) -> None:
+    """The shared-prompt passes (the default) and whole rows per continuation (what a prompt-learning
+    adapter gets) give the same log-probabilities and hidden states, on the base and an adapter."""
+    from inspect_misalign.models._generate import Prompt
+    from inspect_misalign.models._score import ScoreParams, ScoreRequest, run_score
+
+    api = MisalignAPI(str(tiny_model_dir), adapter=str(tiny_adapter_dirs[0]))
+    base, adapter = api._ensure_loaded().result()
+    ref = Reference(tiny_model_dir)
+    texts = [ref.tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                               add_generation_prompt=True) for p in PROMPTS]
+    for name in (None, adapter):
+        asks = [Prompt(t, name, ScoreRequest(tuple(CONTINUATIONS), eos, (0, -1))) for t in texts
+                for eos in (False, True)]
+        whole = run_score(base, ScoreParams(name, share_prompt=False), asks)
+        shared = run_score(base, ScoreParams(name), asks)
+        for a, b in zip(whole, shared, strict=True):
+            assert [c["tokens"] for c in a.continuations] == [c["tokens"] for c in b.continuations]
+            for x, y in zip(a.continuations, b.continuations, strict=True):
+                assert y["token_logprobs"] == pytest.approx(x["token_logprobs"], abs=ATOL)
+            for layer, states in a.hidden_states_by_layer.items():
+                other = b.hidden_states_by_layer[layer]
+                assert other["prompt_mean"] == pytest.approx(states["prompt_mean"], abs=ATOL)
+                assert other["prompt_last"] == pytest.approx(states["prompt_last"], abs=ATOL)
+
+
 def test_empty_continuations_generate_nothing(tiny_model_dir: Path) -> None:
     from inspect_misalign.models import _generate
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from inspect_misalign.models._compat import cache_kwarg, output_cache
 from inspect_misalign.models._generate import GenResult, Prompt, _pad_left, takes_logits_to_keep
 from inspect_misalign.models._hidden import (
     Layers,
@@ -43,6 +44,7 @@ class ScoreParams:
     scores: bool = True  # False: a prompt-only row, for hidden states
     add_special_tokens: bool = False
     merge: bool = True
+    share_prompt: bool = True  # False: each row runs its whole prompt (see _forward_shared)
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,13 @@ def run_score(base: LoadedBase, params: ScoreParams, prompts: list[Prompt]) -> l
             firsts: dict[int, int] = {}
             for index, row in enumerate(rows):
                 firsts.setdefault(row.request, index)
-            for chunk in _chunks(rows, base.model.config.vocab_size):
-                _forward(base, rows, chunk, mixed, layers, scored, hidden, firsts)
+            vocab = base.model.config.vocab_size
+            if params.share_prompt and base.decoder is base.model:
+                for group in _request_chunks(rows, vocab):
+                    _forward_shared(base, rows, group, mixed, layers, scored, hidden)
+            else:  # a prompt-learning adapter prepends its own tokens to every pass: whole rows
+                for chunk in _chunks(rows, vocab):
+                    _forward(base, rows, chunk, mixed, layers, scored, hidden, firsts)
     elapsed = time.monotonic() - start
 
     results = []
@@ -177,6 +184,111 @@ def _chunks(rows: list[_Row], vocab: int) -> list[list[int]]:
     if current:
         chunks.append(current)
     return chunks
+
+
+def _request_chunks(rows: list[_Row], vocab: int) -> list[list[int]]:
+    """Row indexes in groups of whole requests (longest prompt first) whose prompt pass and whose
+    continuation pass each fit :data:`ROW_TOKENS`, and whose continuation logits fit
+    :data:`LOGIT_FLOATS`."""
+    by_request: dict[int, list[int]] = {}
+    for index, row in enumerate(rows):
+        by_request.setdefault(row.request, []).append(index)
+    order = sorted(by_request, key=lambda r: -rows[by_request[r][0]].prompt)
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for request in order:
+        candidate = current + by_request[request]
+        prompt = max(rows[i].prompt for i in candidate)
+        tails = [len(rows[i].tokens) - rows[i].prompt - 1 for i in candidate if rows[i].scores]
+        tails = [t for t in tails if t > 0]
+        requests = len({rows[i].request for i in candidate})
+        tail = max(tails, default=0)
+        too_big = (
+            requests * prompt > ROW_TOKENS
+            or len(tails) * (prompt + tail) > ROW_TOKENS
+            or len(tails) * tail * vocab > LOGIT_FLOATS
+        )
+        if current and too_big:
+            groups.append(current)
+            candidate = by_request[request]
+        current = candidate
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _forward_shared(
+    base: LoadedBase,
+    rows: list[_Row],
+    group: list[int],
+    mixed: bool,
+    layers: list[list[int]],
+    scored: list[list[float]],
+    hidden: dict[int, dict[int, dict[str, list[float]]]],
+) -> None:
+    """Score the rows ``group`` (whole requests) with each request's prompt run once.
+
+    A first pass runs the requests' prompts (left-padded) and keeps their keys and values; the
+    last position's logits score every continuation's first token, and the prompt's hidden states
+    are pooled there. A second pass runs each continuation but its last token on top of its
+    request's cached prompt (the cache's rows selected per continuation; the continuations
+    right-padded, positions continuing the prompt's) and scores the rest. Equal to running each
+    whole row (:func:`_forward`) up to float rounding, with the prompt's tokens computed once per
+    request instead of once per continuation. Fills ``scored`` and ``hidden`` in place.
+    """
+    device = base.model.device
+    pad_id = base.tokenizer.pad_token_id if base.tokenizer.pad_token_id is not None else 0
+    requests: list[int] = []
+    for i in group:
+        if rows[i].request not in requests:
+            requests.append(rows[i].request)
+    slot = {request: k for k, request in enumerate(requests)}
+    prompts = {rows[i].request: rows[i].tokens[: rows[i].prompt] for i in group}
+    adapters = {rows[i].request: rows[i].adapter for i in group}
+    scoring = [i for i in group if rows[i].scores and len(rows[i].tokens) > rows[i].prompt]
+    second = [i for i in scoring if len(rows[i].tokens) - rows[i].prompt > 1]
+
+    ids, mask = _pad_left([prompts[r] for r in requests], 0, pad_id, device)
+    wants = [k for k, r in enumerate(requests) if layers[r]]
+    kwargs: dict[str, Any] = {"use_cache": bool(second), "position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
+    if wants:
+        kwargs["output_hidden_states"] = True
+    if takes_logits_to_keep(base):
+        kwargs["logits_to_keep"] = 1
+    with base.route([adapters[r] for r in requests] if mixed else None):
+        output = base.decoder(input_ids=ids, attention_mask=mask, **kwargs)
+    first = torch.log_softmax(output.logits[:, -1].float(), dim=-1)
+    for i in scoring:
+        row = rows[i]
+        scored[i] = [float(first[slot[row.request], row.tokens[row.prompt]])]
+    if wants:
+        width = ids.shape[1]
+        spans = [(k, width - len(prompts[requests[k]]), width) for k in wants]
+        needed = sorted({layer for k in wants for layer in layers[requests[k]]})
+        for k, states in zip(wants, pooled_states(output.hidden_states, spans, needed), strict=True):
+            hidden[requests[k]] = {layer: states[layer] for layer in layers[requests[k]]}
+    if not second:
+        return
+
+    cache = output_cache(output)
+    select = torch.tensor([slot[rows[i].request] for i in second], device=device)
+    cache.batch_select_indices(select)
+    inputs = [rows[i].tokens[rows[i].prompt : -1] for i in second]
+    width = max(len(tail) for tail in inputs)
+    ids2 = torch.tensor([tail + [pad_id] * (width - len(tail)) for tail in inputs], device=device)
+    tail_mask = torch.tensor([[1] * len(tail) + [0] * (width - len(tail)) for tail in inputs], device=device)
+    mask2 = torch.cat([mask[select], tail_mask], dim=1)
+    starts = torch.tensor([rows[i].prompt for i in second], device=device)
+    positions = starts[:, None] + torch.arange(width, device=device)[None, :]
+    with base.route([rows[i].adapter for i in second] if mixed else None):
+        output2 = base.decoder(input_ids=ids2, attention_mask=mask2, position_ids=positions,
+                               use_cache=True, **{cache_kwarg(base.model): cache})
+    for j, i in enumerate(second):
+        row = rows[i]
+        ending = len(inputs[j])
+        logp = torch.log_softmax(output2.logits[j, :ending].float(), dim=-1)
+        targets = torch.tensor(row.tokens[row.prompt + 1 :], device=logp.device)
+        scored[i] += logp.gather(1, targets[:, None]).squeeze(1).tolist()
 
 
 def _forward(
