@@ -3,12 +3,14 @@
 Forward passes only, no generation. Each continuation is tokenized on its own (no special
 tokens) and placed right after the prompt's tokens (the chat-templated prompt with the generation
 prompt, tokenized exactly as for generation), i.e. where the model's answer would start; with
-``eos`` the end-of-turn token (the tokenizer's EOS) follows it and is scored too. A row of the
-batch is one (prompt, continuation) pair, left-padded, with positions taken from the attention
-mask as in ``generate``; the LM head runs only on the last columns (``logits_to_keep``). A
-continuation whose tokens begin another's of the same request (the attack marker and the attack) is
-read from that row instead of a row of its own (:func:`shared_prefix_rows`). Requests
-of one weight state share a batch; with mixed adapters each row is routed to its own.
+``eos`` the end-of-turn token (the tokenizer's EOS) follows it and is scored too. Each request's
+prompt runs once (left-padded, positions taken from the attention mask as in ``generate``); its last
+position scores every continuation's first token, and the continuations run on the prompt's cached keys
+and values (:func:`_forward_shared`). A continuation whose tokens begin another's of the same request
+(the attack marker and the attack) is read from that one (:func:`shared_prefix_rows`). A prompt-learning
+adapter, which prepends its own tokens to every pass, gets one whole (prompt, continuation) row per
+continuation instead (:func:`_forward`, the LM head only on the last columns, ``logits_to_keep``).
+Requests of one weight state share a batch; with mixed adapters each row is routed to its own.
 """
 
 from __future__ import annotations
