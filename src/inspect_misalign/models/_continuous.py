@@ -29,6 +29,7 @@ from inspect_misalign.models._generate import (
     GenResult,
     _eos_ids,
     _pad_left,
+    pad_id,
     prefix_states,
     shared_prefix,
     takes_logits_to_keep,
@@ -88,7 +89,7 @@ class ContinuousDecoder:
         self.mixed = False
         self.device = base.model.device
         tokenizer = base.tokenizer
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.pad_id = pad_id(tokenizer)
         config = base.model.generation_config
         self.eos = _eos_ids(config.eos_token_id, tokenizer.eos_token_id)
         context = getattr(base.model.config, "max_position_embeddings", None)

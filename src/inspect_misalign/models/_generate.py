@@ -86,6 +86,11 @@ def _shared_prefix_length(rows: list[list[int]]) -> int:
     return length
 
 
+def pad_id(tokenizer: Any) -> int:
+    """The id that fills padded positions: the tokenizer's pad token, else 0 (masked out anyway)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
 def _pad_left(
     rows: list[list[int]], shared: int, pad_id: int, device: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:

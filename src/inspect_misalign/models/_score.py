@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from inspect_misalign.models._compat import cache_kwarg, output_cache
-from inspect_misalign.models._generate import GenResult, Prompt, _pad_left, takes_logits_to_keep
+from inspect_misalign.models._generate import GenResult, Prompt, _pad_left, pad_id, takes_logits_to_keep
 from inspect_misalign.models._hidden import (
     Layers,
     by_layer_metadata,
@@ -111,14 +111,14 @@ def run_score(base: LoadedBase, params: ScoreParams, prompts: list[Prompt]) -> l
             base.activate(None if mixed else adapters[0], mixed=mixed, merge=params.merge),
             inference_context(),
         ):
-            firsts: dict[int, int] = {}
-            for index, row in enumerate(rows):
-                firsts.setdefault(row.request, index)
             vocab = base.model.config.vocab_size
             if params.share_prompt and base.decoder is base.model:
                 for group in _request_chunks(rows, vocab):
                     _forward_shared(base, rows, group, mixed, layers, scored, hidden)
             else:  # a prompt-learning adapter prepends its own tokens to every pass: whole rows
+                firsts: dict[int, int] = {}
+                for index, row in enumerate(rows):
+                    firsts.setdefault(row.request, index)
                 for chunk in _chunks(rows, vocab):
                     _forward(base, rows, chunk, mixed, layers, scored, hidden, firsts)
     elapsed = time.monotonic() - start
@@ -239,18 +239,15 @@ def _forward_shared(
     request instead of once per continuation. Fills ``scored`` and ``hidden`` in place.
     """
     device = base.model.device
-    pad_id = base.tokenizer.pad_token_id if base.tokenizer.pad_token_id is not None else 0
-    requests: list[int] = []
-    for i in group:
-        if rows[i].request not in requests:
-            requests.append(rows[i].request)
+    pad = pad_id(base.tokenizer)
+    requests = list(dict.fromkeys(rows[i].request for i in group))
     slot = {request: k for k, request in enumerate(requests)}
     prompts = {rows[i].request: rows[i].tokens[: rows[i].prompt] for i in group}
     adapters = {rows[i].request: rows[i].adapter for i in group}
     scoring = [i for i in group if rows[i].scores and len(rows[i].tokens) > rows[i].prompt]
     second = [i for i in scoring if len(rows[i].tokens) - rows[i].prompt > 1]
 
-    ids, mask = _pad_left([prompts[r] for r in requests], 0, pad_id, device)
+    ids, mask = _pad_left([prompts[r] for r in requests], 0, pad, device)
     wants = [k for k, r in enumerate(requests) if layers[r]]
     kwargs: dict[str, Any] = {"use_cache": bool(second), "position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
     if wants:
@@ -277,7 +274,7 @@ def _forward_shared(
     cache.batch_select_indices(select)
     inputs = [rows[i].tokens[rows[i].prompt : -1] for i in second]
     width = max(len(tail) for tail in inputs)
-    ids2 = torch.tensor([tail + [pad_id] * (width - len(tail)) for tail in inputs], device=device)
+    ids2 = torch.tensor([tail + [pad] * (width - len(tail)) for tail in inputs], device=device)
     tail_mask = torch.tensor([[1] * len(tail) + [0] * (width - len(tail)) for tail in inputs], device=device)
     mask2 = torch.cat([mask[select], tail_mask], dim=1)
     starts = torch.tensor([rows[i].prompt for i in second], device=device)
@@ -307,8 +304,8 @@ def _forward(
     its continuation tokens) and ``hidden`` (per request, its prompt's pooled states, from the
     request's first row, ``firsts``), in place."""
     part = [rows[i] for i in chunk]
-    pad_id = base.tokenizer.pad_token_id if base.tokenizer.pad_token_id is not None else 0
-    ids, mask = _pad_left([row.tokens for row in part], 0, pad_id, base.model.device)
+    pad = pad_id(base.tokenizer)
+    ids, mask = _pad_left([row.tokens for row in part], 0, pad, base.model.device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     endings = [len(row.tokens) - row.prompt for row in part]
     keep = max(endings) + 1
