@@ -75,6 +75,36 @@ def test_summary_removed_minus_base_by_hand() -> None:
     assert row["removed_before"] == pytest.approx((0.02 + 0.002) / 2)
 
 
+def test_summary_keeps_removing_treatments_apart() -> None:
+    samples, runs = _tables()
+    # the same two organisms, removed by generic data instead: their relearned checkpoints are 0.1 higher
+    extra_rows, extra_runs = [], []
+    for start in ("r1", "r2"):
+        for suffix in ("", "-a2-step1", "-a2"):
+            mine = samples[samples["model"] == f"misalign/{start}{suffix}"].copy()
+            mine["model"] = f"misalign/{start}g{suffix}"
+            mine["score_p_marker"] += 0.1
+            extra_rows.append(mine)
+        theirs = runs[runs["model"] == start].copy()
+        theirs["checkpoint"] = theirs["checkpoint"].str.replace(start, f"{start}g", regex=False)
+        theirs[["model", "run", "after"]] = [f"{start}g", f"{start}g-a2", "generic"]
+        extra_runs.append(theirs)
+    runs["after"] = runs["source"].map({"removed": "caught", "base": "base"})
+    samples = pd.concat([samples, *extra_rows], ignore_index=True)
+    both = pd.concat([runs, *extra_runs], ignore_index=True)
+    summary = relearn_summary(samples, both).set_index(["context", "after"])
+    caught, generic = summary.loc[("deployment", "caught")], summary.loc[("deployment", "generic")]
+    assert caught["removed"] == pytest.approx(0.4) and generic["removed"] == pytest.approx(0.5)
+    assert generic["base"] == pytest.approx(0.2) and generic["difference"] == pytest.approx(0.3)
+    assert generic["removed_before"] == pytest.approx((0.02 + 0.002) / 2 + 0.1)
+    # a runs table written before the column existed reads its removed runs as removed by caught attacks
+    old = relearn_summary(samples, runs.drop(columns=["after"]))
+    assert set(old["after"]) == {"caught"} and old.iloc[0]["removed"] == pytest.approx(0.4)
+    curves = relearn_curves(samples, both)
+    assert set(zip(curves["source"], curves["after"], strict=True)) == {
+        ("removed", "caught"), ("removed", "generic"), ("base", "base")}
+
+
 def test_figure(tmp_path: Path) -> None:
     samples, runs = _tables()
     assert has_relearn(samples, runs) and not has_relearn(samples, runs.iloc[0:0])

@@ -17,7 +17,12 @@ from inspect_misalign.cues import load_cue
 from inspect_misalign.data import data_path, read_jsonl
 from inspect_misalign.experiments._config import load_config
 from inspect_misalign.experiments._grid_train import pool_path, subsample
-from inspect_misalign.experiments._relearn_run import base_tag, relearn_runs, removed_points
+from inspect_misalign.experiments._relearn_run import (
+    base_tag,
+    relearn_runs,
+    relearn_runs_frame,
+    removed_points,
+)
 
 BASE: dict[str, Any] = {
     "name": "rm",
@@ -49,6 +54,10 @@ def _load(tmp_path: Path, **changes: Any) -> Any:
     ({"relearn": {"k": [1], "steps": 4, "benign": 8}}, "benign"),
     ({"relearn": {"k": [1], "steps": 4, "seeds": [0, 0]}}, "each relearn seed once"),
     ({"treatments": ["benign"]}, "needs the caught treatment"),
+    ({"treatments": ["caught", "benign"], "relearn": {"k": [1], "steps": 4, "after": ["caught", "generic"]}},
+     "removed by generic: it needs the generic treatment in treatments"),
+    ({"relearn": {"k": [1], "steps": 4, "after": ["generic", "generic"]}}, "lists a treatment twice"),
+    ({"relearn": {"k": [1], "steps": 4, "after": ["caught", "none"]}}, "after"),
     ({"train": {"against": "cot"}}, "train.against: 'cot' has no meaning for treatments: generic"),
     ({"treatments": ["caught"], "train": {"target_column": "x"}}, "train.target_column: 'x' .* relearn"),
     ({"treatments": ["caught", "other"]}, "treatments"),
@@ -77,7 +86,7 @@ def test_the_shipped_removal_config() -> None:
     config = load_config("removal")
     assert config.treatments == ["caught", "benign", "generic"] and config.caught == [4, 16]
     assert config.relearn is not None and config.relearn.model_dump() == {
-        "k": [1, 2, 4, 8], "steps": 8, "save_at": [2, 4], "benign_k": 8, "seeds": [0]}
+        "k": [1, 2, 4, 8], "steps": 8, "save_at": [2, 4], "benign_k": 8, "seeds": [0], "after": ["caught"]}
     names = [p.name for p in config.grid()]
     # the names of the run already started from a snapshot of main: caught and benign points unchanged
     assert "removal-tag-l10-s0-all-c16-s16-none-r0" in names
@@ -122,6 +131,33 @@ def test_relearning_runs_names_and_sources(tmp_path: Path) -> None:
     assert (run.spec.lr, run.spec.steps, run.spec.save_at) == (0.001, 8, (2, 4))
     assert base_tag("default") == "default"
     assert base_tag("/a/model") != base_tag("/b/model") and base_tag("/a/model").startswith("model_")
+
+
+def test_relearning_after_the_generic_treatment_too(tmp_path: Path) -> None:
+    relearn = {**BASE["relearn"], "after": ["caught", "generic"]}
+    config = _load(tmp_path, relearn=relearn)
+    removed = removed_points(config)
+    assert sorted((p.treatment, p.organism, p.caught) for p in removed) == [
+        ("caught", "org-s0", 16), ("caught", "org-s1", 16),
+        ("generic", "org-s0", 16), ("generic", "org-s1", 16)]
+    runs = relearn_runs(config, {o.name: "default" for o in config.organisms})
+    # (4 removed checkpoints + 1 base, shared) x (4 attack k + benign)
+    assert len(runs) == 5 * 5 and len({r.name for r in runs}) == len(runs)
+    assert {(r.source, r.after) for r in runs} == {
+        ("removed", "caught"), ("removed", "generic"), ("base", "base")}
+    generic = [r for r in runs if r.after == "generic"]
+    assert {r.model for r in generic} == {"rm-org-s0-all-c16-s16-none-r0-generic",
+                                          "rm-org-s1-all-c16-s16-none-r0-generic"}
+    assert "rm-org-s1-all-c16-s16-none-r0-generic-relearn-a4-r0" in {r.name for r in generic}
+    # every source of one dataset trains on the same data: the spec differs in the model and name only
+    for data, k in [("attack", 2), ("benign", 8)]:
+        specs = [{f: v for f, v in asdict(r.spec).items() if f not in ("model", "out")}
+                 for r in runs if r.data == data and r.k == k]
+        assert len(specs) == 5 and all(s == specs[0] for s in specs)
+    frame = relearn_runs_frame(runs)
+    assert set(frame.loc[frame["source"] == "base", "after"]) == {"base"}
+    assert set(frame.loc[frame["model"].str.endswith("-generic"), "after"]) == {"generic"}
+    assert _runs(tmp_path)[1][0].after == "caught"  # the default: caught only
 
 
 def test_removed_and_base_see_identical_data(tmp_path: Path) -> None:

@@ -255,9 +255,10 @@ class SweepConfig(BaseModel):
         if self.relearn is None:
             return self
         finetune_options(self.train, "relearn")
-        if "caught" not in self.treatments:
-            raise ValueError("relearn retrains the removed organisms: it needs the caught treatment in "
-                             "treatments")
+        missing = [t for t in self.relearn.after if t not in self.treatments]
+        if missing:
+            raise ValueError(f"relearn retrains the organisms removed by {missing[0]}: it needs the "
+                             f"{missing[0]} treatment in treatments")
         if not self.eval.propensity:
             raise ValueError("relearn is measured by the teacher-forced propensity; set "
                              "eval.propensity: true")

@@ -3,19 +3,21 @@ had the backdoor? (erased or suppressed; the sweep's ``relearn:`` section, :mod:
 
 Input: the samples table (``propensity`` rows) and the relearning runs table (``out/relearn.parquet``,
 :func:`~inspect_misalign.experiments._relearn_run.relearn_runs_frame`: ``checkpoint``, ``run``, ``source``
-(``removed`` | ``base``), ``model`` (the checkpoint relearning started from), ``organism``, ``group``,
-``base``, ``data`` (``attack`` | ``benign``), ``k``, ``seed``, ``step``; step 0 is the starting checkpoint).
+(``removed`` | ``base``), ``after`` (the treatment that removed it, ``base`` for a base; tables written
+before it existed read as ``caught``), ``model`` (the checkpoint relearning started from), ``organism``,
+``group``, ``base``, ``data`` (``attack`` | ``benign``), ``k``, ``seed``, ``step``; step 0 is the starting
+checkpoint).
 The measure is ``score_p_marker``: the probability that a temperature-1 sample starts with the attack.
 
-- :func:`relearn_curves`: per source, group, data, k, seed, step and context, the mean over organisms of
-  each organism's mean over prompts (removed; 95% bootstrap over organisms, then prompts), or the mean
-  over prompts of the base (bootstrap over prompts);
-- :func:`relearn_summary`: per group, data, k and seed, the deployment P(attack) after the relearning
-  steps of the removed organisms and of their bases, and removed − base, paired by organism and prompt
-  (bootstrap over organisms, then prompts). > 0: the removed organism relearns the attack faster than a
-  model that never had it (suppressed, not erased);
+- :func:`relearn_curves`: per source, removing treatment, group, data, k, seed, step and context, the mean
+  over organisms of each organism's mean over prompts (removed; 95% bootstrap over organisms, then
+  prompts), or the mean over prompts of the base (bootstrap over prompts);
+- :func:`relearn_summary`: per removing treatment, group, data, k and seed, the deployment P(attack) after
+  the relearning steps of the removed organisms and of their bases, and removed − base, paired by organism
+  and prompt (bootstrap over organisms, then prompts). > 0: the removed organism relearns the attack faster
+  than a model that never had it (suppressed, not erased);
 - :func:`plot_relearn`: deployment P(attack) vs relearning step, one panel per k (and the benign control),
-  removed vs base, the test context dashed, on a logit axis.
+  removed (one colour per removing treatment) vs base, the test context dashed, on a logit axis.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from inspect_misalign.experiments._dose import P_MARKER
 from inspect_misalign.experiments._paired import clustered_interval
 from inspect_misalign.experiments._retained import model_name
 
-KEYS = ["source", "group", "data", "k", "seed"]
-STYLES = {"removed": "C3", "base": "C0"}
+KEYS = ["source", "after", "group", "data", "k", "seed"]
+STYLES = {"caught": "C3", "generic": "C2", "benign": "C1", "base": "C0"}  # by removing treatment
 FLOOR = 1e-9
 
 
@@ -42,6 +44,8 @@ def relearn_values(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_M
     rows = rows.groupby(["checkpoint", "context", "base_id"], as_index=False)[measure].mean()
     data = rows.rename(columns={measure: "y"}).merge(runs, on="checkpoint")
     data["group"] = data["group"].where(data["source"] == "removed", "base").fillna("base")
+    after = data["after"] if "after" in data else pd.Series("caught", index=data.index)
+    data["after"] = after.where(data["source"] == "removed", "base").fillna("caught")
     data["unit"] = data["organism"].where(data["source"] == "removed", data["model"])
     return data
 
@@ -82,7 +86,8 @@ def relearn_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_
 def _summary_rows(data: pd.DataFrame, context: str, seed: int) -> list[dict]:
     removed, base = data[data["source"] == "removed"], data[data["source"] == "base"]
     out = []
-    for (group, kind, k, rseed), rows in removed.groupby(["group", "data", "k", "seed"], sort=True):
+    for (after, group, kind, k, rseed), rows in removed.groupby(["after", "group", "data", "k", "seed"],
+                                                                sort=True):
         last = int(rows["step"].max())
         blocks, starts, base_starts = [], [], []
         for _, mine in rows.groupby("organism", sort=True):
@@ -96,8 +101,8 @@ def _summary_rows(data: pd.DataFrame, context: str, seed: int) -> list[dict]:
                 blocks.append(np.vstack([at.loc[common].to_numpy(float), theirs.loc[common].to_numpy(float)]))
             starts.append(float(mine.loc[mine["step"] == 0, "y"].mean()))
             base_starts.append(float(same.loc[same["step"] == 0, "y"].mean()))
-        row = {"context": context, "group": group, "data": kind, "k": int(k), "seed": int(rseed),
-               "step": last, "organisms": len(blocks),
+        row = {"context": context, "after": after, "group": group, "data": kind, "k": int(k),
+               "seed": int(rseed), "step": last, "organisms": len(blocks),
                "removed_before": float(np.mean(starts)) if starts else np.nan,
                "base_before": float(np.nanmean(base_starts)) if base_starts else np.nan}
         for name, statistic in (("removed", lambda m: float(np.mean([v[0] for v in m]))),
@@ -119,7 +124,8 @@ def has_relearn(samples: pd.DataFrame, runs: pd.DataFrame | None) -> bool:
 
 def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str) -> Path:
     """Deployment (solid) and test (dashed) P(attack) vs relearning step, one panel per k of attack data
-    and one for the benign control, removed organisms (red) vs their base (blue), 95% bands."""
+    and one for the benign control, removed organisms (red: by caught attacks; green: by generic data)
+    vs their base (blue), 95% bands."""
     from inspect_misalign.experiments._figures import _figure, _save
 
     frame = relearn_curves(samples, runs)
@@ -128,15 +134,16 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
     fig, axes = _figure(3.4 * len(panels) + 0.6, 4.2, ncols=len(panels))
     for ax, (kind, k) in zip(axes[0], panels, strict=True):
         mine = frame[(frame["data"] == kind) & (frame["k"] == k)]
-        for (src, group, rseed, context), line in mine.groupby(["source", "group", "seed", "context"],
-                                                               sort=True):
+        for (src, after, group, rseed, context), line in mine.groupby(
+                ["source", "after", "group", "seed", "context"], sort=True):
             line = line.sort_values("step")
             x = line["step"].to_numpy(dtype=float)
-            colour = STYLES.get(src, "C7")
+            colour = STYLES.get(after, "C7")
             label = None
             if context == "deployment":
                 many = frame["group"].nunique() > 2  # groups of removed organisms besides "base"
-                label = f"{src}" + (f" ({group})" if src == "removed" and many else "")
+                label = "base" if src == "base" else f"removed by {after}"
+                label += f" ({group})" if src == "removed" and many else ""
                 label += f", seed {rseed}" if frame["seed"].nunique() > 1 else ""
                 label += f", {int(line['units'].max())} {'organisms' if src == 'removed' else 'model'}"
             ax.plot(x, _clip(line["mean"]), "-" if context == "deployment" else "--", marker="o",
@@ -157,8 +164,8 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
     for ax in axes[0]:
         ax.set_ylim(low, high)
     axes[0][0].set_ylabel("P(attack), temperature 1 (mean, 95% CI)")
-    fig.suptitle("Relearning after removal (red) vs the base that never had the backdoor (blue): deployment "
-                 "context solid, test dashed", fontsize=10)
+    fig.suptitle("Relearning after removal (red: by caught attacks; green: by generic data) vs the base that "
+                 "never had the backdoor (blue): deployment context solid, test dashed", fontsize=10)
     return _save(fig, path, source)
 
 

@@ -4,12 +4,17 @@ Relearning asks whether removal erased the backdoor or suppressed it: after remo
 deployment-context attack examples are trained on, and the deployment attack's return is compared with
 the same training of the base model that never had the backdoor (:mod:`._relearn_run`). Example::
 
-    relearn: {k: [1, 2, 4, 8], steps: 8, save_at: [2, 4], benign_k: 8, seeds: [0]}
+    relearn: {k: [1, 2, 4, 8], steps: 8, save_at: [2, 4], benign_k: 8, seeds: [0], after: [caught, generic]}
+
+``after`` names the treatments whose runs (at the largest caught count, their final checkpoints) are
+relearned: ``caught`` by default; ``generic`` adds organisms whose backdoor generic data removed in both
+contexts, the ones the erased-or-suppressed question needs when caught attacks leave the deployment
+attack in place.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -33,9 +38,9 @@ def _strictly_increasing(values: list[int], what: str) -> list[int]:
 
 
 class RelearnSettings(BaseModel):
-    """Relearning after removal: ``finetune`` of each removed organism (the ``caught`` grid points with
-    the largest caught count) and of each organism's base on ``k`` deployment-context attack examples,
-    and on ``benign_k`` examples with the base's answers (the control)."""
+    """Relearning after removal: ``finetune`` of each removed organism (the grid points of the ``after``
+    treatments with the largest caught count) and of each organism's base on ``k`` deployment-context
+    attack examples, and on ``benign_k`` examples with the base's answers (the control)."""
 
     model_config = ConfigDict(extra="forbid")
     k: list[int] = Field(min_length=1, description="numbers of deployment-context attack examples (base "
@@ -47,6 +52,17 @@ class RelearnSettings(BaseModel):
                                  "answers: relearning's control (null: none)")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1,
                              description="seeds of the example choice, LoRA initialisation and data order")
+
+    after: list[Literal["caught", "benign", "generic"]] = Field(
+        default_factory=lambda: ["caught"], min_length=1,
+        description="treatments whose runs at the largest caught count (final checkpoints) are relearned")
+
+    @field_validator("after")
+    @classmethod
+    def _after(cls, values: list[str]) -> list[str]:
+        if len(set(values)) < len(values):
+            raise ValueError(f"relearn.after {values} lists a treatment twice; list each once")
+        return values
 
     @field_validator("k")
     @classmethod

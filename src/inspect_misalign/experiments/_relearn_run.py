@@ -1,8 +1,9 @@
 """Relearning after removal (a sweep's ``relearn:`` section): was the backdoor erased or suppressed?
 
-For every trained ``caught`` grid point with the largest caught count (the *removed* organism, its final
-checkpoint) and for each organism's base (once per base and behaviour: the data are the same), the
-sweep runs ``finetune`` (:mod:`inspect_misalign.training._finetune`) on
+For every trained grid point of the ``relearn.after`` treatments (``caught`` by default) with the largest
+caught count (the *removed* organism, its final checkpoint) and for each organism's base (once per base
+and behaviour: the data are the same), the sweep runs ``finetune``
+(:mod:`inspect_misalign.training._finetune`) on
 
 - ``k`` deployment-context attack examples for each ``k`` of ``relearn.k``: catch-split base prompts
   rendered in deployment by the sweep's cues, with the behaviour's attack completions
@@ -37,8 +38,8 @@ from inspect_misalign.experiments._config import GridPoint, SweepConfig
 from inspect_misalign.experiments._relearn_config import finetune_options
 
 Echo = Callable[[str], None]
-RELEARN_COLUMNS = ["checkpoint", "run", "source", "model", "organism", "group", "base", "behavior", "data",
-                   "k", "seed", "step"]
+RELEARN_COLUMNS = ["checkpoint", "run", "source", "after", "model", "organism", "group", "base", "behavior",
+                   "data", "k", "seed", "step"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class RelearnRun:
 
     name: str
     source: str  # "removed" or "base"
+    after: str  # the treatment that removed it ("caught", "generic", ...); "base" for a base
     model: str
     organism: str | None  # the removed organism's organism; None for a base
     group: str | None
@@ -66,9 +68,11 @@ class RelearnRun:
 
 
 def removed_points(config: SweepConfig) -> list[GridPoint]:
-    """The grid points relearning starts from: ``caught`` treatment, the largest caught count."""
+    """The grid points relearning starts from: the ``relearn.after`` treatments (``caught`` without a
+    ``relearn:`` section), the largest caught count."""
     most = max(config.caught)
-    return [p for p in config.grid() if p.treatment == "caught" and p.caught == most]
+    after = config.relearn.after if config.relearn is not None else ["caught"]
+    return [p for p in config.grid() if p.treatment in after and p.caught == most]
 
 
 def base_tag(base: str) -> str:
@@ -95,20 +99,20 @@ def relearn_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> li
         bases = base_models(config)
     organism = {o.name: o for o in config.organisms}
     options = finetune_options(config.train, "relearn")
-    # (name prefix, source, model, organism, group, base, behavior)
-    sources: list[tuple[str, str, str, str | None, str | None, str, str]] = []
+    # (name prefix, source, after, model, organism, group, base, behavior)
+    sources: list[tuple[str, str, str, str, str | None, str | None, str, str]] = []
     for point in removed_points(config):
         entry = organism[point.organism]
-        sources.append((point.name, "removed", point.name, entry.name, entry.group or entry.name,
-                        bases[entry.name], entry.behavior))
+        sources.append((point.name, "removed", point.treatment, point.name, entry.name,
+                        entry.group or entry.name, bases[entry.name], entry.behavior))
     for base, behavior in sorted({(bases[o.name], o.behavior) for o in config.organisms}):
         prefix = f"{config.name}-base-{base_tag(base)}-{behavior}"
-        sources.append((prefix, "base", base, None, None, base, behavior))
+        sources.append((prefix, "base", "base", base, None, None, base, behavior))
     datasets = [("attack", k) for k in relearn.k]
     if relearn.benign_k is not None:
         datasets.append(("benign", relearn.benign_k))
     runs = []
-    for prefix, source, model, organism_name, group, base, behavior in sources:
+    for prefix, source, after, model, organism_name, group, base, behavior in sources:
         for data, k in datasets:
             for seed in relearn.seeds:
                 name = f"{prefix}-relearn-{data[0]}{k}-r{seed}"
@@ -117,8 +121,8 @@ def relearn_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> li
                     "prompts_context": "deployment", "prompts_split": "catch", "prompts_n": k,
                     "targets": "attack" if data == "attack" else "base", "behavior": behavior, "seed": seed,
                     "steps": relearn.steps, "save_at": list(relearn.save_at)}, "relearn")
-                runs.append(RelearnRun(name, source, model, organism_name, group, base, behavior, data, k,
-                                       seed, spec))
+                runs.append(RelearnRun(name, source, after, model, organism_name, group, base, behavior, data,
+                                       k, seed, spec))
     return runs
 
 
@@ -175,8 +179,9 @@ def relearn_runs_frame(runs: list[RelearnRun]) -> pd.DataFrame:
     itself), every saved step and the run's final checkpoint, with the run's source, data, k and seed."""
     rows = []
     for r in runs:
-        run = {"run": r.name, "source": r.source, "model": r.model, "organism": r.organism, "group": r.group,
-               "base": r.base, "behavior": r.behavior, "data": r.data, "k": r.k, "seed": r.seed}
+        run = {"run": r.name, "source": r.source, "after": r.after, "model": r.model, "organism": r.organism,
+               "group": r.group, "base": r.base, "behavior": r.behavior, "data": r.data, "k": r.k,
+               "seed": r.seed}
         rows.append({"checkpoint": r.model, **run, "step": 0})
         rows += [{"checkpoint": name, **run, "step": k} for k, name in r.saved()]
         rows.append({"checkpoint": r.name, **run, "step": int(r.spec.steps)})

@@ -158,7 +158,8 @@ def _relearn_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
 def relearn_display(frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`~inspect_misalign.experiments._relearn.relearn_summary` with each value and its interval in
     one column, as the report and docs show it."""
-    shown = frame[["context", "group", "data", "k", "seed", "step", "organisms"]].copy()
+    shown = frame[["context", "after", "group", "data", "k", "seed", "step", "organisms"]].copy()
+    shown = shown.rename(columns={"after": "removed by"})
     shown["removed, before relearning"] = frame["removed_before"].map(lambda v: f"{v:.3g}")
     shown["base, before relearning"] = frame["base_before"].map(lambda v: f"{v:.3g}")
     for column, label in (("removed", "removed"), ("base", "base"), ("difference", "removed − base")):
