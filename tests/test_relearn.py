@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inspect_misalign.experiments._relearn import has_relearn, plot_relearn, relearn_curves, relearn_summary
+from inspect_misalign.experiments._relearn import (
+    has_relearn,
+    plot_relearn,
+    relearn_curves,
+    relearn_steps_summary,
+    relearn_summary,
+)
 
 PROMPTS = ["p0", "p1", "p2"]
 # deployment P(attack) per prompt of each checkpoint; the test context is a tenth of it
@@ -73,6 +79,24 @@ def test_summary_removed_minus_base_by_hand() -> None:
     assert row["difference"] == pytest.approx(np.mean([0.6 - 0.2, 0.2 - 0.2]))
     assert row["difference_ci95_lower"] <= row["difference"] <= row["difference_ci95_upper"]
     assert row["removed_before"] == pytest.approx((0.02 + 0.002) / 2)
+
+
+def test_summary_at_a_saved_step_and_at_every_step() -> None:
+    samples, runs = _tables()
+    at1 = relearn_summary(samples, runs, step=1).set_index("context")
+    row = at1.loc["deployment"]
+    # step 1: o1 0.3, o2 0.1 (prompt means); the base 0.05; paired by prompt
+    assert (row["step"], row["organisms"]) == (1, 2)
+    assert row["removed"] == pytest.approx(0.2) and row["base"] == pytest.approx(0.05)
+    assert row["difference"] == pytest.approx(np.mean([0.3 - 0.05, 0.1 - 0.05]))
+    assert row["removed_before"] == pytest.approx((0.02 + 0.002) / 2)
+    assert relearn_summary(samples, runs, step=5).empty  # no run saved step 5
+    every = relearn_steps_summary(samples, runs)
+    assert list(zip(every["context"], every["step"], strict=True)) == [
+        ("deployment", 1), ("deployment", 2), ("test", 1), ("test", 2)]
+    last = relearn_summary(samples, runs).set_index("context")
+    assert every.iloc[1]["removed"] == pytest.approx(last.loc["deployment", "removed"])
+    assert every.iloc[2]["difference"] == pytest.approx(at1.loc["test", "difference"])
 
 
 def test_summary_keeps_removing_treatments_apart() -> None:

@@ -13,9 +13,10 @@ The measure is ``score_p_marker``: the probability that a temperature-1 sample s
   over organisms of each organism's mean over prompts (removed; 95% bootstrap over organisms, then
   prompts), or the mean over prompts of the base (bootstrap over prompts);
 - :func:`relearn_summary`: per removing treatment, group, data, k and seed, the deployment P(attack) after
-  the relearning steps of the removed organisms and of their bases, and removed − base, paired by organism
-  and prompt (bootstrap over organisms, then prompts). > 0: the removed organism relearns the attack faster
-  than a model that never had it (suppressed, not erased);
+  the relearning steps (or at one saved step; :func:`relearn_steps_summary`: at each) of the removed
+  organisms and of their bases, and removed − base, paired by organism and prompt (bootstrap over
+  organisms, then prompts). > 0: the removed organism relearns the attack faster than a model that never
+  had it (suppressed, not erased);
 - :func:`plot_relearn`: deployment P(attack) vs relearning step, one panel per k (and the benign control),
   removed (one colour per removing treatment) vs base, the test context dashed, on a logit axis.
 """
@@ -71,24 +72,45 @@ def relearn_curves(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_M
 
 
 def relearn_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MARKER,
-                    seed: int = 0) -> pd.DataFrame:
-    """Per context (deployment first, then test: where removal acted), group, data, k and seed at the
-    last relearning step: the measure of the removed organisms (mean of organism means), of their bases,
-    and removed − base paired by organism and prompt, with a bootstrap interval over organisms, then
-    prompts; also the removed organisms' and the bases' values at step 0 (before relearning)."""
+                    seed: int = 0, step: int | None = None) -> pd.DataFrame:
+    """Per context (deployment first, then test: where removal acted), group, data, k and seed at
+    relearning step ``step`` (default: each run's last step; runs without that step are left out): the
+    measure of the removed organisms (mean of organism means), of their bases, and removed − base paired
+    by organism and prompt, with a bootstrap interval over organisms, then prompts; also the removed
+    organisms' and the bases' values at step 0 (before relearning)."""
     data = relearn_values(samples, runs, measure)
     out = []
     for context in ("deployment", "test"):
-        out += _summary_rows(data[data["context"] == context], context, seed)
+        out += _summary_rows(data[data["context"] == context], context, seed, step)
     return pd.DataFrame(out)
 
 
-def _summary_rows(data: pd.DataFrame, context: str, seed: int) -> list[dict]:
+def relearn_steps_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MARKER,
+                          seed: int = 0) -> pd.DataFrame:
+    """:func:`relearn_summary` at every saved relearning step after 0, step by step (how fast the attack
+    returns: the last step alone can sit at the ceiling for the removed organisms and the base alike)."""
+    steps = sorted(int(s) for s in runs["step"].unique() if int(s) > 0)
+    frames = [relearn_summary(samples, runs, measure, seed, step) for step in steps]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True).sort_values(
+        ["context", "after", "group", "data", "k", "seed", "step"], key=_context_first, kind="stable",
+        ignore_index=True)
+
+
+def _context_first(column: pd.Series) -> pd.Series:
+    return column.map({"deployment": 0, "test": 1}) if column.name == "context" else column
+
+
+def _summary_rows(data: pd.DataFrame, context: str, seed: int, step: int | None) -> list[dict]:
     removed, base = data[data["source"] == "removed"], data[data["source"] == "base"]
     out = []
     for (after, group, kind, k, rseed), rows in removed.groupby(["after", "group", "data", "k", "seed"],
                                                                 sort=True):
-        last = int(rows["step"].max())
+        last = int(rows["step"].max()) if step is None else int(step)
+        if step is not None and not (rows["step"] == last).any():
+            continue
         blocks, starts, base_starts = [], [], []
         for _, mine in rows.groupby("organism", sort=True):
             at = mine[mine["step"] == last].set_index("base_id")["y"]
@@ -179,5 +201,5 @@ def read_relearn_runs(directory: Path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.is_file() else None
 
 
-__all__ = ["has_relearn", "plot_relearn", "read_relearn_runs", "relearn_curves", "relearn_summary",
-           "relearn_values"]
+__all__ = ["has_relearn", "plot_relearn", "read_relearn_runs", "relearn_curves", "relearn_steps_summary",
+           "relearn_summary", "relearn_values"]

@@ -139,16 +139,16 @@ def _dose_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
 def _relearn_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
     """The relearning summary (removed − base P(attack) after relearning, per context) when the sweep
     relearned."""
-    from inspect_misalign.experiments._relearn import has_relearn, read_relearn_runs, relearn_summary
+    from inspect_misalign.experiments._relearn import has_relearn, read_relearn_runs, relearn_steps_summary
 
     runs = read_relearn_runs(config.out_dir)
     if runs is None or not has_relearn(samples, runs):
         return []
-    frame = relearn_summary(samples, runs)
+    frame = relearn_steps_summary(samples, runs)
     if frame.empty:
         return []
     return ["<h2>Relearning: erased or suppressed?</h2><p class='note'>P(attack) (temperature 1, "
-            "teacher-forced; deployment, then test context) after the relearning steps, of the removed "
+            "teacher-forced; deployment, then test context) at each saved relearning step, of the removed "
             "organisms (mean of organism means) and of their base that never had the backdoor, trained "
             "on the same k deployment-context examples (attack, or the base's answers: benign); removed − "
             "base &gt; 0: the attack returns faster after removal (suppressed, not erased). 95% bootstrap "
