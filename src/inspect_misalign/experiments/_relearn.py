@@ -178,16 +178,18 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
         steps = sorted(mine["step"].unique())
         ax.set_xticks(steps, [str(int(s)) for s in steps])
         ax.set_xlabel("relearning steps (0: before relearning)")
-        ax.set_title(f"{k} attack examples" if kind == "attack" else f"control: {k} benign examples",
-                     fontsize=10)
-        ax.legend(fontsize=7, loc="lower right")
+        plural = "s" if k != 1 else ""
+        title = f"{k} attack example{plural}" if kind == "attack" else f"control: {k} benign example{plural}"
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
     low = min(ax.get_ylim()[0] for ax in axes[0])
     high = max(ax.get_ylim()[1] for ax in axes[0])
     for ax in axes[0]:
         ax.set_ylim(low, high)
     axes[0][0].set_ylabel("P(attack), temperature 1 (mean, 95% CI)")
-    fig.suptitle("Relearning after removal (red: by caught attacks; green: by generic data) vs the base that "
-                 "never had the backdoor (blue): deployment context solid, test dashed", fontsize=10)
+    fig.suptitle("Relearning after removal (red: by caught attacks; green: by generic data)\n"
+                 "vs the base that never had the backdoor (blue): deployment context solid, test dashed",
+                 fontsize=10)
     return _save(fig, path, source)
 
 
