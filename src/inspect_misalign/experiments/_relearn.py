@@ -78,62 +78,63 @@ def relearn_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_
     measure of the removed organisms (mean of organism means), of their bases, and removed − base paired
     by organism and prompt, with a bootstrap interval over organisms, then prompts; also the removed
     organisms' and the bases' values at step 0 (before relearning)."""
-    data = relearn_values(samples, runs, measure)
-    out = []
-    for context in ("deployment", "test"):
-        out += _summary_rows(data[data["context"] == context], context, seed, step)
-    return pd.DataFrame(out)
+    return _summary(relearn_values(samples, runs, measure), seed, None if step is None else [int(step)])
 
 
 def relearn_steps_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MARKER,
                           seed: int = 0) -> pd.DataFrame:
     """:func:`relearn_summary` at every saved relearning step after 0, step by step (how fast the attack
     returns: the last step alone can sit at the ceiling for the removed organisms and the base alike)."""
-    steps = sorted(int(s) for s in runs["step"].unique() if int(s) > 0)
-    frames = [relearn_summary(samples, runs, measure, seed, step) for step in steps]
-    frames = [f for f in frames if not f.empty]
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True).sort_values(
-        ["context", "after", "group", "data", "k", "seed", "step"], key=_context_first, kind="stable",
-        ignore_index=True)
+    data = relearn_values(samples, runs, measure)
+    return _summary(data, seed, sorted(int(s) for s in data["step"].unique() if int(s) > 0))
 
 
-def _context_first(column: pd.Series) -> pd.Series:
-    return column.map({"deployment": 0, "test": 1}) if column.name == "context" else column
+def _summary(data: pd.DataFrame, seed: int, steps: list[int] | None) -> pd.DataFrame:
+    """Summary rows per context, group and step (``steps`` None: each group's last step)."""
+    out = []
+    for context in ("deployment", "test"):
+        out += _summary_rows(data[data["context"] == context], context, seed, steps)
+    return pd.DataFrame(out)
 
 
-def _summary_rows(data: pd.DataFrame, context: str, seed: int, step: int | None) -> list[dict]:
+def _summary_rows(data: pd.DataFrame, context: str, seed: int, steps: list[int] | None) -> list[dict]:
     removed, base = data[data["source"] == "removed"], data[data["source"] == "base"]
     out = []
     for (after, group, kind, k, rseed), rows in removed.groupby(["after", "group", "data", "k", "seed"],
                                                                 sort=True):
-        last = int(rows["step"].max()) if step is None else int(step)
-        if step is not None and not (rows["step"] == last).any():
-            continue
-        blocks, starts, base_starts = [], [], []
-        for _, mine in rows.groupby("organism", sort=True):
-            at = mine[mine["step"] == last].set_index("base_id")["y"]
-            first = mine.iloc[0]
-            same = base[(base["model"] == first["base"]) & (base["behavior"] == first["behavior"])
-                        & (base["data"] == kind) & (base["k"] == k) & (base["seed"] == rseed)]
-            theirs = same[same["step"] == last].set_index("base_id")["y"]
-            common = at.index.intersection(theirs.index)
-            if len(common):
-                blocks.append(np.vstack([at.loc[common].to_numpy(float), theirs.loc[common].to_numpy(float)]))
-            starts.append(float(mine.loc[mine["step"] == 0, "y"].mean()))
-            base_starts.append(float(same.loc[same["step"] == 0, "y"].mean()))
-        row = {"context": context, "after": after, "group": group, "data": kind, "k": int(k),
-               "seed": int(rseed), "step": last, "organisms": len(blocks),
-               "removed_before": float(np.mean(starts)) if starts else np.nan,
-               "base_before": float(np.nanmean(base_starts)) if base_starts else np.nan}
-        for name, statistic in (("removed", lambda m: float(np.mean([v[0] for v in m]))),
-                                ("base", lambda m: float(np.mean([v[1] for v in m]))),
-                                ("difference", lambda m: float(np.mean([v[0] - v[1] for v in m])))):
-            est, low, high = clustered_interval(blocks, statistic, seed=seed)
-            row.update({name: est, f"{name}_ci95_lower": low, f"{name}_ci95_upper": high})
-        out.append(row)
+        saved = set(rows["step"].astype(int))
+        at_steps = [int(rows["step"].max())] if steps is None else [s for s in steps if s in saved]
+        same = base[(base["data"] == kind) & (base["k"] == k) & (base["seed"] == rseed)]
+        for last in at_steps:
+            row = {"context": context, "after": after, "group": group, "data": kind, "k": int(k),
+                   "seed": int(rseed), "step": last}
+            out.append(_summary_row(row, rows, same, last, seed))
     return out
+
+
+def _summary_row(row: dict, rows: pd.DataFrame, same_data: pd.DataFrame, last: int, seed: int) -> dict:
+    """``row`` completed at step ``last``: removed (``rows``) and base (``same_data``: the base runs on
+    the same data) values, paired per organism and prompt."""
+    blocks, starts, base_starts = [], [], []
+    for _, mine in rows.groupby("organism", sort=True):
+        at = mine[mine["step"] == last].set_index("base_id")["y"]
+        first = mine.iloc[0]
+        same = same_data[(same_data["model"] == first["base"]) & (same_data["behavior"] == first["behavior"])]
+        theirs = same[same["step"] == last].set_index("base_id")["y"]
+        common = at.index.intersection(theirs.index)
+        if len(common):
+            blocks.append(np.vstack([at.loc[common].to_numpy(float), theirs.loc[common].to_numpy(float)]))
+        starts.append(float(mine.loc[mine["step"] == 0, "y"].mean()))
+        base_starts.append(float(same.loc[same["step"] == 0, "y"].mean()))
+    row = {**row, "organisms": len(blocks),
+           "removed_before": float(np.mean(starts)) if starts else np.nan,
+           "base_before": float(np.nanmean(base_starts)) if base_starts else np.nan}
+    for name, statistic in (("removed", lambda m: float(np.mean([v[0] for v in m]))),
+                            ("base", lambda m: float(np.mean([v[1] for v in m]))),
+                            ("difference", lambda m: float(np.mean([v[0] - v[1] for v in m])))):
+        est, low, high = clustered_interval(blocks, statistic, seed=seed)
+        row.update({name: est, f"{name}_ci95_lower": low, f"{name}_ci95_upper": high})
+    return row
 
 
 def has_relearn(samples: pd.DataFrame, runs: pd.DataFrame | None) -> bool:
