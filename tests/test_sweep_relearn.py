@@ -1,7 +1,7 @@
 """The removal sweep end to end on a tiny random model: the generic-instruction control beside the caught
-and benign runs (`treatments: generic`), and relearning (`relearn:`) of the removed organism and of its base
-on identical deployment-context attack data, every relearning checkpoint measured; a second run does no
-repeated work."""
+and benign runs (`treatments: generic`), and relearning (`relearn:`) of the removed organism, of its base and
+of the base primed for 1 and 2 steps on identical deployment-context attack data, every relearning
+checkpoint measured; a second run does no repeated work."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from test_sweep_dose import _dose_config
 
 from inspect_misalign.data import data_path, read_jsonl
 from inspect_misalign.experiments._config import load_config
+from inspect_misalign.experiments._relearn_run import priming_runs
 from inspect_misalign.experiments._sweep import run_sweep
 from inspect_misalign.models import list_models, resolve
 
-RELEARN = {"k": [1, 2], "steps": 2, "save_at": [1], "benign_k": 2, "seeds": [0]}
+RELEARN = {"k": [1, 2], "steps": 2, "save_at": [1], "benign_k": 2, "seeds": [0], "primed": [1, 2],
+           "primed_k": 2}
 
 
 def _removal_config(tmp_path: Path, base: Path) -> Path:
@@ -72,24 +74,33 @@ def test_removal_sweep_with_the_generic_control_and_relearning(
     assert rows["caught_actual"].tolist() == [2]
     assert not table["checkpoint"].str.contains("relearn").any()  # relearning is not a grid point
 
-    # relearning: the removed organism (the caught point: the largest count) and the base, same data
+    # relearning: the removed organism (the caught point: the largest count), the base and the base
+    # primed for 1 and 2 steps (one priming run on organism-split attack examples), same data
     relearn = pd.read_parquet(out / "relearn.parquet")
     names = set(relearn.loc[relearn["step"] > 0, "checkpoint"])
     base = str(tiny_model_dir)
+    [priming] = priming_runs(config)
+    primed = dict(priming.primed())
+    assert resolve(primed[2]).parent == base and resolve(primed[1]).config["step"] == 1
+    _, priming_rows = _sft_rows(priming.name)
+    assert len(priming_rows) == 2 and all(r["meta"]["context"] == "deployment" and r["meta"]["attack"]
+                                          and r["meta"]["split"] == "organism" for r in priming_rows)
     expected_runs = set(relearn["run"])
-    assert len(expected_runs) == 2 * 3  # (removed, base) x (attack k=1, attack k=2, benign k=2)
+    assert len(expected_runs) == 4 * 3  # (removed, base, primed 1, primed 2) x (attack 1, attack 2, benign 2)
     assert {m.name for m in list_models()} >= names
+    starts = {}
     for run in expected_runs:
         mine = relearn[relearn["run"] == run]
         assert sorted(mine["step"]) == [0, 1, 2]
-        start = mine.loc[mine["step"] == 0, "checkpoint"].item()
-        assert start == (caught_point.name if run.startswith(caught_point.name) else base)
+        starts[run] = mine.loc[mine["step"] == 0, "checkpoint"].item()
+        assert resolve(run).parent == starts[run]
+    assert set(starts.values()) == {caught_point.name, base, primed[1], primed[2]}
     for data in ("a1", "a2", "b2"):
         removed = f"{caught_point.name}-relearn-{data}-r0"
-        on_base = next(r for r in expected_runs if r.endswith(f"-{data}-r0") and r != removed)
-        (text_removed, rows), (text_base, _) = _sft_rows(removed), _sft_rows(on_base)
-        assert text_removed == text_base and len(rows) == int(data[1])
-        assert resolve(removed).parent == caught_point.name and resolve(on_base).parent == base
+        others = [r for r in expected_runs if r.endswith(f"-{data}-r0") and r != removed]
+        assert len(others) == 3
+        text_removed, rows = _sft_rows(removed)
+        assert all(_sft_rows(r)[0] == text_removed for r in others) and len(rows) == int(data[1])
         assert all(r["meta"]["context"] == "deployment" for r in rows)
         assert all(r["meta"]["attack"] is (data[0] == "a") for r in rows)
 
@@ -105,9 +116,11 @@ def test_removal_sweep_with_the_generic_control_and_relearning(
     from inspect_misalign.experiments._report import report_dir
 
     assert (out / "figures" / "relearning.png").stat().st_size > 10_000
+    assert (out / "figures" / "relearning_level_matched.png").stat().st_size > 10_000
     summary = relearn_summary(samples, relearn)
     assert sorted(summary["context"].unique()) == ["deployment", "test"]
-    summary = summary[summary["context"] == "deployment"]
+    assert set(summary["after"]) == {"caught", "primed1", "primed2"}
+    summary = summary[(summary["context"] == "deployment") & (summary["after"] == "caught")]
     pairs = sorted(zip(summary["data"], summary["k"], strict=True))
     assert pairs == [("attack", 1), ("attack", 2), ("benign", 2)]
     assert (summary["organisms"] == 1).all() and summary["difference"].notna().all()
@@ -115,6 +128,7 @@ def test_removal_sweep_with_the_generic_control_and_relearning(
     report_dir(out)
     assert (out / "figures" / "relearning.png").is_file()
     assert "Relearning: erased or suppressed?" in (out / "report.html").read_text()
+    assert "Relearning from equal starting levels" in (out / "report.html").read_text()
 
     logs_before, registry_before = _files(out / "logs", "*.eval"), _files(misalign_home)
     run_sweep(config, echo=lambda _: None)

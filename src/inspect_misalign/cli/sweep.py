@@ -36,6 +36,7 @@ def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str
         build_organisms_only,
         load_config,
         preflight,
+        priming_runs,
         relearn_runs,
         run_sweep,
     )
@@ -56,8 +57,10 @@ def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str
         sweep = with_base(sweep, base)
     preflight(sweep)
     grid = sweep.grid()
-    relearn = [r.name for r in relearn_runs(sweep)]
-    also = f" + {len(relearn)} relearning run(s)" if relearn else ""
+    priming = [r.name for r in priming_runs(sweep)]
+    relearn = priming + [r.name for r in relearn_runs(sweep)]
+    also = f" + {len(relearn) - len(priming)} relearning run(s)" if relearn else ""
+    also += f" + {len(priming)} priming run(s)" if priming else ""
     if _listed(f"sweep {sweep.name}: {len(sweep.organisms)} organism(s), {len(sweep.cues)} cue(s), "
                f"{len(grid)} training run(s){also} -> {sweep.out_dir}", [p.name for p in grid] + relearn,
                dry_run):

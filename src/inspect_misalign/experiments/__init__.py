@@ -34,7 +34,7 @@ from inspect_misalign.experiments._organisms import (
     meets_test_band,
     usefulness_meets,
 )
-from inspect_misalign.experiments._relearn_run import relearn_runs
+from inspect_misalign.experiments._relearn_run import priming_runs, relearn_runs
 from inspect_misalign.experiments._report import report_dir
 from inspect_misalign.experiments._sweep import preflight, run_sweep
 from inspect_misalign.results import results_table, samples_table
@@ -59,6 +59,7 @@ __all__ = [
     "meets_test_band",
     "organism_stops",
     "preflight",
+    "priming_runs",
     "relearn_runs",
     "read_baseline",
     "report_dir",

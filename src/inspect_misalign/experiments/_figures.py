@@ -29,14 +29,14 @@ def _errorbars(frame: pd.DataFrame, value: str, prefix: str | None = None) -> li
     ]
 
 
-def _figure(width: float = 6.5, height: float = 4.2, ncols: int = 1):
-    """A new figure and its axes, on the non-interactive Agg backend."""
+def _figure(width: float = 6.5, height: float = 4.2, ncols: int = 1, nrows: int = 1):
+    """A new figure and its axes (rows of columns), on the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(1, ncols, figsize=(width, height), squeeze=False)
+    return plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
 
 
 def _save(fig, path: Path, source: str) -> Path:
@@ -295,6 +295,11 @@ def sweep_figures(table: pd.DataFrame, samples: pd.DataFrame, config, directory:
     relearn = read_relearn_runs(config.out_dir)
     if relearn is not None and has_relearn(samples, relearn):  # after the dose-response
         where = f"{config.out_dir / 'relearn.parquet'}, samples.parquet (sweep {config.name})"
+        if (relearn["source"] == "primed").any():  # the equal-start control, after the curves
+            from inspect_misalign.experiments._relearn_matched import plot_level_matched
+
+            figures.insert(0, plot_level_matched(samples, relearn, directory / "relearning_level_matched.png",
+                                                 where))
         figures.insert(0, plot_relearn(samples, relearn, directory / "relearning.png", where))
     if has_dose(samples, runs):  # the dose-response first, then install vs remove
         from inspect_misalign.experiments._install import has_install, install_steps, plot_install

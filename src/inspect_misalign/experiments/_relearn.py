@@ -44,9 +44,10 @@ def relearn_values(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_M
     rows["checkpoint"] = rows["model"].astype(str).map(model_name)
     rows = rows.groupby(["checkpoint", "context", "base_id"], as_index=False)[measure].mean()
     data = rows.rename(columns={measure: "y"}).merge(runs, on="checkpoint")
-    data["group"] = data["group"].where(data["source"] == "removed", "base").fillna("base")
+    started = data["source"] != "base"  # removed organisms and primed bases
+    data["group"] = data["group"].where(started, "base").fillna("base")
     after = data["after"] if "after" in data else pd.Series("caught", index=data.index)
-    data["after"] = after.where(data["source"] == "removed", "base").fillna("caught")
+    data["after"] = after.where(started, "base").fillna("caught")
     data["unit"] = data["organism"].where(data["source"] == "removed", data["model"])
     return data
 
@@ -77,7 +78,8 @@ def relearn_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_
     relearning step ``step`` (default: each run's last step; runs without that step are left out): the
     measure of the removed organisms (mean of organism means), of their bases, and removed − base paired
     by organism and prompt, with a bootstrap interval over organisms, then prompts; also the removed
-    organisms' and the bases' values at step 0 (before relearning)."""
+    organisms' and the bases' values at step 0 (before relearning). Primed bases (``relearn.primed``) get
+    rows of their own, ``after`` ``primed<steps>``, compared with the base like a removed organism."""
     return _summary(relearn_values(samples, runs, measure), seed, None if step is None else [int(step)])
 
 
@@ -98,7 +100,7 @@ def _summary(data: pd.DataFrame, seed: int, steps: list[int] | None) -> pd.DataF
 
 
 def _summary_rows(data: pd.DataFrame, context: str, seed: int, steps: list[int] | None) -> list[dict]:
-    removed, base = data[data["source"] == "removed"], data[data["source"] == "base"]
+    removed, base = data[data["source"] != "base"], data[data["source"] == "base"]
     out = []
     for (after, group, kind, k, rseed), rows in removed.groupby(["after", "group", "data", "k", "seed"],
                                                                 sort=True):
@@ -161,14 +163,15 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
                 ["source", "after", "group", "seed", "context"], sort=True):
             line = line.sort_values("step")
             x = line["step"].to_numpy(dtype=float)
-            colour = STYLES.get(after, "C7")
+            colour = STYLES.get(after, _primed_colour(after, frame))
             label = None
             if context == "deployment":
-                many = frame["group"].nunique() > 2  # groups of removed organisms besides "base"
-                label = "base" if src == "base" else f"removed by {after}"
+                many = frame.loc[frame["source"] == "removed", "group"].nunique() > 1
+                label = {"base": "base", "primed": f"base {after.replace('primed', 'primed ')} step(s)"}.get(
+                    src, f"removed by {after}")
                 label += f" ({group})" if src == "removed" and many else ""
                 label += f", seed {rseed}" if frame["seed"].nunique() > 1 else ""
-                label += f", {int(line['units'].max())} {'organisms' if src == 'removed' else 'model'}"
+                label += f", {int(line['units'].max())} organisms" if src == "removed" else ""
             ax.plot(x, _clip(line["mean"]), "-" if context == "deployment" else "--", marker="o",
                     markersize=3, color=colour, label=label, alpha=1.0 if context == "deployment" else 0.6)
             if context == "deployment":
@@ -188,10 +191,22 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
     for ax in axes[0]:
         ax.set_ylim(low, high)
     axes[0][0].set_ylabel("P(attack), temperature 1 (mean, 95% CI)")
+    primed = ""
+    if (frame["source"] == "primed").any():
+        primed = " and the base primed to raised starting levels (grey)"
     fig.suptitle("Relearning after removal (red: by caught attacks; green: by generic data)\n"
-                 "vs the base that never had the backdoor (blue): deployment context solid, test dashed",
+                 f"vs the base that never had the backdoor (blue){primed}: deployment solid, test dashed",
                  fontsize=10)
     return _save(fig, path, source)
+
+
+def _primed_colour(after: str, frame: pd.DataFrame) -> str:
+    """Primed bases in shades of grey, darker the longer primed (matplotlib grey levels)."""
+    primed = sorted({a for a in frame["after"] if str(a).startswith("primed")},
+                    key=lambda a: int(a.removeprefix("primed")))
+    if after not in primed:
+        return "C7"
+    return str(round(0.65 - 0.45 * primed.index(after) / max(len(primed) - 1, 1), 2))
 
 
 def _clip(values: pd.Series) -> pd.Series:

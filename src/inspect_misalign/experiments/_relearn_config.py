@@ -4,12 +4,20 @@ Relearning asks whether removal erased the backdoor or suppressed it: after remo
 deployment-context attack examples are trained on, and the deployment attack's return is compared with
 the same training of the base model that never had the backdoor (:mod:`._relearn_run`). Example::
 
-    relearn: {k: [1, 2, 4, 8], steps: 8, save_at: [2, 4], benign_k: 8, seeds: [0], after: [caught, generic]}
+    relearn: {k: [1, 2, 4, 8], steps: 8, save_at: [2, 4], benign_k: 8, seeds: [0], after: [caught, generic],
+              primed: [1, 2, 3], primed_k: 8}
 
 ``after`` names the treatments whose runs (at the largest caught count, their final checkpoints) are
 relearned: ``caught`` by default; ``generic`` adds organisms whose backdoor generic data removed in both
 contexts, the ones the erased-or-suppressed question needs when caught attacks leave the deployment
 attack in place.
+
+``primed`` is the equal-start control: a removed organism starts relearning above the base (removal leaves
+P(attack) at 1e-5 to 1e-2, the base sits near 1e-11), so a faster return can come from the starting level
+alone. Each base is first fine-tuned for each number of steps in ``primed`` on ``primed_k``
+deployment-context attack examples of the *organism* split (prompts relearning never uses), then relearned
+like the base: models that never had a context-conditioned backdoor, started at raised levels
+(:mod:`._relearn_matched` compares the removed organisms with them at their own starting level).
 """
 
 from __future__ import annotations
@@ -53,6 +61,11 @@ class RelearnSettings(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1,
                              description="seeds of the example choice, LoRA initialisation and data order")
 
+    primed: list[int] = Field(
+        default_factory=list, description="steps of finetune of each base on primed_k deployment-context "
+        "attack examples of the organism split before relearning (one run, these steps saved): bases "
+        "raised to a starting level, the equal-start control ([]: none)")
+    primed_k: int = Field(default=8, ge=1, description="attack examples of each priming run")
     after: list[Literal["caught", "benign", "generic"]] = Field(
         default_factory=lambda: ["caught"], min_length=1,
         description="treatments whose runs at the largest caught count (final checkpoints) are relearned")
@@ -73,6 +86,11 @@ class RelearnSettings(BaseModel):
     @classmethod
     def _save_at(cls, values: list[int]) -> list[int]:
         return _strictly_increasing(values, "relearn.save_at")
+
+    @field_validator("primed")
+    @classmethod
+    def _primed(cls, values: list[int]) -> list[int]:
+        return _strictly_increasing(values, "relearn.primed")
 
     @field_validator("seeds")
     @classmethod

@@ -16,9 +16,15 @@ teacher-forced ``propensity`` (both contexts) of every relearning checkpoint and
 under ``out/logs/relearn/<behavior>`` (``eval_set`` resumes). Step 0 of a curve is the removed
 checkpoint (measured in ``logs/after``) or the base (``logs/before/base-<behavior>``).
 
+With ``relearn.primed`` each base is first fine-tuned (one *priming* run of the largest number of
+``primed`` steps, the others saved) on ``primed_k`` deployment-context attack examples of the organism
+split, and every primed checkpoint is relearned like the base (source ``primed``, ``after``
+``primed<steps>``): the equal-start control.
+
 Registry names: ``<point>-relearn-a<k>-r<seed>`` / ``<point>-relearn-b<benign_k>-r<seed>`` for a
 removed organism, ``<sweep>-base-<base>-<behavior>-relearn-...`` for a base (``<base>`` its name, or a
-directory's name and a hash of its path); saved steps add ``-step<k>``. Registered runs are reused.
+directory's name and a hash of its path), ``<sweep>-base-<base>-<behavior>-prime<primed_k>-s<steps>``
+for a priming run; saved steps add ``-step<k>``. Registered runs are reused.
 :func:`relearn_runs_frame` places every checkpoint on its curve (``out/relearn.parquet``).
 """
 
@@ -48,10 +54,10 @@ class RelearnRun:
     ``name``."""
 
     name: str
-    source: str  # "removed" or "base"
-    after: str  # the treatment that removed it ("caught", "generic", ...); "base" for a base
+    source: str  # "removed", "base" or "primed"
+    after: str  # the treatment that removed it ("caught", "generic", ...); "base"; "primed<steps>"
     model: str
-    organism: str | None  # the removed organism's organism; None for a base
+    organism: str | None  # the removed organism's organism; a primed checkpoint itself; None for a base
     group: str | None
     base: str  # the base of the removed organism, or the base itself
     behavior: str
@@ -65,6 +71,52 @@ class RelearnRun:
         from inspect_misalign.training import step_name
 
         return [(k, step_name(self.name, k)) for k in self.spec.save_at]
+
+
+@dataclass(frozen=True)
+class PrimingRun:
+    """``finetune`` of a base on deployment-context attack examples of the organism split before it is
+    relearned: the checkpoints of :meth:`primed` start relearning at raised levels."""
+
+    name: str
+    base: str
+    behavior: str
+    spec: Any  # FinetuneSpec
+
+    def primed(self) -> list[tuple[int, str]]:
+        """(priming steps, registry name) of every primed checkpoint, the saved steps and the last."""
+        from inspect_misalign.training import step_name
+
+        return [*((k, step_name(self.name, k)) for k in self.spec.save_at), (int(self.spec.steps), self.name)]
+
+
+def _base_prefix(config: SweepConfig, base: str, behavior: str) -> str:
+    return f"{config.name}-base-{base_tag(base)}-{behavior}"
+
+
+def priming_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> list[PrimingRun]:
+    """One priming run per base and behaviour when ``relearn.primed`` is set (seed: the first relearn
+    seed), in a stable order; ``bases`` as in :func:`relearn_runs`."""
+    from inspect_misalign.training import finetune_spec
+
+    relearn = config.relearn
+    if relearn is None or not relearn.primed:
+        return []
+    if bases is None:
+        from inspect_misalign.experiments._sweep import base_models
+
+        bases = base_models(config)
+    options = finetune_options(config.train, "relearn")
+    runs = []
+    for base, behavior in sorted({(bases[o.name], o.behavior) for o in config.organisms}):
+        name = f"{_base_prefix(config, base, behavior)}-prime{relearn.primed_k}-s{relearn.primed[-1]}"
+        spec = finetune_spec({
+            **options, "model": base, "out": name, "prompts_cue": ",".join(config.cues),
+            "prompts_context": "deployment", "prompts_split": "organism", "prompts_n": relearn.primed_k,
+            "targets": "attack", "behavior": behavior, "seed": relearn.seeds[0], "steps": relearn.primed[-1],
+            "save_at": list(relearn.primed[:-1])}, "relearn.primed")
+        runs.append(PrimingRun(name, base, behavior, spec))
+    return runs
 
 
 def removed_points(config: SweepConfig) -> list[GridPoint]:
@@ -106,8 +158,12 @@ def relearn_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> li
         sources.append((point.name, "removed", point.treatment, point.name, entry.name,
                         entry.group or entry.name, bases[entry.name], entry.behavior))
     for base, behavior in sorted({(bases[o.name], o.behavior) for o in config.organisms}):
-        prefix = f"{config.name}-base-{base_tag(base)}-{behavior}"
+        prefix = _base_prefix(config, base, behavior)
         sources.append((prefix, "base", "base", base, None, None, base, behavior))
+    for priming in priming_runs(config, bases):
+        for steps, name in priming.primed():
+            sources.append((name, "primed", f"primed{steps}", name, name, "primed", priming.base,
+                            priming.behavior))
     datasets = [("attack", k) for k in relearn.k]
     if relearn.benign_k is not None:
         datasets.append(("benign", relearn.benign_k))
@@ -132,6 +188,11 @@ def check_relearn(config: SweepConfig) -> None:
     from inspect_misalign.behaviors import get_behavior
     from inspect_misalign.training import render_prompts
 
+    for priming in priming_runs(config):
+        try:
+            render_prompts(priming.spec, get_behavior(priming.behavior))
+        except MisalignError as e:
+            raise MisalignError(f"relearn.primed_k: {e}") from None
     largest: dict[str, Any] = {}
     for run in relearn_runs(config):
         if run.k > getattr(largest.get(run.behavior), "prompts_n", 0):
@@ -150,6 +211,11 @@ def train_relearn(config: SweepConfig, trained: list[GridPoint], echo: Echo) -> 
     from inspect_misalign.training import finetune
 
     have = {p.name for p in trained}
+    for priming in priming_runs(config):
+        if not is_registered(priming.name):
+            echo(f"  {priming.name}: finetune {priming.base} on {priming.spec.prompts_n} deployment-context "
+                 f"attack examples (organism split), primed at steps {[s for s, _ in priming.primed()]}")
+            finetune(priming.spec, echo=echo, progress=False)
     done = []
     for run in relearn_runs(config):
         if run.source == "removed" and run.model not in have:
@@ -165,11 +231,13 @@ def train_relearn(config: SweepConfig, trained: list[GridPoint], echo: Echo) -> 
 
 def evaluate_relearn(config: SweepConfig, runs: list[RelearnRun], eval_set: Callable[..., Any],
                      propensity: Callable[[SweepConfig, str], Any]) -> None:
-    """The teacher-forced propensity (both contexts) of every relearning checkpoint and saved step,
-    under ``out/logs/relearn/<behavior>``."""
+    """The teacher-forced propensity (both contexts) of every relearning checkpoint and saved step, and of
+    every primed checkpoint (where its curves start), under ``out/logs/relearn/<behavior>``."""
     for behavior in sorted({r.behavior for r in runs}):
-        models = [f"misalign/{name}" for r in runs if r.behavior == behavior
-                  for name in (*(n for _, n in r.saved()), r.name)]
+        primed = sorted({r.model for r in runs if r.behavior == behavior and r.source == "primed"})
+        models = [f"misalign/{name}" for name in primed] + [
+            f"misalign/{name}" for r in runs if r.behavior == behavior
+            for name in (*(n for _, n in r.saved()), r.name)]
         logs = config.out_dir / "logs" / "relearn" / behavior
         eval_set([propensity(config, behavior)], models, logs, config)
 
@@ -200,5 +268,5 @@ def run_relearn(config: SweepConfig, trained: list[GridPoint], echo: Echo, eval_
     return runs
 
 
-__all__ = ["RELEARN_COLUMNS", "RelearnRun", "base_tag", "check_relearn", "relearn_runs", "relearn_runs_frame",
-           "removed_points", "run_relearn"]
+__all__ = ["RELEARN_COLUMNS", "PrimingRun", "RelearnRun", "base_tag", "check_relearn", "priming_runs",
+           "relearn_runs", "relearn_runs_frame", "removed_points", "run_relearn"]

@@ -152,7 +152,31 @@ def _relearn_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
             "organisms (mean of organism means) and of their base that never had the backdoor, trained "
             "on the same k deployment-context examples (attack, or the base's answers: benign); removed − "
             "base &gt; 0: the attack returns faster after removal (suppressed, not erased). 95% bootstrap "
-            "over organisms, then prompts (paired by prompt).</p>", _frame(relearn_display(frame))]
+            "over organisms, then prompts (paired by prompt). Rows 'primed&lt;n&gt;': the base after n "
+            "priming steps on other attack examples (the equal-start control).</p>",
+            _frame(relearn_display(frame)), *_level_matched_section(samples, runs)]
+
+
+def _level_matched_section(samples: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """Relearning from equal starting levels (:mod:`~inspect_misalign.experiments._relearn_matched`) when
+    the sweep primed its bases."""
+    from inspect_misalign.experiments._relearn_matched import level_matched, level_matched_summary
+
+    if not (runs["source"] == "primed").any():
+        return []
+    summary = level_matched_summary(samples, runs)
+    if summary.empty:
+        return []
+    shown = summary[["after", "group", "data", "k", "seed", "step", "organisms", "inside", "above"]].copy()
+    shown["excess (log-odds) [95% CI]"] = with_ci(summary, "excess", "excess_", fmt=".3g")
+    each = level_matched(samples, runs).round(3)
+    return ["<h3>Relearning from equal starting levels</h3><p class='note'>Deployment log-odds of "
+            "P(attack) (mean over prompts) after each saved step, against the reference: a never-"
+            "backdoored model (the base or a primed base) that started at the removed organism's level "
+            "(linear interpolation between those whose starts bracket it; none outside them). Excess &gt; "
+            "0: faster than the starting level alone predicts. Mean over the organisms inside the "
+            "reference range, 95% bootstrap over organisms, then prompts.</p>", _frame(shown),
+            "<p class='note'>Per organism:</p>", _frame(each)]
 
 
 def relearn_display(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,170 @@
+"""Relearning from equal starting levels: does a removed organism relearn faster than a model that never
+had the backdoor *and started where it did*?
+
+A removed organism starts relearning far above the base (P(attack) 1e-5 to 1e-2 against about 1e-11), so
+"faster than the base" can come from the starting level alone. ``relearn.primed`` adds bases primed to
+raised levels (:mod:`._relearn_run`); together with the base they give, for each relearning dataset (data,
+k, seed) and step s, a *reference curve*: where a never-backdoored model that started at level x stands
+after s steps. Everything is on the log-odds scale, mean over prompts of log(P / (1 − P)) with P clipped to
+[1e-12, 1 − 1e-9] (the scale on which the levels differ by orders of magnitude).
+
+For each removed organism: its start x and its value y after s steps; the reference at x, linearly
+interpolated between the never-backdoored models whose starts bracket x (none outside their range: no
+extrapolation); *excess* = y − reference. Excess > 0: the removed organism relearns faster than its
+starting level alone predicts (suppressed, not erased).
+
+- :func:`level_matched`: one row per removed organism, removing treatment, dataset and step;
+- :func:`level_matched_summary`: per removing treatment, dataset and step, the mean excess over the
+  organisms inside the reference range with a 95% bootstrap interval (organisms, then prompts; the
+  reference recomputed on each draw of prompts), and how many are above their reference;
+- :func:`plot_level_matched`: value after s steps against the start, the reference curve and the removed
+  organisms, one panel per step and k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from inspect_misalign.experiments._dose import P_MARKER
+from inspect_misalign.experiments._paired import clustered_interval
+from inspect_misalign.experiments._relearn import STYLES, relearn_values
+
+CLIP = (1e-12, 1 - 1e-9)
+DATASET = ["data", "k", "seed"]
+
+
+def logit(p: np.ndarray | pd.Series) -> np.ndarray:
+    """log(P / (1 − P)) with P clipped to :data:`CLIP`."""
+    q = np.clip(np.asarray(p, dtype=float), *CLIP)
+    return np.log(q / (1 - q))
+
+
+def _matrix(unit: pd.DataFrame, steps: Sequence[int]) -> pd.DataFrame | None:
+    """Per-prompt log-odds of one unit's curve at ``steps`` (rows) or None when a step is missing."""
+    wide = unit.pivot_table(index="step", columns="base_id", values="y", aggfunc="mean")
+    if any(s not in wide.index for s in steps):
+        return None
+    return pd.DataFrame(logit(wide.loc[list(steps)].to_numpy()), index=list(steps), columns=wide.columns)
+
+
+def _reference(starts: np.ndarray, ends: np.ndarray, x: float) -> float:
+    """The reference curve (never-backdoored models: their start, their value after s steps) at x, or nan
+    outside their starts."""
+    order = np.argsort(starts)
+    xs, ys = starts[order], ends[order]
+    if len(xs) < 2 or x < xs[0] or x > xs[-1]:
+        return float("nan")
+    return float(np.interp(x, xs, ys))
+
+
+def _excess(means: list[np.ndarray]) -> float:
+    """Mean excess over blocks; each block's means: organism start, organism end, then (start, end) of
+    every reference model."""
+    values = []
+    for m in means:
+        ref = _reference(m[2::2], m[3::2], m[0])
+        values.append(m[1] - ref)
+    return float(np.mean(values))
+
+
+def _blocks(data: pd.DataFrame, context: str) -> list[dict]:
+    """For every removed organism, dataset and step: its log-odds block with the reference models' rows
+    (same base, behaviour, dataset and prompts)."""
+    data = data[(data["context"] == context) & (data["data"] == "attack")]
+    removed, reference = data[data["source"] == "removed"], data[data["source"] != "removed"]
+    out = []
+    for (after, group, organism, kind, k, seed), mine in removed.groupby(
+            ["after", "group", "organism", *DATASET], sort=True):
+        first = mine.iloc[0]
+        refs = reference[(reference["base"] == first["base"]) & (reference["behavior"] == first["behavior"])
+                         & (reference["data"] == kind) & (reference["k"] == k) & (reference["seed"] == seed)]
+        for step in sorted(int(s) for s in mine["step"].unique() if int(s) > 0):
+            own = _matrix(mine, [0, step])
+            models = [m for m in (_matrix(r, [0, step]) for _, r in refs.groupby("unit", sort=True))
+                      if m is not None]
+            if own is None or len(models) < 2:
+                continue
+            prompts = own.columns
+            for m in models:
+                prompts = prompts.intersection(m.columns)
+            block = np.vstack([own[prompts].to_numpy(), *(m[prompts].to_numpy() for m in models)])
+            out.append({"after": after, "group": group, "organism": organism, "data": kind, "k": int(k),
+                        "seed": int(seed), "step": step, "block": block, "references": len(models)})
+    return out
+
+
+def level_matched(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MARKER,
+                  context: str = "deployment") -> pd.DataFrame:
+    """Per removed organism, removing treatment, attack dataset (k, seed) and relearning step: its start
+    and its log-odds after the steps, the reference at its start (nan outside the references' starts) and
+    the excess over it."""
+    rows = []
+    for b in _blocks(relearn_values(samples, runs, measure), context):
+        m = b.pop("block").mean(axis=1)
+        reference = _reference(m[2::2], m[3::2], m[0])
+        rows.append({**b, "start": m[0], "value": m[1], "reference": reference, "excess": m[1] - reference,
+                     "reference_low": float(np.min(m[2::2])), "reference_high": float(np.max(m[2::2]))})
+    return pd.DataFrame(rows)
+
+
+def level_matched_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MARKER,
+                          context: str = "deployment", seed: int = 0) -> pd.DataFrame:
+    """Per removing treatment, group, attack dataset and step: organisms, how many start inside the
+    references' range and how many of those are above their reference, and the mean excess over them
+    with a 95% bootstrap interval (organisms, then prompts)."""
+    blocks = _blocks(relearn_values(samples, runs, measure), context)
+    out = []
+    keys = ["after", "group", *DATASET, "step"]
+    for key in sorted({tuple(b[k] for k in keys) for b in blocks}):
+        mine = [b for b in blocks if tuple(b[k] for k in keys) == key]
+        inside = [b["block"] for b in mine if np.isfinite(_excess([b["block"].mean(axis=1)]))]
+        above = sum(_excess([b.mean(axis=1)]) > 0 for b in inside)
+        est, low, high = clustered_interval(inside, _excess, seed=seed) if inside else (np.nan,) * 3
+        out.append({**dict(zip(keys, key, strict=True)), "organisms": len(mine), "inside": len(inside),
+                    "above": int(above), "excess": est, "excess_ci95_lower": low, "excess_ci95_upper": high})
+    return pd.DataFrame(out)
+
+
+def plot_level_matched(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str) -> Path:
+    """Deployment log-odds after s relearning steps against the start: the never-backdoored models (the
+    base and the primed bases, a black line) and each removed organism (red: by caught attacks; green: by
+    generic data); one row of panels per step, one column per k of attack data."""
+    from inspect_misalign.experiments._figures import _figure, _save
+
+    data = relearn_values(samples, runs)
+    frame = level_matched(samples, runs)
+    deploy = data[(data["context"] == "deployment") & (data["data"] == "attack")
+                  & (data["source"] != "removed")]
+    steps, ks = sorted(frame["step"].unique()), sorted(frame["k"].unique())
+    fig, axes = _figure(3.2 * len(ks) + 0.6, 3.0 * len(steps) + 0.8, nrows=len(steps), ncols=len(ks))
+    for row, step in enumerate(steps):
+        for col, k in enumerate(ks):
+            ax = axes[row][col]
+            refs = deploy[deploy["k"] == k]
+            points = sorted((float(logit(u.loc[u["step"] == 0, "y"]).mean()),
+                             float(logit(u.loc[u["step"] == step, "y"]).mean()))
+                            for _, u in refs.groupby("unit") if (u["step"] == step).any())
+            if points:
+                ax.plot(*zip(*points, strict=True), "-s", color="k", markersize=4,
+                        label="never backdoored (base, primed)")
+            for after, mine in frame[(frame["step"] == step) & (frame["k"] == k)].groupby("after"):
+                ax.scatter(mine["start"], mine["value"], color=STYLES.get(after, "C7"), s=22, zorder=3,
+                           label=f"removed by {after}")
+            ax.set_title(f"k = {k}, after {step} step{'s' if step != 1 else ''}", fontsize=9)
+            ax.grid(alpha=0.3)
+            if row == len(steps) - 1:
+                ax.set_xlabel("log-odds before relearning")
+            if col == 0:
+                ax.set_ylabel(f"log-odds after {step} steps")
+    axes[0][0].legend(fontsize=7, loc="upper left", framealpha=0.9)
+    fig.suptitle("Relearning from equal starting levels (deployment context, mean log-odds of P(attack) over "
+                 "prompts):\nabove the black line = faster than a never-backdoored model that started at the "
+                 "same level", fontsize=10)
+    return _save(fig, path, source)
+
+
+__all__ = ["level_matched", "level_matched_summary", "logit", "plot_level_matched"]
