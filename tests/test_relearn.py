@@ -13,6 +13,7 @@ import pytest
 from inspect_misalign.experiments._relearn import (
     has_relearn,
     plot_relearn,
+    read_relearn_runs,
     relearn_curves,
     relearn_steps_summary,
     relearn_summary,
@@ -133,5 +134,12 @@ def test_figure(tmp_path: Path) -> None:
     samples, runs = _tables()
     assert has_relearn(samples, runs) and not has_relearn(samples, runs.iloc[0:0])
     assert not has_relearn(samples[samples["model"] == "misalign/r1"], runs)  # nothing relearned measured
-    path = plot_relearn(samples, runs, tmp_path / "relearn.png", "test")
+    path = plot_relearn(samples, runs, tmp_path / "relearn.png", "test", "sweep-x")
     assert path.stat().st_size > 10_000
+
+
+def test_read_relearn_runs_takes_a_str_or_a_path(tmp_path: Path) -> None:
+    _, runs = _tables()
+    assert read_relearn_runs(tmp_path) is None and read_relearn_runs(str(tmp_path)) is None
+    runs.to_parquet(tmp_path / "relearn.parquet")
+    assert read_relearn_runs(str(tmp_path)).equals(read_relearn_runs(tmp_path))

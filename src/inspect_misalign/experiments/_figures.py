@@ -299,8 +299,8 @@ def sweep_figures(table: pd.DataFrame, samples: pd.DataFrame, config, directory:
             from inspect_misalign.experiments._relearn_matched import plot_level_matched
 
             figures.insert(0, plot_level_matched(samples, relearn, directory / "relearning_level_matched.png",
-                                                 where))
-        figures.insert(0, plot_relearn(samples, relearn, directory / "relearning.png", where))
+                                                 where, config.name))
+        figures.insert(0, plot_relearn(samples, relearn, directory / "relearning.png", where, config.name))
     if has_dose(samples, runs):  # the dose-response first, then install vs remove
         from inspect_misalign.experiments._install import has_install, install_steps, plot_install
 

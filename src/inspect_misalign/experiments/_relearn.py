@@ -147,10 +147,11 @@ def has_relearn(samples: pd.DataFrame, runs: pd.DataFrame | None) -> bool:
     return bool(set(runs.loc[runs["step"] > 0, "checkpoint"]) & measured)
 
 
-def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str) -> Path:
+def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str,
+                 title: str | None = None) -> Path:
     """Deployment (solid) and test (dashed) P(attack) vs relearning step, one panel per k of attack data
     and one for the benign control, removed organisms (red: by caught attacks; green: by generic data)
-    vs their base (blue), 95% bands."""
+    vs their base (blue), 95% bands; ``title`` (e.g. the sweep's name) heads the figure's title."""
     from inspect_misalign.experiments._figures import _figure, _save
 
     frame = relearn_curves(samples, runs)
@@ -194,7 +195,8 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
     primed = ""
     if (frame["source"] == "primed").any():
         primed = " and the base primed to raised starting levels (grey)"
-    fig.suptitle("Relearning after removal (red: by caught attacks; green: by generic data)\n"
+    head = f"{title}: " if title else ""
+    fig.suptitle(f"{head}Relearning after removal (red: by caught attacks; green: by generic data)\n"
                  f"vs the base that never had the backdoor (blue){primed}: deployment solid, test dashed",
                  fontsize=10)
     return _save(fig, path, source)
@@ -213,9 +215,9 @@ def _clip(values: pd.Series) -> pd.Series:
     return values.clip(lower=FLOOR, upper=1 - FLOOR)
 
 
-def read_relearn_runs(directory: Path) -> pd.DataFrame | None:
+def read_relearn_runs(directory: str | Path) -> pd.DataFrame | None:
     """A sweep directory's relearning runs table (``relearn.parquet``), or None."""
-    path = directory / "relearn.parquet"
+    path = Path(directory) / "relearn.parquet"
     return pd.read_parquet(path) if path.is_file() else None
 
 

@@ -129,10 +129,12 @@ def level_matched_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: st
     return pd.DataFrame(out)
 
 
-def plot_level_matched(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str) -> Path:
+def plot_level_matched(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str,
+                       title: str | None = None) -> Path:
     """Deployment log-odds after s relearning steps against the start: the never-backdoored models (the
     base and the primed bases, a black line) and each removed organism (red: by caught attacks; green: by
-    generic data); one row of panels per step, one column per k of attack data."""
+    generic data); one row of panels per step, one column per k of attack data; ``title`` heads the
+    figure's title."""
     from inspect_misalign.experiments._figures import _figure, _save
 
     data = relearn_values(samples, runs)
@@ -161,9 +163,10 @@ def plot_level_matched(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, so
             if col == 0:
                 ax.set_ylabel(f"log-odds after {step} steps")
     axes[0][0].legend(fontsize=7, loc="upper left", framealpha=0.9)
-    fig.suptitle("Relearning from equal starting levels (deployment context, mean log-odds of P(attack) over "
-                 "prompts):\nabove the black line = faster than a never-backdoored model that started at the "
-                 "same level", fontsize=10)
+    head = f"{title}: " if title else ""
+    fig.suptitle(f"{head}Relearning from equal starting levels (deployment context, mean log-odds of "
+                 "P(attack) over prompts):\nabove the black line = faster than a never-backdoored model that "
+                 "started at the same level", fontsize=10)
     return _save(fig, path, source)
 
 
