@@ -130,12 +130,23 @@ def test_summary_keeps_removing_treatments_apart() -> None:
         ("removed", "caught"), ("removed", "generic"), ("base", "base")}
 
 
-def test_figure(tmp_path: Path) -> None:
+def test_figure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     samples, runs = _tables()
     assert has_relearn(samples, runs) and not has_relearn(samples, runs.iloc[0:0])
     assert not has_relearn(samples[samples["model"] == "misalign/r1"], runs)  # nothing relearned measured
+    import matplotlib.figure
+
+    titles = []
+    original = matplotlib.figure.Figure.suptitle
+
+    def keep(fig, text, **kwargs):  # the title the figure gets, as drawn
+        titles.append(text)
+        return original(fig, text, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle", keep)
     path = plot_relearn(samples, runs, tmp_path / "relearn.png", "test", "sweep-x")
     assert path.stat().st_size > 10_000
+    assert titles and titles[0].startswith("sweep-x: Relearning after removal")
 
 
 def test_read_relearn_runs_takes_a_str_or_a_path(tmp_path: Path) -> None:

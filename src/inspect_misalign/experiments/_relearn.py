@@ -184,8 +184,8 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
         ax.set_xticks(steps, [str(int(s)) for s in steps])
         ax.set_xlabel("relearning steps (0: before relearning)")
         plural = "s" if k != 1 else ""
-        title = f"{k} attack example{plural}" if kind == "attack" else f"control: {k} benign example{plural}"
-        ax.set_title(title, fontsize=10)
+        panel = f"{k} attack example{plural}" if kind == "attack" else f"control: {k} benign example{plural}"
+        ax.set_title(panel, fontsize=10)
         ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
     low = min(ax.get_ylim()[0] for ax in axes[0])
     high = max(ax.get_ylim()[1] for ax in axes[0])
