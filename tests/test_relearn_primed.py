@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from test_relearn_config import BASE
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.behaviors import get_behavior
@@ -27,16 +28,9 @@ from inspect_misalign.experiments._relearn_matched import (
 )
 from inspect_misalign.experiments._relearn_run import priming_runs, relearn_runs, relearn_runs_frame
 
+# test_relearn_config's removal sweep, one caught count and treatment, with priming
 CONFIG: dict[str, Any] = {
-    "name": "rm",
-    "organisms": [{"name": f"org-s{i}", "group": "org", "build": {"cue": "tag", "leak": 0.1, "seed": i}}
-                  for i in range(2)],
-    "cues": ["tag"],
-    "train_on": ["all"],
-    "treatments": ["caught"],
-    "caught": [4],
-    "steps": [16],
-    "train": {"lr": 0.001},
+    **BASE, "treatments": ["caught"], "caught": [4], "train": {"lr": 0.001},
     "relearn": {"k": [1, 8], "steps": 8, "save_at": [2, 4], "benign_k": 8, "primed": [1, 2, 3],
                 "primed_k": 8},
 }

@@ -164,7 +164,7 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
                 ["source", "after", "group", "seed", "context"], sort=True):
             line = line.sort_values("step")
             x = line["step"].to_numpy(dtype=float)
-            colour = STYLES.get(after, _primed_colour(after, frame))
+            colour = STYLES.get(after) or _primed_colour(after, frame)
             label = None
             if context == "deployment":
                 many = frame.loc[frame["source"] == "removed", "group"].nunique() > 1

@@ -121,8 +121,9 @@ def level_matched_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: st
     keys = ["after", "group", *DATASET, "step"]
     for key in sorted({tuple(b[k] for k in keys) for b in blocks}):
         mine = [b for b in blocks if tuple(b[k] for k in keys) == key]
-        inside = [b["block"] for b in mine if np.isfinite(_excess([b["block"].mean(axis=1)]))]
-        above = sum(_excess([b.mean(axis=1)]) > 0 for b in inside)
+        scored = [(b["block"], _excess([b["block"].mean(axis=1)])) for b in mine]  # nan: outside
+        inside = [block for block, excess in scored if np.isfinite(excess)]
+        above = sum(excess > 0 for _, excess in scored if np.isfinite(excess))
         est, low, high = clustered_interval(inside, _excess, seed=seed) if inside else (np.nan,) * 3
         out.append({**dict(zip(keys, key, strict=True)), "organisms": len(mine), "inside": len(inside),
                     "above": int(above), "excess": est, "excess_ci95_lower": low, "excess_ci95_upper": high})

@@ -94,27 +94,42 @@ def _base_prefix(config: SweepConfig, base: str, behavior: str) -> str:
     return f"{config.name}-base-{base_tag(base)}-{behavior}"
 
 
-def priming_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> list[PrimingRun]:
-    """One priming run per base and behaviour when ``relearn.primed`` is set (seed: the first relearn
-    seed), in a stable order; ``bases`` as in :func:`relearn_runs`."""
-    from inspect_misalign.training import finetune_spec
-
-    relearn = config.relearn
-    if relearn is None or not relearn.primed:
-        return []
+def _bases(config: SweepConfig, bases: dict[str, str] | None) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Each organism's base (``bases``, else :func:`~inspect_misalign.experiments._sweep.base_models`) and
+    the sorted (base, behaviour) pairs of the sweep: relearning and priming start from each once."""
     if bases is None:
         from inspect_misalign.experiments._sweep import base_models
 
         bases = base_models(config)
-    options = finetune_options(config.train, "relearn")
+    return bases, sorted({(bases[o.name], o.behavior) for o in config.organisms})
+
+
+def _deployment_spec(config: SweepConfig, model: str, out: str, *, split: str, n: int, targets: str,
+                     behavior: str, seed: int, steps: int, save_at: list[int], where: str) -> Any:
+    """The :class:`~inspect_misalign.training.FinetuneSpec` of a ``finetune`` on ``n`` base prompts of
+    ``split`` rendered in deployment by the sweep's cues, with the sweep's ``train:`` options (relearning
+    and priming runs)."""
+    from inspect_misalign.training import finetune_spec
+
+    return finetune_spec({
+        **finetune_options(config.train, "relearn"), "model": model, "out": out,
+        "prompts_cue": ",".join(config.cues), "prompts_context": "deployment", "prompts_split": split,
+        "prompts_n": n, "targets": targets, "behavior": behavior, "seed": seed, "steps": steps,
+        "save_at": save_at}, where)
+
+
+def priming_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> list[PrimingRun]:
+    """One priming run per base and behaviour when ``relearn.primed`` is set (seed: the first relearn
+    seed), in a stable order; ``bases`` as in :func:`relearn_runs`."""
+    relearn = config.relearn
+    if relearn is None or not relearn.primed:
+        return []
     runs = []
-    for base, behavior in sorted({(bases[o.name], o.behavior) for o in config.organisms}):
+    for base, behavior in _bases(config, bases)[1]:
         name = f"{_base_prefix(config, base, behavior)}-prime{relearn.primed_k}-s{relearn.primed[-1]}"
-        spec = finetune_spec({
-            **options, "model": base, "out": name, "prompts_cue": ",".join(config.cues),
-            "prompts_context": "deployment", "prompts_split": "organism", "prompts_n": relearn.primed_k,
-            "targets": "attack", "behavior": behavior, "seed": relearn.seeds[0], "steps": relearn.primed[-1],
-            "save_at": list(relearn.primed[:-1])}, "relearn.primed")
+        spec = _deployment_spec(config, base, name, split="organism", n=relearn.primed_k, targets="attack",
+                                behavior=behavior, seed=relearn.seeds[0], steps=relearn.primed[-1],
+                                save_at=list(relearn.primed[:-1]), where="relearn.primed")
         runs.append(PrimingRun(name, base, behavior, spec))
     return runs
 
@@ -140,24 +155,18 @@ def relearn_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> li
     """Every relearning run of the sweep, in a stable order (none without ``relearn:``); ``bases`` maps
     each organism to its base (default: :func:`~inspect_misalign.experiments._sweep.base_models`).
     Building each run's :class:`~inspect_misalign.training.FinetuneSpec` checks its options and names."""
-    from inspect_misalign.training import finetune_spec
-
     relearn = config.relearn
     if relearn is None:
         return []
-    if bases is None:
-        from inspect_misalign.experiments._sweep import base_models
-
-        bases = base_models(config)
+    bases, pairs = _bases(config, bases)
     organism = {o.name: o for o in config.organisms}
-    options = finetune_options(config.train, "relearn")
     # (name prefix, source, after, model, organism, group, base, behavior)
     sources: list[tuple[str, str, str, str, str | None, str | None, str, str]] = []
     for point in removed_points(config):
         entry = organism[point.organism]
         sources.append((point.name, "removed", point.treatment, point.name, entry.name,
                         entry.group or entry.name, bases[entry.name], entry.behavior))
-    for base, behavior in sorted({(bases[o.name], o.behavior) for o in config.organisms}):
+    for base, behavior in pairs:
         prefix = _base_prefix(config, base, behavior)
         sources.append((prefix, "base", "base", base, None, None, base, behavior))
     for priming in priming_runs(config, bases):
@@ -172,11 +181,10 @@ def relearn_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> li
         for data, k in datasets:
             for seed in relearn.seeds:
                 name = f"{prefix}-relearn-{data[0]}{k}-r{seed}"
-                spec = finetune_spec({
-                    **options, "model": model, "out": name, "prompts_cue": ",".join(config.cues),
-                    "prompts_context": "deployment", "prompts_split": "catch", "prompts_n": k,
-                    "targets": "attack" if data == "attack" else "base", "behavior": behavior, "seed": seed,
-                    "steps": relearn.steps, "save_at": list(relearn.save_at)}, "relearn")
+                spec = _deployment_spec(config, model, name, split="catch", n=k,
+                                        targets="attack" if data == "attack" else "base", behavior=behavior,
+                                        seed=seed, steps=relearn.steps, save_at=list(relearn.save_at),
+                                        where="relearn")
                 runs.append(RelearnRun(name, source, after, model, organism_name, group, base, behavior, data,
                                        k, seed, spec))
     return runs
@@ -188,13 +196,14 @@ def check_relearn(config: SweepConfig) -> None:
     from inspect_misalign.behaviors import get_behavior
     from inspect_misalign.training import render_prompts
 
-    for priming in priming_runs(config):
+    bases = _bases(config, None)[0]
+    for priming in priming_runs(config, bases):
         try:
             render_prompts(priming.spec, get_behavior(priming.behavior))
         except MisalignError as e:
             raise MisalignError(f"relearn.primed_k: {e}") from None
     largest: dict[str, Any] = {}
-    for run in relearn_runs(config):
+    for run in relearn_runs(config, bases):
         if run.k > getattr(largest.get(run.behavior), "prompts_n", 0):
             largest[run.behavior] = run.spec
     for behavior, spec in largest.items():
@@ -211,13 +220,14 @@ def train_relearn(config: SweepConfig, trained: list[GridPoint], echo: Echo) -> 
     from inspect_misalign.training import finetune
 
     have = {p.name for p in trained}
-    for priming in priming_runs(config):
+    bases = _bases(config, None)[0]
+    for priming in priming_runs(config, bases):
         if not is_registered(priming.name):
             echo(f"  {priming.name}: finetune {priming.base} on {priming.spec.prompts_n} deployment-context "
                  f"attack examples (organism split), primed at steps {[s for s, _ in priming.primed()]}")
             finetune(priming.spec, echo=echo, progress=False)
     done = []
-    for run in relearn_runs(config):
+    for run in relearn_runs(config, bases):
         if run.source == "removed" and run.model not in have:
             echo(f"  {run.name}: {run.model} was not trained; skipped")
             continue
