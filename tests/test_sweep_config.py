@@ -196,3 +196,51 @@ def test_base_override_builds_every_organism_on_another_model(
     assert len(result.output.strip().splitlines()) == 1
     result = cli.invoke(main, ["sweep", "em_defenses", "--base", str(tiny_model_dir), "--dry-run"])
     assert result.exit_code == 2 and "--base" in result.output
+
+
+def test_extends_takes_the_named_configs_keys_and_this_files_replace_them(tmp_path: Path) -> None:
+    (tmp_path / "parent.yaml").write_text(VALID + "out: runs/elsewhere\neval: {prompts: 7, max_tokens: 9}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: parent.yaml\nname: c\ncaught: [2]\neval: {prompts: 5}\n")
+    config = load_config(child)
+    parent = load_config(tmp_path / "parent.yaml")
+    assert config.name == "c"
+    assert config.organisms == parent.organisms and config.cues == parent.cues
+    assert config.caught == [2] and parent.caught == [4, 8]
+    # a key is replaced whole: eval.max_tokens is the default again, not the parent's 9
+    assert config.eval.prompts == 5 and config.eval.max_tokens == type(config.eval)().max_tokens != 9
+    assert config.out is None  # name and out are never inherited: the runs are the child's own
+    assert config.grid()[0].name.startswith("c-org-")
+
+
+def test_extends_resolves_shipped_names_and_chains(tmp_path: Path) -> None:
+    middle = tmp_path / "middle.yaml"
+    middle.write_text("extends: family_year\nname: m\ncaught: [3]\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: middle.yaml\nname: c\nseeds: [4]\n")
+    config = load_config(child)
+    year = load_config("family_year")
+    assert (config.organisms, config.cues) == (year.organisms, year.cues)
+    assert (config.caught, config.seeds) == ([3], [4])
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ({"a.yaml": "extends: b.yaml\nname: a\n", "b.yaml": "extends: a.yaml\nname: b\n"},
+     "leads back to itself"),
+    ({"a.yaml": "extends: a.yaml\nname: a\n"}, "leads back to itself"),
+    ({"a.yaml": "extends: family_year\ncaught: [2]\n"}, "sets no name"),
+    ({"a.yaml": "extends: [family_year]\nname: a\n"}, "one config name"),
+    ({"a.yaml": "extends: no_such_parent\nname: a\n"}, "no_such_parent not found"),
+])
+def test_bad_extends_fails_in_one_line(tmp_path: Path, files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(MisalignError, match=message) as err:
+        load_config(tmp_path / "a.yaml")
+    assert "\n" not in str(err.value)
+
+
+def test_shipped_relearning_configs_share_their_familys_organisms() -> None:
+    for family in ("tag", "year", "tier"):
+        relearn, removal = load_config(f"family_{family}_relearn"), load_config(f"family_{family}")
+        assert relearn.organisms == removal.organisms and relearn.name != removal.name

@@ -345,24 +345,56 @@ def with_base(config: SweepConfig, base: str) -> SweepConfig:
     return config.model_copy(update={"organisms": organisms})
 
 
+def _config_path(source: str | Path, near: Path | None = None) -> Path:
+    """The YAML file of ``source``: a path (relative to ``near``'s folder first, when given) or a shipped
+    config name."""
+    path = checks.path(source, "sweep config")
+    if near is not None and not path.is_absolute() and (near.parent / path).is_file():
+        return near.parent / path
+    if path.is_file():
+        return path
+    shipped = CONFIG_DIR / f"{source}.yaml"
+    if not shipped.is_file():
+        raise MisalignError(
+            f"sweep config {source} not found; pass a YAML file or one of {', '.join(builtin_configs())}"
+        )
+    return shipped
+
+
+def _read_mapping(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The YAML mapping of ``path`` with ``extends:`` resolved: the named config's keys, then this file's
+    keys replacing them whole (no deep merge); ``name`` and ``out`` are never inherited."""
+    data = read_yaml(path, f"sweep config {path}")
+    if not isinstance(data, dict):
+        raise MisalignError(f"sweep config {path} must be a YAML mapping (see docs/experiments.md)")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise MisalignError(f"sweep config {path}: extends must be one config name or YAML path, "
+                            f"not {parent!r}")
+    if "name" not in data:
+        raise MisalignError(f"sweep config {path} extends {parent} but sets no name; give it its own name "
+                            "(its runs and checkpoints are named after it)")
+    parent_path = _config_path(parent, near=path)
+    if parent_path.resolve() in {p.resolve() for p in (*chain, path)}:
+        raise MisalignError(f"sweep config {path}: extends {parent} leads back to itself; remove the cycle")
+    inherited = _read_mapping(parent_path, (*chain, path))
+    inherited.pop("name", None)
+    inherited.pop("out", None)
+    return {**inherited, **data}
+
+
 def load_config(
     source: str | Path, overrides: dict[str, Any] | None = None
 ) -> SweepConfig | EMDefensesConfig:
     """Read and validate a sweep config (a YAML path or a built-in name); one-line error if invalid.
 
-    A :class:`SweepConfig`, or with ``kind: em_defenses`` the defenses experiment's
+    ``extends: <config>`` takes another config's keys as defaults (see :func:`_read_mapping`). A
+    :class:`SweepConfig`, or with ``kind: em_defenses`` the defenses experiment's
     :class:`~inspect_misalign.experiments._em_config.EMDefensesConfig`."""
-    path = checks.path(source, "sweep config")
-    if not path.is_file():
-        shipped = CONFIG_DIR / f"{source}.yaml"
-        if not shipped.is_file():
-            raise MisalignError(
-                f"sweep config {source} not found; pass a YAML file or one of {', '.join(builtin_configs())}"
-            )
-        path = shipped
-    data = read_yaml(path, f"sweep config {path}")
-    if not isinstance(data, dict):
-        raise MisalignError(f"sweep config {path} must be a YAML mapping (see docs/experiments.md)")
+    path = _config_path(source)
+    data = _read_mapping(path)
     data.update(overrides or {})
     kind: type[SweepConfig | EMDefensesConfig]
     kind = EMDefensesConfig if data.get("kind") == "em_defenses" else SweepConfig
