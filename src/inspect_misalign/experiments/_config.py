@@ -105,6 +105,8 @@ class EvalSettings(BaseModel):
     )
     usefulness_args: dict[str, Any] = Field(default_factory=lambda: {"max_items": 80})
     batch_size: int = Field(default=32, ge=1)
+    workers: int = Field(default=1, ge=1, le=64, description="processes that evaluate the models of one "
+                         "eval set side by side, each a share of the models and of the torch threads")
 
     @model_validator(mode="after")
     def _epochs_need_sampling(self) -> EvalSettings:

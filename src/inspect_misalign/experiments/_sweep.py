@@ -32,6 +32,7 @@ from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.experiments._config import SweepConfig
 from inspect_misalign.experiments._grid_train import catch_pool, pool_path, train_grid
+from inspect_misalign.experiments._parallel_eval import parallel_eval_set
 from inspect_misalign.experiments._retained import model_name
 from inspect_misalign.experiments._sweep_table import runs_frame, sweep_table
 from inspect_misalign.results import tables
@@ -119,8 +120,10 @@ def _eval_set(tasks: list[Any], models: list[str], log_dir: Path, config: SweepC
     """``eval_set`` of ``tasks`` × ``models`` (with ``model_roles``, e.g. a grader); returns the log
     locations; raises if any failed.
 
-    ``sampled`` runs them with the config's attack-eval epochs, temperature and seed; ``catching`` with
-    the catch phase's (``catch_epochs``, ``catch_temperature``).
+    With ``eval.workers`` > 1 the models are shared out to that many processes
+    (:mod:`~inspect_misalign.experiments._parallel_eval`). ``sampled`` runs them with the config's
+    attack-eval epochs, temperature and seed; ``catching`` with the catch phase's (``catch_epochs``,
+    ``catch_temperature``).
     """
     from inspect_ai import eval_set
 
@@ -131,10 +134,7 @@ def _eval_set(tasks: list[Any], models: list[str], log_dir: Path, config: SweepC
     if catching and config.eval.catch_temperature:
         sampling = {"epochs": config.eval.catch_epochs, "temperature": config.eval.catch_temperature,
                     "seed": config.eval.seed}
-    ok, logs = eval_set(
-        tasks,
-        log_dir=str(log_dir),
-        model=models,
+    options: dict[str, Any] = dict(
         model_args={"batch_size": config.eval.batch_size},
         task_args=task_args or {},
         model_roles=model_roles or None,
@@ -144,11 +144,17 @@ def _eval_set(tasks: list[Any], models: list[str], log_dir: Path, config: SweepC
         log_dir_allow_dirty=True,
         retry_attempts=1,
     )
-    if not ok:
+    workers = min(getattr(config.eval, "workers", 1), len(models))
+    if workers > 1 and all(isinstance(m, str) for m in (model_roles or {}).values()):
+        ok, locations, failed = parallel_eval_set(tasks, models, log_dir, workers, options)
+    else:
+        ok, logs = eval_set(tasks, log_dir=str(log_dir), model=models, **options)
+        locations = [log.location for log in logs]
         failed = [log.location for log in logs if log.status != "success"]
+    if not ok:
         raise MisalignError(f"evals failed in {log_dir} ({', '.join(failed) or 'see logs'}); "
                             f"inspect view --log-dir {log_dir}, then run the sweep again to resume")
-    return [log.location for log in logs]
+    return locations
 
 
 def _attack_tasks(config: SweepConfig, behavior: str, split: str, prompts: int,
