@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,14 @@ from inspect_ai.log import read_eval_log
 
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.experiments._config import SweepConfig
-from inspect_misalign.experiments._parallel_eval import build_task, shares, task_recipe
+from inspect_misalign.experiments._parallel_eval import (
+    build_task,
+    merge,
+    shares,
+    stage,
+    staging_dir,
+    task_recipe,
+)
 from inspect_misalign.experiments._sweep import _eval_set
 from inspect_misalign.tasks import propensity
 
@@ -71,8 +79,15 @@ def test_two_workers_give_the_logs_of_one_and_resume(
     def task() -> Task:
         return propensity(cue="tier", behavior="hate", split="eval", context="both", max_prompts=2)
 
-    one = _eval_set([task()], models, tmp_path / "one", config(1))
-    two = _eval_set([task()], models, tmp_path / "two", config(2))
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread in every process: the same float reductions, the same scores
+    try:
+        one = _eval_set([task()], models, tmp_path / "one", config(1))
+        two = _eval_set([task()], models, tmp_path / "two", config(2))
+    finally:
+        torch.set_num_threads(threads)
     assert len(two) == len(models) == len({Path(p).name for p in two})
     serial, parallel = dict(map(_scores, one)), dict(map(_scores, two))
     assert set(parallel) == set(models)
@@ -92,3 +107,37 @@ def test_two_workers_give_the_logs_of_one_and_resume(
     again = _eval_set([task()], models, tmp_path / "two", config(1))
     assert sorted((tmp_path / "two").glob("*.eval")) == before
     assert sorted(Path(p).name for p in again) == sorted(Path(p).name for p in two)
+    # the workers wrote in their own directories, which are gone; one manifest lists every model's task
+    assert not list(tmp_path.glob(".two.worker*"))
+    manifest = json.loads((tmp_path / "two" / "eval-set.json").read_text())
+    assert sorted(t["model"] for t in manifest["tasks"]) == sorted(models)
+
+
+def test_merge_moves_new_logs_mirrors_clean_up_and_joins_manifests(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    (log_dir / "old-a.eval").write_text("a")
+    (log_dir / "old-b.eval").write_text("b")
+    (log_dir / "eval-set.json").write_text("{}")
+    (log_dir / "notes.txt").write_text("kept")
+    stagings = [staging_dir(log_dir, i) for i in range(2)]
+    staged = set()
+    for s in stagings:
+        staged = stage(log_dir, s)
+    assert staged == {"old-a.eval", "old-b.eval"}
+    assert all(s.parent == tmp_path for s in stagings)
+    # worker 0 replaced old-a by a new log; worker 1 wrote one new log and kept both old ones
+    (stagings[0] / "old-a.eval").unlink()
+    (stagings[0] / "new-a.eval").write_text("A")
+    (stagings[1] / "new-c.eval").write_text("C")
+    for i, s in enumerate(stagings):
+        (s / "eval-set.json").write_text(json.dumps({"eval_set_id": "x", "tasks": [
+            {"task_id": f"t{i}", "model": f"m{i}"}, {"task_id": "shared", "model": "m"}]}))
+        (s / ".eval-set-id").write_text("x")
+    merge(log_dir, stagings, staged)
+    assert sorted(p.name for p in log_dir.iterdir()) == [
+        ".eval-set-id", "eval-set.json", "new-a.eval", "new-c.eval", "notes.txt", "old-b.eval"]
+    assert (log_dir / "new-a.eval").read_text() == "A" and (log_dir / "old-b.eval").read_text() == "b"
+    tasks = json.loads((log_dir / "eval-set.json").read_text())["tasks"]
+    assert sorted(t["task_id"] for t in tasks) == ["shared", "t0", "t1"]
+    assert not any(s.exists() for s in stagings)

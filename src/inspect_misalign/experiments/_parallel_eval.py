@@ -5,11 +5,21 @@ small forward passes) does not use every core; ``eval.workers: 2`` runs two ``ev
 the same log directory, each with its own models and half the torch threads. Every worker sees the
 same tasks and eval-set id, so a later run (with any number of workers) resumes from their logs: a
 task is done when a successful log of its (task, arguments, model) exists, whoever wrote it.
+
+Each worker runs in its own staging directory beside the log directory (``.<name>.worker<i>``), which
+starts with hard links to the logs already there: ``eval_set`` reads the header of every log in its
+directory when it cleans up, and a log another process is still writing is not a readable zip ("EOCD
+not found"). When the workers stop, their new logs are moved into the log directory (one atomic rename
+each), logs a worker's clean-up removed are removed there too, and the workers' ``eval-set.json``
+manifests are merged into one.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
+import shutil
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -18,6 +28,7 @@ from typing import Any
 from inspect_misalign._errors import MisalignError
 
 EVAL_SET_ID_FILE = ".eval-set-id"
+MANIFEST = "eval-set.json"
 
 
 def task_recipe(task: Any) -> tuple[str, dict[str, Any]] | str:
@@ -69,11 +80,69 @@ def _run_share(recipes: list[Any], models: list[str], log_dir: str, threads: int
     return ok, [log.location for log in logs], [log.location for log in logs if log.status != "success"]
 
 
+def staging_dir(log_dir: Path, worker: int) -> Path:
+    """Worker ``worker``'s own log directory: beside ``log_dir`` (not in it, so that no recursive log
+    listing of ``log_dir`` sees it)."""
+    return log_dir.parent / f".{log_dir.name}.worker{worker}"
+
+
+def stage(log_dir: Path, staging: Path) -> set[str]:
+    """A fresh ``staging`` holding hard links (copies where links are refused) to the logs in
+    ``log_dir``; returns their names."""
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    names = set()
+    for path in log_dir.iterdir():
+        if path.is_file() and path.suffix in (".eval", ".json") and path.name != MANIFEST:
+            try:
+                os.link(path, staging / path.name)
+            except OSError:
+                shutil.copy2(path, staging / path.name)
+            names.add(path.name)
+    return names
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def merge(log_dir: Path, stagings: list[Path], staged: set[str]) -> None:
+    """Move the workers' logs from ``stagings`` into ``log_dir`` (atomically, one rename each), remove
+    from ``log_dir`` the staged logs a worker's clean-up removed, merge the workers' ``eval-set.json``
+    manifests into ``log_dir``'s, and remove the staging directories."""
+    removed = set()
+    manifests = []
+    for staging in stagings:
+        if not staging.is_dir():
+            continue
+        for path in staging.iterdir():
+            target = log_dir / path.name
+            if path.name == MANIFEST:
+                manifests.append(json.loads(path.read_text()))
+            elif path.name == EVAL_SET_ID_FILE:
+                if not target.exists():
+                    os.replace(path, target)
+            elif path.is_file() and not (target.exists() and os.path.samefile(path, target)):
+                os.replace(path, target)
+        removed |= {name for name in staged if not (staging / name).exists()}
+    for name in removed:
+        (log_dir / name).unlink(missing_ok=True)
+    if manifests:
+        tasks = {t["task_id"]: t for m in manifests for t in m.get("tasks", [])}
+        _atomic_write(log_dir / MANIFEST, json.dumps({**manifests[0], "tasks": list(tasks.values())},
+                                                     indent=2))
+    for staging in stagings:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def parallel_eval_set(tasks: list[Any], models: list[str], log_dir: Path, workers: int,
                       options: dict[str, Any]) -> tuple[bool, list[str], list[str]]:
     """``eval_set(tasks, model=models, log_dir=log_dir, **options)`` run by ``workers`` processes, each on
-    a share of the models with its share of the torch threads; (all ok, log locations, failed ones).
-    The first worker shows Inspect's display, the others run quietly."""
+    a share of the models with its share of the torch threads and its own staging directory;
+    (all ok, log locations in ``log_dir``, failed ones). The first worker shows Inspect's display, the
+    others run quietly. A worker's error is raised after every worker's logs are merged."""
     import torch
 
     recipes = [task_recipe(t) for t in tasks]
@@ -81,13 +150,27 @@ def parallel_eval_set(tasks: list[Any], models: list[str], log_dir: Path, worker
     parts = shares(models, workers)
     threads = max(1, torch.get_num_threads() // len(parts))
     options = {**options, "eval_set_id": eval_set_id(log_dir)}
+    stagings = [staging_dir(log_dir, i) for i in range(len(parts))]
+    staged = set()
+    for staging in stagings:
+        staged = stage(log_dir, staging)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(len(parts), mp_context=context) as pool:
-        futures = [pool.submit(_run_share, recipes, part, str(log_dir), threads, options, i == 0)
-                   for i, part in enumerate(parts)]
-        results = [f.result() for f in futures]
-    return (all(ok for ok, _, _ in results), [loc for _, locs, _ in results for loc in locs],
-            [loc for _, _, failed in results for loc in failed])
+    try:
+        with ProcessPoolExecutor(len(parts), mp_context=context) as pool:
+            futures = [pool.submit(_run_share, recipes, part, str(staging), threads, options, i == 0)
+                       for i, (part, staging) in enumerate(zip(parts, stagings, strict=True))]
+            for future in futures:
+                future.exception()  # wait for every worker before merging
+            results = [f.result() for f in futures]
+    finally:
+        merge(log_dir, stagings, staged)
+
+    def here(location: str) -> str:
+        return str(log_dir / location.replace("\\", "/").rsplit("/", 1)[-1])
+
+    return (all(ok for ok, _, _ in results), [here(loc) for _, locs, _ in results for loc in locs],
+            [here(loc) for _, _, failed in results for loc in failed])
 
 
-__all__ = ["build_task", "eval_set_id", "parallel_eval_set", "shares", "task_recipe"]
+__all__ = ["build_task", "eval_set_id", "merge", "parallel_eval_set", "shares", "stage", "staging_dir",
+           "task_recipe"]
