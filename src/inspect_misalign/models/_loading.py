@@ -23,8 +23,8 @@ from typing import Any
 import torch
 
 import inspect_misalign.models._threads  # noqa: F401,I001  (OpenMP policy before torch loads)
-from inspect_misalign._errors import MisalignError
 from inspect_misalign.models._compat import silence_known_warnings
+from inspect_misalign.models._device import select_device, select_dtype
 from inspect_misalign.models._head import transpose_cpu_head
 from inspect_misalign.models._heap import collect_all
 from inspect_misalign.models._resolve import CheckpointError, validate_model_dir
@@ -35,17 +35,6 @@ BASE_LOADS = 0
 ADAPTER_LOADS = 0
 """How many adapters were loaded in this process."""
 
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-}
-
 _SHAREABLE = ("base", "merged", "unmerged", "mixed")
 """States that concurrent batches may share; prompt learning (peft swaps methods per call) runs
 alone. Mixed batches share theirs: each lane routes its own rows (:meth:`LoadedBase.route`)."""
@@ -54,26 +43,6 @@ _bases: dict[tuple[str, str, str], LoadedBase] = {}
 _bases_lock = threading.Lock()
 _key_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _from_pretrained = weights_lock()
-
-
-def select_device(device: str | None = None) -> str:
-    """``device`` if given, else ``cuda:0`` when CUDA is available, else ``cpu``."""
-    if device:
-        return "cuda:0" if device == "cuda" else device
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
-
-
-def select_dtype(dtype: str | None, device: str) -> torch.dtype | str:
-    """``dtype`` by name (``auto`` keeps the checkpoint's); default bf16 on CUDA, fp32 elsewhere."""
-    if dtype is None:
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    if dtype == "auto":
-        return "auto"
-    if dtype not in _DTYPES:
-        raise MisalignError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(_DTYPES)}")
-    return _DTYPES[dtype]
 
 
 @dataclass(eq=False)
