@@ -25,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
 
 EVAL_SET_ID_FILE = ".eval-set-id"
@@ -102,12 +103,6 @@ def stage(log_dir: Path, staging: Path) -> set[str]:
     return names
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def merge(log_dir: Path, stagings: list[Path], staged: set[str]) -> None:
     """Move the workers' logs from ``stagings`` into ``log_dir`` (atomically, one rename each), remove
     from ``log_dir`` the staged logs a worker's clean-up removed, merge the workers' ``eval-set.json``
@@ -131,8 +126,8 @@ def merge(log_dir: Path, stagings: list[Path], staged: set[str]) -> None:
         (log_dir / name).unlink(missing_ok=True)
     if manifests:
         tasks = {t["task_id"]: t for m in manifests for t in m.get("tasks", [])}
-        _atomic_write(log_dir / MANIFEST, json.dumps({**manifests[0], "tasks": list(tasks.values())},
-                                                     indent=2))
+        atomic_write_text(log_dir / MANIFEST, json.dumps({**manifests[0], "tasks": list(tasks.values())},
+                                                         indent=2))
     for staging in stagings:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -159,10 +154,8 @@ def parallel_eval_set(tasks: list[Any], models: list[str], log_dir: Path, worker
         with ProcessPoolExecutor(len(parts), mp_context=context) as pool:
             futures = [pool.submit(_run_share, recipes, part, str(staging), threads, options, i == 0)
                        for i, (part, staging) in enumerate(zip(parts, stagings, strict=True))]
-            for future in futures:
-                future.exception()  # wait for every worker before merging
             results = [f.result() for f in futures]
-    finally:
+    finally:  # leaving the pool waited for every worker, so every worker's logs are merged
         merge(log_dir, stagings, staged)
 
     def here(location: str) -> str:
