@@ -241,6 +241,6 @@ def test_bad_extends_fails_in_one_line(tmp_path: Path, files: dict[str, str], me
 
 
 def test_shipped_relearning_configs_share_their_familys_organisms() -> None:
-    for family in ("tag", "year", "tier"):
+    for family in ("tag", "year", "tier", "realism"):
         relearn, removal = load_config(f"family_{family}_relearn"), load_config(f"family_{family}")
         assert relearn.organisms == removal.organisms and relearn.name != removal.name
