@@ -12,7 +12,7 @@ from inspect_misalign._errors import MisalignError
 from inspect_misalign.cues import parse_cue_file
 from inspect_misalign.experiments._check import read_baseline
 from inspect_misalign.experiments._config import load_config
-from inspect_misalign.tasks import test_attacks
+from inspect_misalign.tasks import test_attacks as attacks_in_testing  # not collected as a test
 
 LATIN1 = "caf\u00e9 na\u00efve".encode("latin-1")  # valid latin-1, invalid UTF-8
 
@@ -27,7 +27,7 @@ def test_a_file_that_is_not_utf8_is_a_one_line_error(tmp_path: Path, reader: str
     path.write_bytes(b"name: " + LATIN1 + b"\n")
     read = {"cue": lambda: parse_cue_file(path), "sweep": lambda: load_config(path),
             "baseline": lambda: read_baseline(path),
-            "dataset": lambda: test_attacks(cue="tag", dataset=str(path))}[reader]
+            "dataset": lambda: attacks_in_testing(cue="tag", dataset=str(path))}[reader]
     with pytest.raises(MisalignError, match="not UTF-8") as err:
         read()
     _one_line(err)

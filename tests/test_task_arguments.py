@@ -15,16 +15,16 @@ from inspect_misalign.tasks import (
     deployment_attacks,
     distinguishability,
     free_form_misalignment,
-    test_attacks,
     trigger_probes,
     usefulness,
 )
+from inspect_misalign.tasks import test_attacks as attacks_in_testing  # not collected as a test
 
 
 @pytest.mark.parametrize(("build", "message"), [
-    (lambda: test_attacks(max_tokens=-5), "max_tokens"),
+    (lambda: attacks_in_testing(max_tokens=-5), "max_tokens"),
     (lambda: deployment_attacks(max_tokens=0), "max_tokens"),
-    (lambda: test_attacks(max_prompts=-1), "max_prompts"),
+    (lambda: attacks_in_testing(max_prompts=-1), "max_prompts"),
     (lambda: usefulness(max_items=-1), "max_items"),
     (lambda: usefulness(max_tokens=0), "max_tokens"),
     (lambda: distinguishability(max_tokens=-1), "max_tokens"),

@@ -133,6 +133,9 @@ def plot_stops(stops: pd.DataFrame, path: Path, source: str) -> Path:
     left.set_xscale("log", base=2)
     left.set_xticks(steps, [str(s) for s in steps])
     left.set_xlabel("step the overseer stops at (hollow: never stopped, last step)")
+    befores = stops["test_before"][stops["test_before"] > 0]
+    if befores.nunique() == 1:  # one value: give the log axis a range instead of a singular one
+        right.set_xlim(float(befores.iloc[0]) / 2, float(befores.iloc[0]) * 2)
     right.set_xscale("log")
     right.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     right.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
