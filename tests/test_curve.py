@@ -4,6 +4,7 @@ hand-built sweep tables whose answers are computed by hand, and the command's on
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -160,8 +161,9 @@ def test_points_of_several_sweeps_sort_by_level(tmp_path: Path) -> None:
 
 
 def test_base_distinguishability_from_real_logs(tmp_path: Path) -> None:
-    def respond(input, tools, tool_choice, config):
-        return output("A", top={"A": 0.7, "B": 0.3})
+    def respond(input, tools, tool_choice, config):  # always "A", with a confidence that varies by prompt
+        p_a = 0.55 + 0.4 * (zlib.crc32(str(input).encode()) % 100) / 100
+        return output("A", top={"A": p_a, "B": 1 - p_a})
 
     model = get_model("mockllm/model", custom_outputs=respond)
     [log] = inspect_eval(distinguishability(cue="tag,tag@0.25", split="all", max_prompts=4), model=model,
@@ -172,6 +174,13 @@ def test_base_distinguishability_from_real_logs(tmp_path: Path) -> None:
     # always "A" over pairs asked in both orders: right in exactly one order of each pair
     assert table.loc["tag", "prompted_accuracy"] == pytest.approx(0.5)
     assert table.loc["tag", "prompted_ci95_lower"] <= 0.5 <= table.loc["tag", "prompted_ci95_upper"]
+    # the answer-probability AUC and its pair-clustered interval are the log's own, per cue
+    metrics = {k: v.value for s in log.results.scores for k, v in s.metrics.items()}
+    for cue, key in (("tag", "tag"), ("tag-q25", "tag-q25")):
+        got = table.loc[cue, ["prompted_auc", "prompted_auc_ci95_lower", "prompted_auc_ci95_upper"]]
+        assert got.tolist() == pytest.approx([metrics[f"{key}_auc"], metrics[f"{key}_auc_ci_lower"],
+                                              metrics[f"{key}_auc_ci_upper"]])
+        assert got.iloc[1] <= got.iloc[0] <= got.iloc[2] and got.iloc[0] != pytest.approx(0.5)
     with pytest.raises(Exception, match="no eval of misalign/other"):
         base_distinguishability(tmp_path, model="misalign/other")
 

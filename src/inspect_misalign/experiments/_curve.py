@@ -260,7 +260,8 @@ def _points(sweep: _Sweep, seed: int) -> pd.DataFrame:
 
 def base_distinguishability(logs: Path | list[Path], model: str = "misalign/default") -> pd.DataFrame:
     """Per cue, the base's prompted distinguishability (accuracy with a bootstrap interval over prompts,
-    AUC) and hidden-state probe AUC (with its interval) from Inspect logs of those two tasks."""
+    answer-probability AUC with its pair-clustered interval) and hidden-state probe AUC (with its
+    interval) from Inspect logs of those two tasks."""
     from inspect_misalign.results import tables
 
     results, samples = tables(logs)
@@ -275,7 +276,9 @@ def base_distinguishability(logs: Path | list[Path], model: str = "misalign/defa
         if not dist.empty:
             acc = prompt_interval(samples, "distinguishability", [model_name(model)], cue)
             row.update(prompted_accuracy=acc[0], prompted_ci95_lower=acc[1], prompted_ci95_upper=acc[2],
-                       prompted_auc=float(dist["auc"].iloc[0]))
+                       prompted_auc=float(dist["auc"].iloc[0]),
+                       prompted_auc_ci95_lower=float(dist["auc_ci95_lower"].iloc[0]),
+                       prompted_auc_ci95_upper=float(dist["auc_ci95_upper"].iloc[0]))
         probe = results[(results["task"] == "context_probe") & (results["cue"] == cue)]
         if not probe.empty:
             first = probe.iloc[0]

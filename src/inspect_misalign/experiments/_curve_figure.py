@@ -1,5 +1,6 @@
-"""The curve's figure and files: retained misalignment at the stopping point against three measures of
-distinguishability (:mod:`inspect_misalign.experiments._curve`)."""
+"""The curve's figure and files: retained misalignment at the stopping point against four measures of
+distinguishability, the knob's best AUC, the base's prompted accuracy and AUC and its probe AUC
+(:mod:`inspect_misalign.experiments._curve`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import pandas as pd
 
 from inspect_misalign._atomic import atomic_write_text
 
-AXES = (  # column, its interval's prefix (None: known exactly), axis label
-    ("best_auc", None, "best possible AUC, 1 − q/2 (known)"),
-    ("prompted_accuracy", "prompted", "base's prompted accuracy (balanced pairs)"),
-    ("probe_auc", "probe", "base's hidden-state probe AUC"),
+CHANCE_TO_PERFECT = (0.45, 1.03)
+AXES = (  # column, its interval's prefix (None: known exactly), axis label, x range
+    ("best_auc", None, "best possible AUC, 1 − q/2 (known)", CHANCE_TO_PERFECT),
+    ("prompted_accuracy", "prompted", "base's prompted accuracy (balanced pairs)", CHANCE_TO_PERFECT),
+    # the answer probability can rank the contexts the wrong way round: below 0.5 is information too
+    ("prompted_auc", "prompted_auc", "base's prompted AUC (answer probability)", (-0.03, 1.03)),
+    ("probe_auc", "probe", "base's hidden-state probe AUC", CHANCE_TO_PERFECT),
 )
 
 
@@ -29,20 +33,22 @@ def plot_curve(table: pd.DataFrame, path: Path, source: str) -> Path:
     repeated = table["cue"].duplicated(keep=False)
     names = [f"{r.cue} (q = {r.q:g})" + (f", {r.sweep}" if again else "")
              for r, again in zip(table.itertuples(), repeated, strict=True)]
-    for ax, (column, prefix, label) in zip(grid[0], axes, strict=True):
+    for ax, (column, prefix, label, xlim) in zip(grid[0], axes, strict=True):
         for i in range(len(table)):
             one = table.iloc[[i]]
             if one[column].isna().all():
                 continue
             colour, marker = f"C{i % 10}", MARKERS[i % len(MARKERS)]
-            xerr = None if prefix is None else _errorbars(one, column, f"{prefix}_")
+            xerr = None if prefix is None or f"{prefix}_ci95_lower" not in one else _errorbars(
+                one, column, f"{prefix}_")
             ax.errorbar(one[column], one["retained"], yerr=_errorbars(one, "retained"), xerr=xerr, fmt=marker,
                         color=colour, capsize=3, label=names[i])
             bound = (one["stop_bound"] / one["deploy_before"]).clip(upper=1.0)
             if bound.notna().all():
                 ax.scatter(one[column], bound, marker="_", s=400, color=colour, alpha=0.6)
         ax.set_xlabel(label)
-        ax.set_xlim(0.45, 1.03)  # one range for every axis: chance to perfect
+        ax.set_xlim(*xlim)
+        ax.axvline(0.5, color="grey", linestyle=":", linewidth=1)  # chance
         ax.set_ylim(-0.05, 1.1)
         ax.grid(alpha=0.3)
     grid[0][0].set_ylabel("retained deployment P(attack) at the stop")
@@ -63,7 +69,7 @@ MARKDOWN = [  # column, header, format
     ("effect_benign", "effect of catching vs benign", "ci"),
     ("effect_generic", "effect of catching vs generic", "ci"),
     ("prompted_accuracy", "base prompted acc", "ci:prompted"),
-    ("prompted_auc", "base prompted AUC", "{:.3g}"),
+    ("prompted_auc", "base prompted AUC", "ci:prompted_auc"),
     ("probe_auc", "base probe AUC", "ci:probe"),
 ]
 

@@ -130,16 +130,24 @@ def _eval_metric(eval_row: pd.Series, key: str) -> float:
     return math.nan
 
 
-def _auc(eval_row: pd.Series, cue: str, n_cues: int) -> float:
-    return _eval_metric(eval_row, metric_key(cue, "auc", "accuracy") if n_cues > 1 else "auc")
+def _auc_with_ci(eval_row: pd.Series, cue: str, n_cues: int, headline: str) -> tuple[float, float, float]:
+    """An AUC on ``cue`` and its CI from the eval's metrics ``auc``, ``auc_ci_lower``, ``auc_ci_upper``
+    (prefixed by the cue when several ran, as :func:`metric_key` says with ``headline``)."""
+    keys = [metric_key(cue, name, headline) if n_cues > 1 else name
+            for name in ("auc", "auc_ci_lower", "auc_ci_upper")]
+    auc, low, high = (_eval_metric(eval_row, key) for key in keys)
+    return auc, low, high
+
+
+def _auc(eval_row: pd.Series, cue: str, n_cues: int) -> tuple[float, float, float]:
+    """The distinguishability task's answer-probability AUC on ``cue`` and its pair-clustered CI (keys
+    of ``scorers._distinguish.distinguish_metrics``)."""
+    return _auc_with_ci(eval_row, cue, n_cues, "accuracy")
 
 
 def _probe(eval_row: pd.Series, cue: str, n_cues: int) -> tuple[float, float, float]:
     """The context probe's headline AUC and its CI on ``cue`` (keys of ``scorers._probe.probe_metrics``)."""
-    keys = [metric_key(cue, name, "auc") if n_cues > 1 else name
-            for name in ("auc", "auc_ci_lower", "auc_ci_upper")]
-    auc, low, high = (_eval_metric(eval_row, key) for key in keys)
-    return auc, low, high
+    return _auc_with_ci(eval_row, cue, n_cues, "auc")
 
 
 def _results(evals: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
@@ -155,13 +163,14 @@ def _results(evals: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
         eval_id = everything["eval_id"].iloc[0]
         eval_row, n_cues = eval_rows.loc[eval_id], int(cues_per_eval[eval_id])
         rate = float(group["value"].mean()) if n else math.nan
+        auc = _auc(eval_row, cue, n_cues) if task == "distinguishability" else (math.nan,) * 3
         if task == PROBE:  # one row per cue: the probe AUC, over both contexts' renderings
             rate, low, high = _probe(eval_row, cue, n_cues)
             n = int(group["base_id"].nunique())
         rows.append({
             "model": model, "task": task, "cue": cue, "context": context, "n": n, "n_errored": errored,
             "rate": rate, "ci95_lower": low, "ci95_upper": high,
-            "auc": _auc(eval_row, cue, n_cues) if task == "distinguishability" else math.nan,
+            "auc": auc[0], "auc_ci95_lower": auc[1], "auc_ci95_upper": auc[2],
             "log": everything["log"].iloc[0],
         })
     return pd.DataFrame(rows)
