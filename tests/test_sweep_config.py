@@ -244,3 +244,10 @@ def test_shipped_relearning_configs_share_their_familys_organisms() -> None:
     for family in ("tag", "year", "tier", "realism"):
         relearn, removal = load_config(f"family_{family}_relearn"), load_config(f"family_{family}")
         assert relearn.organisms == removal.organisms and relearn.name != removal.name
+    # the second relearning seed repeats family_realism_relearn's generic arm, changing only the seed
+    again, first = load_config("family_realism_relearn_s1"), load_config("family_realism_relearn")
+    assert again.organisms == first.organisms and again.name != first.name and again.train == first.train
+    assert again.treatments == ["generic"] and again.relearn.after == ["generic"]
+    assert again.relearn.seeds == [1] and first.relearn.seeds == [0]
+    same = {"seeds", "after"}
+    assert again.relearn.model_dump(exclude=same) == first.relearn.model_dump(exclude=same)
