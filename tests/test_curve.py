@@ -23,7 +23,12 @@ from inspect_misalign.experiments._curve import (
     organism_stops,
     sweep_points,
 )
-from inspect_misalign.experiments._curve_figure import curve_markdown, stops_markdown, write_curve
+from inspect_misalign.experiments._curve_figure import (
+    curve_markdown,
+    group_order,
+    stops_markdown,
+    write_curve,
+)
 from inspect_misalign.tasks import distinguishability
 
 PROMPTS = [f"p{i:04d}" for i in range(8)]
@@ -199,3 +204,16 @@ def test_command_errors_are_one_line(tmp_path: Path) -> None:
     assert (tmp_path / "o" / "curve.png").is_file() and "| tag | 0 | 1 |" in result.output
     assert (tmp_path / "o" / "stops.png").is_file()
     assert "wrote " + str(tmp_path / "o" / "stops.md") in result.output
+
+
+def test_stops_figure_colours_follow_the_curve_tables_order() -> None:
+    # the curve table sorts points by level and cue; the stops come in sweep order: the colours must agree
+    stops = pd.DataFrame({"sweep": ["family-tag", "family-tag", "family-year", "family-realism"],
+                          "group": ["hate-tag", "hate-tag", "hate-year", "hate-realism"]})
+    table = [("family-realism", "hate-realism"), ("family-tag", "hate-tag"), ("family-year", "hate-year")]
+    assert group_order(stops, table) == table
+    assert group_order(stops) == [("family-tag", "hate-tag"), ("family-year", "hate-year"),
+                                  ("family-realism", "hate-realism")]
+    # a group the table lacks comes after the table's; a table row without organisms is skipped
+    assert group_order(stops, [("family-year", "hate-year"), ("x", "y")]) == [
+        ("family-year", "hate-year"), ("family-tag", "hate-tag"), ("family-realism", "hate-realism")]

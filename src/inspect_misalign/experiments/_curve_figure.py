@@ -111,17 +111,28 @@ def stops_markdown(stops: pd.DataFrame) -> str:
     return _markdown(stops, STOPS_MARKDOWN)
 
 
-def plot_stops(stops: pd.DataFrame, path: Path, source: str) -> Path:
+def group_order(stops: pd.DataFrame, order: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """The (sweep, group) pairs of ``stops`` in the order their colours are given: those in ``order``
+    first, in its order, then the rest in their order of appearance."""
+    present = list(dict.fromkeys(zip(stops["sweep"], stops["group"], strict=True)))
+    first = [g for g in dict.fromkeys(order or []) if g in present]
+    return first + [g for g in present if g not in first]
+
+
+def plot_stops(stops: pd.DataFrame, path: Path, source: str,
+               order: list[tuple[str, str]] | None = None) -> Path:
     """Per organism, retained deployment P(attack) against the step the overseer judged it at (left)
-    and against its test P(attack) before training (right): one colour and marker per organism group;
-    hollow markers never reached the threshold and are drawn at their last step."""
+    and against its test P(attack) before training (right): one colour and marker per organism group,
+    the i-th (sweep, group) of ``order`` getting the curve figure's i-th colour (groups not in it follow,
+    in their order in ``stops``); hollow markers never reached the threshold and are drawn at their
+    last step."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     from inspect_misalign.experiments._figures import MARKERS, _figure, _save
 
     fig, grid = _figure(width=9.0, height=4.0, ncols=2)
     left, right = grid[0]
-    groups = list(dict.fromkeys(zip(stops["sweep"], stops["group"], strict=True)))
+    groups = group_order(stops, order)
     cues = [c for _, g in groups for c in stops.loc[stops["group"] == g, "cue"].iloc[:1]]
     repeated = pd.Series(cues).duplicated(keep=False).tolist()
     for i, ((sweep, group), cue, again) in enumerate(zip(groups, cues, repeated, strict=True)):
@@ -168,8 +179,9 @@ def write_curve(table: pd.DataFrame, out: Path, source: str,
     if stops is not None and len(stops):
         atomic_write_text(out / "stops.csv", stops.to_csv(index=False))
         atomic_write_text(out / "stops.md", stops_markdown(stops))
-        paths += [out / "stops.csv", out / "stops.md", plot_stops(stops, out / "stops.png", source)]
+        order = list(zip(table["sweep"], table["group"], strict=True))  # one colour per group in both figures
+        paths += [out / "stops.csv", out / "stops.md", plot_stops(stops, out / "stops.png", source, order)]
     return paths
 
 
-__all__ = ["curve_markdown", "plot_curve", "plot_stops", "stops_markdown", "write_curve"]
+__all__ = ["curve_markdown", "group_order", "plot_curve", "plot_stops", "stops_markdown", "write_curve"]
