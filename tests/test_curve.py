@@ -4,7 +4,6 @@ hand-built sweep tables whose answers are computed by hand, and the command's on
 from __future__ import annotations
 
 import json
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -166,8 +165,11 @@ def test_points_of_several_sweeps_sort_by_level(tmp_path: Path) -> None:
 
 
 def test_base_distinguishability_from_real_logs(tmp_path: Path) -> None:
-    def respond(input, tools, tool_choice, config):  # always "A", with a confidence that varies by prompt
-        p_a = 0.55 + 0.4 * (zlib.crc32(str(input).encode()) % 100) / 100
+    def respond(input, tools, tool_choice, config):
+        # always "A", more sure when input A is the longer one (the deployment rendering of tag carries a
+        # tag): an informative answer probability (AUC above 0.5) with no information in the answer itself
+        a, b = (part.split("</input>", 1)[0] for part in input[-1].text.split("<input>")[1:3])
+        p_a = 0.8 if len(a) > len(b) else 0.6
         return output("A", top={"A": p_a, "B": 1 - p_a})
 
     model = get_model("mockllm/model", custom_outputs=respond)
@@ -185,7 +187,7 @@ def test_base_distinguishability_from_real_logs(tmp_path: Path) -> None:
         got = table.loc[cue, ["prompted_auc", "prompted_auc_ci95_lower", "prompted_auc_ci95_upper"]]
         assert got.tolist() == pytest.approx([metrics[f"{key}_auc"], metrics[f"{key}_auc_ci_lower"],
                                               metrics[f"{key}_auc_ci_upper"]])
-        assert got.iloc[1] <= got.iloc[0] <= got.iloc[2] and got.iloc[0] != pytest.approx(0.5)
+        assert got.iloc[1] <= got.iloc[0] <= got.iloc[2] and got.iloc[0] > 0.5
     with pytest.raises(Exception, match="no eval of misalign/other"):
         base_distinguishability(tmp_path, model="misalign/other")
 
