@@ -39,8 +39,7 @@ def plot_curve(table: pd.DataFrame, path: Path, source: str) -> Path:
             if one[column].isna().all():
                 continue
             colour, marker = f"C{i % 10}", MARKERS[i % len(MARKERS)]
-            xerr = None if prefix is None or f"{prefix}_ci95_lower" not in one else _errorbars(
-                one, column, f"{prefix}_")
+            xerr = None if prefix is None else _errorbars(one, column, f"{prefix}_")
             ax.errorbar(one[column], one["retained"], yerr=_errorbars(one, "retained"), xerr=xerr, fmt=marker,
                         color=colour, capsize=3, label=names[i])
             bound = (one["stop_bound"] / one["deploy_before"]).clip(upper=1.0)
