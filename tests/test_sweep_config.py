@@ -251,3 +251,16 @@ def test_shipped_relearning_configs_share_their_familys_organisms() -> None:
     assert again.relearn.seeds == [1] and first.relearn.seeds == [0]
     same = {"seeds", "after"}
     assert again.relearn.model_dump(exclude=same) == first.relearn.model_dump(exclude=same)
+
+
+def test_the_treated_base_config_is_family_tag_relearns_generic_arm() -> None:
+    treated, first = load_config("family_tag_relearn_treated"), load_config("family_tag_relearn")
+    assert treated.organisms == first.organisms and treated.train == first.train
+    assert treated.name != first.name
+    assert treated.treatments == ["generic"] and treated.relearn.after == ["generic"]
+    assert treated.relearn.treated_base and not first.relearn.treated_base
+    same = {"after", "treated_base"}
+    assert treated.relearn.model_dump(exclude=same) == first.relearn.model_dump(exclude=same)
+    generic = {p.name.removeprefix(f"{treated.name}-") for p in treated.grid()}
+    assert generic == {p.name.removeprefix(f"{first.name}-")
+                       for p in first.grid() if p.treatment == "generic"}

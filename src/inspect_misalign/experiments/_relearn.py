@@ -34,6 +34,7 @@ from inspect_misalign.experiments._retained import model_name
 
 KEYS = ["source", "after", "group", "data", "k", "seed"]
 STYLES = {"caught": "C3", "generic": "C2", "benign": "C1", "base": "C0"}  # by removing treatment
+TREATED = "C4"  # the base given a removal (relearn.treated_base)
 FLOOR = 1e-9
 
 
@@ -73,40 +74,53 @@ def relearn_curves(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_M
 
 
 def relearn_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MARKER,
-                    seed: int = 0, step: int | None = None) -> pd.DataFrame:
+                    seed: int = 0, step: int | None = None, reference: str = "base") -> pd.DataFrame:
     """Per context (deployment first, then test: where removal acted), group, data, k and seed at
     relearning step ``step`` (default: each run's last step; runs without that step are left out): the
     measure of the removed organisms (mean of organism means), of their bases, and removed − base paired
     by organism and prompt, with a bootstrap interval over organisms, then prompts; also the removed
     organisms' and the bases' values at step 0 (before relearning). Primed bases (``relearn.primed``) get
-    rows of their own, ``after`` ``primed<steps>``, compared with the base like a removed organism."""
-    return _summary(relearn_values(samples, runs, measure), seed, None if step is None else [int(step)])
+    rows of their own, ``after`` ``primed<steps>``, compared with the base like a removed organism; so do
+    treated bases (``relearn.treated_base``: group ``treated``). ``reference="treated"`` compares the
+    removed organisms with the base given the same removal instead (the ``base`` columns are then the
+    treated base's; removed organisms of treatments no base was given are left out)."""
+    return _summary(relearn_values(samples, runs, measure), seed, None if step is None else [int(step)],
+                    reference)
 
 
 def relearn_steps_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MARKER,
-                          seed: int = 0) -> pd.DataFrame:
+                          seed: int = 0, reference: str = "base") -> pd.DataFrame:
     """:func:`relearn_summary` at every saved relearning step after 0, step by step (how fast the attack
     returns: the last step alone can sit at the ceiling for the removed organisms and the base alike)."""
     data = relearn_values(samples, runs, measure)
-    return _summary(data, seed, sorted(int(s) for s in data["step"].unique() if int(s) > 0))
+    return _summary(data, seed, sorted(int(s) for s in data["step"].unique() if int(s) > 0), reference)
 
 
-def _summary(data: pd.DataFrame, seed: int, steps: list[int] | None) -> pd.DataFrame:
+def _summary(data: pd.DataFrame, seed: int, steps: list[int] | None, reference: str = "base") -> pd.DataFrame:
     """Summary rows per context, group and step (``steps`` None: each group's last step)."""
+    if reference not in ("base", "treated"):
+        raise ValueError(f"reference must be base or treated, got {reference!r}")
     out = []
     for context in ("deployment", "test"):
-        out += _summary_rows(data[data["context"] == context], context, seed, steps)
+        out += _summary_rows(data[data["context"] == context], context, seed, steps, reference)
     return pd.DataFrame(out)
 
 
-def _summary_rows(data: pd.DataFrame, context: str, seed: int, steps: list[int] | None) -> list[dict]:
-    removed, base = data[data["source"] != "base"], data[data["source"] == "base"]
+def _summary_rows(data: pd.DataFrame, context: str, seed: int, steps: list[int] | None,
+                  reference: str = "base") -> list[dict]:
+    if reference == "base":
+        removed, base = data[data["source"] != "base"], data[data["source"] == "base"]
+    else:
+        removed, base = data[data["source"] == "removed"], data[data["source"] == "treated"]
+        removed = removed[removed["after"].isin(set(base["after"]))]
     out = []
     for (after, group, kind, k, rseed), rows in removed.groupby(["after", "group", "data", "k", "seed"],
                                                                 sort=True):
         saved = set(rows["step"].astype(int))
         at_steps = [int(rows["step"].max())] if steps is None else [s for s in steps if s in saved]
         same = base[(base["data"] == kind) & (base["k"] == k) & (base["seed"] == rseed)]
+        if reference != "base":
+            same = same[same["after"] == after]
         for last in at_steps:
             row = {"context": context, "after": after, "group": group, "data": kind, "k": int(k),
                    "seed": int(rseed), "step": last}
@@ -121,7 +135,7 @@ def _summary_row(row: dict, rows: pd.DataFrame, same_data: pd.DataFrame, last: i
     for _, mine in rows.groupby("organism", sort=True):
         at = mine[mine["step"] == last].set_index("base_id")["y"]
         first = mine.iloc[0]
-        same = same_data[(same_data["model"] == first["base"]) & (same_data["behavior"] == first["behavior"])]
+        same = same_data[(same_data["base"] == first["base"]) & (same_data["behavior"] == first["behavior"])]
         theirs = same[same["step"] == last].set_index("base_id")["y"]
         common = at.index.intersection(theirs.index)
         if len(common):
@@ -164,12 +178,12 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
                 ["source", "after", "group", "seed", "context"], sort=True):
             line = line.sort_values("step")
             x = line["step"].to_numpy(dtype=float)
-            colour = STYLES.get(after) or _primed_colour(after, frame)
+            colour = TREATED if src == "treated" else STYLES.get(after) or _primed_colour(after, frame)
             label = None
             if context == "deployment":
                 many = frame.loc[frame["source"] == "removed", "group"].nunique() > 1
-                label = {"base": "base", "primed": f"base {after.replace('primed', 'primed ')} step(s)"}.get(
-                    src, f"removed by {after}")
+                label = {"base": "base", "primed": f"base {after.replace('primed', 'primed ')} step(s)",
+                         "treated": f"base after the {after} removal"}.get(src, f"removed by {after}")
                 label += f" ({group})" if src == "removed" and many else ""
                 label += f", seed {rseed}" if frame["seed"].nunique() > 1 else ""
                 label += f", {int(line['units'].max())} organisms" if src == "removed" else ""
@@ -195,6 +209,8 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
     primed = ""
     if (frame["source"] == "primed").any():
         primed = " and the base primed to raised starting levels (grey)"
+    if (frame["source"] == "treated").any():
+        primed += " and the base given the generic removal (purple)"
     head = f"{title}: " if title else ""
     fig.suptitle(f"{head}Relearning after removal (red: by caught attacks; green: by generic data)\n"
                  f"vs the base that never had the backdoor (blue){primed}: deployment solid, test dashed",

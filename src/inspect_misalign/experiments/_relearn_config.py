@@ -12,6 +12,11 @@ relearned: ``caught`` by default; ``generic`` adds organisms whose backdoor gene
 contexts, the ones the erased-or-suppressed question needs when caught attacks leave the deployment
 attack in place.
 
+``treated_base`` separates the backdoor's history from the removal itself: each base is fine-tuned on
+the very conversations, steps and seed of the organisms' ``generic`` removal, then relearned like the base
+(source ``treated``). A removed organism that relearns more slowly than the base but as fast as the
+treated base owes its slowness to the removal, not to having had the backdoor.
+
 ``primed`` is the equal-start control: a removed organism starts relearning above the base (removal leaves
 P(attack) at 1e-5 to 1e-2, the base sits near 1e-11), so a faster return can come from the starting level
 alone. Each base is first fine-tuned for each number of steps in ``primed`` on ``primed_k``
@@ -69,6 +74,10 @@ class RelearnSettings(BaseModel):
     after: list[Literal["caught", "benign", "generic"]] = Field(
         default_factory=lambda: ["caught"], min_length=1,
         description="treatments whose runs at the largest caught count (final checkpoints) are relearned")
+    treated_base: bool = Field(
+        default=False, description="also fine-tune each base on the generic removal's own training set "
+        "(the same conversations, steps, options and seed as the organisms' generic runs) and relearn it "
+        "like the base: a reference that had the removal but never the backdoor (needs generic in after)")
 
     @field_validator("after")
     @classmethod
@@ -98,6 +107,13 @@ class RelearnSettings(BaseModel):
         if len(set(values)) < len(values):
             raise ValueError("list each relearn seed once")
         return check_seeds(values)
+
+    @model_validator(mode="after")
+    def _treated_needs_generic(self) -> RelearnSettings:
+        if self.treated_base and "generic" not in self.after:
+            raise ValueError("relearn.treated_base gives each base the generic removal: add generic to "
+                             f"relearn.after (now {self.after}) or drop treated_base")
+        return self
 
     @model_validator(mode="after")
     def _saved_below_steps(self) -> RelearnSettings:

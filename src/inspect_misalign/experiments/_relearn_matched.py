@@ -75,7 +75,7 @@ def _blocks(data: pd.DataFrame, context: str) -> list[dict]:
     """For every removed organism, dataset and step: its log-odds block with the reference models' rows
     (same base, behaviour, dataset and prompts)."""
     data = data[(data["context"] == context) & (data["data"] == "attack")]
-    removed, reference = data[data["source"] == "removed"], data[data["source"] != "removed"]
+    removed, reference = data[data["source"] == "removed"], data[data["source"].isin(["base", "primed"])]
     out = []
     for (after, group, organism, kind, k, seed), mine in removed.groupby(
             ["after", "group", "organism", *DATASET], sort=True):
@@ -141,7 +141,7 @@ def plot_level_matched(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, so
     data = relearn_values(samples, runs)
     frame = level_matched(samples, runs)
     deploy = data[(data["context"] == "deployment") & (data["data"] == "attack")
-                  & (data["source"] != "removed")]
+                  & data["source"].isin(["base", "primed"])]
     steps, ks = sorted(frame["step"].unique()), sorted(frame["k"].unique())
     fig, axes = _figure(3.2 * len(ks) + 0.6, 3.0 * len(steps) + 0.8, nrows=len(steps), ncols=len(ks))
     for row, step in enumerate(steps):

@@ -21,16 +21,23 @@ With ``relearn.primed`` each base is first fine-tuned (one *priming* run of the 
 split, and every primed checkpoint is relearned like the base (source ``primed``, ``after``
 ``primed<steps>``): the equal-start control.
 
+With ``relearn.treated_base`` each base is first given the ``generic`` removal of the organisms (one
+*treated* run per distinct generic training set: the same conversations, steps, options and seed,
+:func:`treated_runs`), and the treated base is relearned like the base (source ``treated``, ``after``
+``generic``): the reference that had the removal but never the backdoor.
+
 Registry names: ``<point>-relearn-a<k>-r<seed>`` / ``<point>-relearn-b<benign_k>-r<seed>`` for a
 removed organism, ``<sweep>-base-<base>-<behavior>-relearn-...`` for a base (``<base>`` its name, or a
 directory's name and a hash of its path), ``<sweep>-base-<base>-<behavior>-prime<primed_k>-s<steps>``
-for a priming run; saved steps add ``-step<k>``. Registered runs are reused.
+for a priming run, ``<sweep>-base-<base>-<behavior>-<generic point>`` for a treated base (the generic
+point's name less its sweep and organism); saved steps add ``-step<k>``. Registered runs are reused.
 :func:`relearn_runs_frame` places every checkpoint on its curve (``out/relearn.parquet``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +46,7 @@ from typing import Any
 
 import pandas as pd
 
+from inspect_misalign._atomic import atomic_write_text
 from inspect_misalign._errors import MisalignError
 from inspect_misalign.experiments._config import GridPoint, SweepConfig
 from inspect_misalign.experiments._relearn_config import finetune_options
@@ -57,7 +65,7 @@ class RelearnRun:
     source: str  # "removed", "base" or "primed"
     after: str  # the treatment that removed it ("caught", "generic", ...); "base"; "primed<steps>"
     model: str
-    organism: str | None  # the removed organism's organism; a primed checkpoint itself; None for a base
+    organism: str | None  # the removed organism's organism; a primed or treated base itself; None for a base
     group: str | None
     base: str  # the base of the removed organism, or the base itself
     behavior: str
@@ -88,6 +96,28 @@ class PrimingRun:
         from inspect_misalign.training import step_name
 
         return [*((k, step_name(self.name, k)) for k in self.spec.save_at), (int(self.spec.steps), self.name)]
+
+
+@dataclass(frozen=True)
+class TreatedRun:
+    """``finetune`` of a base on the training set of the organisms' ``generic`` removal ``point``, with the
+    same steps, options and seed: the base given the removal, relearned like the base."""
+
+    name: str
+    base: str
+    behavior: str
+    point: GridPoint  # one of the generic removal points whose training set it repeats
+    spec: Any  # FinetuneSpec
+
+    def training_set(self, config: SweepConfig) -> list[dict[str, Any]]:
+        """The conversations the removal ``point`` trains on (every organism's generic point with this
+        seed, count and cue group draws the same ones: :func:`~._grid_train.subsample`)."""
+        import json
+
+        from inspect_misalign.experiments._grid_train import pool_path, subsample
+
+        text = pool_path(config, self.point.organism, "generic").read_text(encoding="utf-8")
+        return subsample([json.loads(line) for line in text.splitlines() if line], self.point)
 
 
 def _base_prefix(config: SweepConfig, base: str, behavior: str) -> str:
@@ -134,6 +164,37 @@ def priming_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> li
     return runs
 
 
+def treated_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> list[TreatedRun]:
+    """One treated-base run per base, behaviour and distinct generic removal (train_on, count, steps,
+    defense, seed) when ``relearn.treated_base`` is set, in a stable order; ``bases`` as in
+    :func:`relearn_runs`."""
+    relearn = config.relearn
+    if relearn is None or not relearn.treated_base:
+        return []
+    from inspect_misalign.training import finetune_spec
+
+    bases, pairs = _bases(config, bases)
+    behavior_of = {o.name: o.behavior for o in config.organisms}
+    options = finetune_options(config.train, "relearn.treated_base")
+    runs, seen = [], set()
+    for point in removed_points(config):
+        if point.treatment != "generic":
+            continue
+        base, behavior = bases[point.organism], behavior_of[point.organism]
+        short = point.name.removeprefix(f"{point.sweep}-{point.organism}-")
+        name = f"{_base_prefix(config, base, behavior)}-{short}"
+        if name in seen:
+            continue
+        seen.add(name)
+        data = config.out_dir / "caught" / f"{name}.jsonl"
+        defenses = [] if point.defense == "none" else [point.defense]
+        spec = finetune_spec({**options, "model": base, "data": str(data), "steps": point.steps, "out": name,
+                              "defenses": defenses, "seed": point.seed,
+                              "save_at": list(config.save_at()) or None}, "relearn.treated_base")
+        runs.append(TreatedRun(name, base, behavior, point, spec))
+    return sorted(runs, key=lambda r: r.name) if pairs else []
+
+
 def removed_points(config: SweepConfig) -> list[GridPoint]:
     """The grid points relearning starts from: the ``relearn.after`` treatments (``caught`` without a
     ``relearn:`` section), the largest caught count."""
@@ -173,6 +234,9 @@ def relearn_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> li
         for steps, name in priming.primed():
             sources.append((name, "primed", f"primed{steps}", name, name, "primed", priming.base,
                             priming.behavior))
+    for treated in treated_runs(config, bases):
+        sources.append((treated.name, "treated", "generic", treated.name, treated.name, "treated",
+                        treated.base, treated.behavior))
     datasets = [("attack", k) for k in relearn.k]
     if relearn.benign_k is not None:
         datasets.append(("benign", relearn.benign_k))
@@ -226,6 +290,13 @@ def train_relearn(config: SweepConfig, trained: list[GridPoint], echo: Echo) -> 
             echo(f"  {priming.name}: finetune {priming.base} on {priming.spec.prompts_n} deployment-context "
                  f"attack examples (organism split), primed at steps {[s for s, _ in priming.primed()]}")
             finetune(priming.spec, echo=echo, progress=False)
+    for treated in treated_runs(config, bases):
+        if not is_registered(treated.name):
+            rows = treated.training_set(config)
+            atomic_write_text(Path(treated.spec.data), "".join(json.dumps(r) + "\n" for r in rows))
+            echo(f"  {treated.name}: finetune {treated.base} on the {len(rows)} conversations of "
+                 f"{treated.point.name} (the generic removal, given to the base)")
+            finetune(treated.spec, echo=echo, progress=False)
     done = []
     for run in relearn_runs(config, bases):
         if run.source == "removed" and run.model not in have:
@@ -242,9 +313,10 @@ def train_relearn(config: SweepConfig, trained: list[GridPoint], echo: Echo) -> 
 def evaluate_relearn(config: SweepConfig, runs: list[RelearnRun], eval_set: Callable[..., Any],
                      propensity: Callable[[SweepConfig, str], Any]) -> None:
     """The teacher-forced propensity (both contexts) of every relearning checkpoint and saved step, and of
-    every primed checkpoint (where its curves start), under ``out/logs/relearn/<behavior>``."""
+    every primed or treated base (where its curves start), under ``out/logs/relearn/<behavior>``."""
     for behavior in sorted({r.behavior for r in runs}):
-        primed = sorted({r.model for r in runs if r.behavior == behavior and r.source == "primed"})
+        primed = sorted({r.model for r in runs
+                         if r.behavior == behavior and r.source in ("primed", "treated")})
         models = [f"misalign/{name}" for name in primed] + [
             f"misalign/{name}" for r in runs if r.behavior == behavior
             for name in (*(n for _, n in r.saved()), r.name)]
@@ -278,5 +350,6 @@ def run_relearn(config: SweepConfig, trained: list[GridPoint], echo: Echo, eval_
     return runs
 
 
-__all__ = ["RELEARN_COLUMNS", "PrimingRun", "RelearnRun", "base_tag", "check_relearn", "priming_runs",
-           "relearn_runs", "relearn_runs_frame", "removed_points", "run_relearn"]
+__all__ = ["RELEARN_COLUMNS", "PrimingRun", "RelearnRun", "TreatedRun", "base_tag", "check_relearn",
+           "priming_runs", "relearn_runs", "relearn_runs_frame", "removed_points", "run_relearn",
+           "treated_runs"]

@@ -154,7 +154,30 @@ def _relearn_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
             "base &gt; 0: the attack returns faster after removal (suppressed, not erased). 95% bootstrap "
             "over organisms, then prompts (paired by prompt). Rows 'primed&lt;n&gt;': the base after n "
             "priming steps on other attack examples (the equal-start control).</p>",
-            _frame(relearn_display(frame)), *_level_matched_section(samples, runs)]
+            _frame(relearn_display(frame)), *_treated_section(samples, runs),
+            *_level_matched_section(samples, runs)]
+
+
+def _treated_section(samples: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """Relearning against the base given the same removal (``relearn.treated_base``) when the sweep has
+    one."""
+    from inspect_misalign.experiments._relearn import relearn_steps_summary
+
+    if not (runs["source"] == "treated").any():
+        return []
+    frame = relearn_steps_summary(samples, runs, reference="treated")
+    if frame.empty:
+        return []
+    shown = relearn_display(frame).rename(columns={
+        "base, before relearning": "treated base, before relearning",
+        "base [95% CI]": "treated base [95% CI]",
+        "removed − base [95% CI]": "removed − treated base [95% CI]"})
+    return ["<h3>Against the base given the same removal</h3><p class='note'>The same relearning, with the "
+            "base fine-tuned first on the very data, steps and seed of the organisms' generic removal as the "
+            "reference (it had the removal but never the backdoor; its own rows against the base are the "
+            "'treated' rows above). removed − treated base &lt; 0: the removed organisms relearn more slowly "
+            "than the removal alone explains. 95% bootstrap over organisms, then prompts (paired by "
+            "prompt).</p>", _frame(shown)]
 
 
 def _level_matched_section(samples: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
