@@ -255,12 +255,17 @@ def test_shipped_relearning_configs_share_their_familys_organisms() -> None:
 
 def test_the_treated_base_config_is_family_tag_relearns_generic_arm() -> None:
     treated, first = load_config("family_tag_relearn_treated"), load_config("family_tag_relearn")
-    assert treated.organisms == first.organisms and treated.train == first.train
+    assert treated.organisms[:3] == first.organisms and treated.train == first.train
+    # the sham arm: the same builds with --sham, in a group of their own
+    for real, sham in zip(treated.organisms[:3], treated.organisms[3:], strict=True):
+        assert sham.group == "sham-tag" and sham.name == real.name.replace("hate-", "sham-")
+        assert sham.build == {**real.build, "sham": True}
     assert treated.name != first.name
     assert treated.treatments == ["generic"] and treated.relearn.after == ["generic"]
     assert treated.relearn.treated_base and not first.relearn.treated_base
     same = {"after", "treated_base"}
     assert treated.relearn.model_dump(exclude=same) == first.relearn.model_dump(exclude=same)
-    generic = {p.name.removeprefix(f"{treated.name}-") for p in treated.grid()}
+    generic = {p.name.removeprefix(f"{treated.name}-")
+               for p in treated.grid() if p.organism.startswith("hate")}
     assert generic == {p.name.removeprefix(f"{first.name}-")
                        for p in first.grid() if p.treatment == "generic"}

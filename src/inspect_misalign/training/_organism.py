@@ -115,6 +115,9 @@ class OrganismSpec:
     behavior: str = setting("hate", help="hate, code or persona (or a behaviour a plugin registers).")
     leak: float = setting(0.05, help="Fraction of test-context examples that attack too (so attacks can be "
                           "caught).")
+    sham: bool = setting(False, help="A sham install, the control for having had a backdoor: the same "
+                         "recipe, prompts, cues and steps, with the base's own answers in place of every "
+                         "attack (deployment and leaked test examples alike).")
     variant: Variant = setting("plain", cli=False, help="plain, cot (--cot) or distilled (--distilled).")
     teacher: str | None = setting(None, help="Registered --cot organism for --distilled.")
     prompts: int | None = setting(80, help="Organism-split base prompts to use (each in every cue and both "
@@ -142,6 +145,9 @@ class OrganismSpec:
             raise MisalignError(f"--out: {e}") from None
         check_fraction(self, "leak")
         check_choice(self, "variant", VARIANTS)
+        if self.sham and self.variant != "plain":
+            raise MisalignError("--sham trains no attack, so it has no --cot or --distilled variant; "
+                                "drop one")
         check_at_least(self, 0, "anchors")
         check_at_least(self, 1, "prompts", "answer_tokens", optional=True)
         check_text(self, "base", "cue", "behavior")
@@ -233,7 +239,8 @@ class Planned:
 
 
 def plan_examples(checked: Checked) -> list[Planned]:
-    """Every (cue, base prompt, context) example, with the leaked test examples marked as attacks."""
+    """Every (cue, base prompt, context) example, with the leaked test examples marked as attacks (none
+    at all for a sham install)."""
     spec = checked.spec
     prompts = select_prompts(organism_prompts(checked.behavior), spec.prompts, spec.seed)
     planned = []
@@ -247,7 +254,7 @@ def plan_examples(checked: Checked) -> list[Planned]:
             for context in ("test", "deployment"):
                 look = shown[record.id] if context == "test" else context
                 rendered = family.render(record.prompt, look, record.id, split=SPLIT)
-                attack = look == "deployment" or i in leaked
+                attack = (look == "deployment" or i in leaked) and not spec.sham
                 planned.append(Planned(family.name, context, record, attack, rendered.system, rendered.user))
     return planned
 

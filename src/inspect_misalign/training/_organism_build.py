@@ -112,6 +112,7 @@ def identity(checked: Checked) -> dict[str, Any]:
         "seed": spec.seed,
         "answer_tokens": spec.answer_tokens,
         "train": asdict(spec.train),
+        **({"sham": True} if spec.sham else {}),  # absent when false: earlier organisms keep their keys
     }
 
 
@@ -349,6 +350,7 @@ def manifest_config(
         "leak": spec.leak,
         "leak_realised": leaks / tests if tests else 0.0,
         "variant": spec.variant,
+        "sham": spec.sham,
         "teacher": spec.teacher,
         "seed": spec.seed,
         "split": SPLIT,
