@@ -187,3 +187,37 @@ def test_sweep_with_a_treated_base(tmp_path: Path, tiny_model_dir: Path, misalig
     against = relearn_summary(samples, relearn, reference="treated")
     assert set(against["after"]) == {"generic"} and (against["organisms"] == 1).all()
     assert "Against the base given the same removal" in (out / "report.html").read_text()
+
+
+def test_a_second_group_of_removed_organisms_gets_its_own_colour(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.axes
+
+    samples, runs = _with_treated()
+    # the same organisms again as a second group ("sham"), their values lower
+    extra_s, extra_r = [], []
+    for start in ("r1", "r2"):
+        for suffix in ("", "-a2-step1", "-a2"):
+            mine = samples[samples["model"] == f"misalign/{start}{suffix}"].copy()
+            mine["model"] = f"misalign/s{start}{suffix}"
+            mine["score_p_marker"] *= 0.5
+            extra_s.append(mine)
+        theirs = runs[runs["model"] == start].copy()
+        theirs["checkpoint"] = "s" + theirs["checkpoint"]
+        theirs[["model", "run", "organism", "group"]] = [f"s{start}", f"s{start}-a2", f"s{start}", "sham"]
+        extra_r.append(theirs)
+    samples = pd.concat([samples, *extra_s], ignore_index=True)
+    runs = pd.concat([runs, *extra_r], ignore_index=True)
+    colours: dict[str, str] = {}
+    plot = matplotlib.axes.Axes.plot
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("label"):
+            colours[kwargs["label"]] = kwargs.get("color")
+        return plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    plot_relearn(samples, runs, tmp_path / "r.png", source="test")
+    first = colours["removed by generic (g), 2 organisms"]
+    second = colours["removed by generic (sham), 2 organisms"]
+    assert first == "C2" and second not in {first, "C0", "C4"}

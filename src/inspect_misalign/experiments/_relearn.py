@@ -179,6 +179,8 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
             line = line.sort_values("step")
             x = line["step"].to_numpy(dtype=float)
             colour = TREATED if src == "treated" else STYLES.get(after) or _primed_colour(after, frame)
+            if src == "removed":
+                colour = _group_colour(colour, group, frame)
             label = None
             if context == "deployment":
                 many = frame.loc[frame["source"] == "removed", "group"].nunique() > 1
@@ -212,10 +214,24 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
     if (frame["source"] == "treated").any():
         primed += " and the base given the generic removal (purple)"
     head = f"{title}: " if title else ""
-    fig.suptitle(f"{head}Relearning after removal (red: by caught attacks; green: by generic data)\n"
+    groups = frame.loc[frame["source"] == "removed", "group"].nunique()
+    colours = "red: by caught attacks; green: by generic data"
+    colours += "; other groups: the legend" if groups > 1 else ""
+    fig.suptitle(f"{head}Relearning after removal ({colours})\n"
                  f"vs the base that never had the backdoor (blue){primed}: deployment solid, test dashed",
                  fontsize=10)
     return _save(fig, path, source)
+
+
+GROUP_COLOURS = ("C8", "C5", "C6", "C9")  # removed organisms of a second, third, ... group
+
+
+def _group_colour(colour: str, group: str, frame: pd.DataFrame) -> str:
+    """The removing treatment's colour for the first group of removed organisms (sorted), another colour
+    for each further group (e.g. sham installs beside the organisms)."""
+    groups = sorted({str(g) for g in frame.loc[frame["source"] == "removed", "group"]})
+    i = groups.index(str(group)) if str(group) in groups else 0
+    return colour if i == 0 else GROUP_COLOURS[(i - 1) % len(GROUP_COLOURS)]
 
 
 def _primed_colour(after: str, frame: pd.DataFrame) -> str:
