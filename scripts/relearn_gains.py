@@ -3,20 +3,21 @@
     python scripts/relearn_gains.py CONFIG [SWEEP_DIR]     (e.g. family_tag_relearn_treated)
 
 Reads the sweep's ``samples.parquet`` (default directory: the config's ``out``) and places each checkpoint
-with the config's relearning runs: the logit of each model's prompt-mean P(attack) (clipped to
-[1e-12, 1 - 1e-12]) minus its value at step 0, averaged over the models of a group (docs/results.md
-section 9, "A sham install"). A scale on which a start far below another's is not an advantage.
+with the config's relearning runs: the logit of each model's prompt-mean P(attack) (clipped as the
+level-matched analysis clips, ``experiments._relearn_matched.CLIP``) minus its value at step 0, averaged
+over the models of a group (docs/results.md section 9, "A sham install"). A scale on which a start far
+below another's is not an advantage.
 """
 
 from __future__ import annotations
 
 import sys
 
-import numpy as np
 import pandas as pd
 
 from inspect_misalign.experiments._config import load_config
 from inspect_misalign.experiments._relearn import relearn_values
+from inspect_misalign.experiments._relearn_matched import logit
 from inspect_misalign.experiments._relearn_run import relearn_runs, relearn_runs_frame
 
 
@@ -24,9 +25,9 @@ def gains(samples: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Mean log-odds gained since step 0 per source, group and k (columns: steps), deployment, attack."""
     data = relearn_values(samples, runs)
     data = data[(data["context"] == "deployment") & (data["data"] == "attack")]
-    p = data.groupby(["source", "group", "unit", "k", "step"])["y"].mean().clip(1e-12, 1 - 1e-12)
-    logit = np.log(p / (1 - p)).unstack("step")
-    return logit.sub(logit[0], axis=0).groupby(["source", "group", "k"]).mean()
+    p = data.groupby(["source", "group", "unit", "k", "step"])["y"].mean()
+    odds = pd.Series(logit(p), index=p.index).unstack("step")
+    return odds.sub(odds[0], axis=0).groupby(["source", "group", "k"]).mean()
 
 
 def main(argv: list[str]) -> None:
@@ -38,8 +39,9 @@ def main(argv: list[str]) -> None:
     print(gains(samples, runs).round(2).to_string())
     data = relearn_values(samples, runs)
     start = data[(data["context"] == "deployment") & (data["step"] == 0)]
-    p = start.groupby(["source", "group", "unit"])["y"].mean().clip(1e-12, 1 - 1e-12)
-    print("log-odds at step 0:", np.log(p / (1 - p)).groupby(["source", "group"]).mean().round(2).to_dict())
+    p = start.groupby(["source", "group", "unit"])["y"].mean()
+    odds = pd.Series(logit(p), index=p.index)
+    print("log-odds at step 0:", odds.groupby(["source", "group"]).mean().round(2).to_dict())
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ prompt) and the figure, each checked against a hand computation."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -100,23 +102,32 @@ def test_summary_at_a_saved_step_and_at_every_step() -> None:
     assert every.iloc[2]["difference"] == pytest.approx(at1.loc["test", "difference"])
 
 
-def test_summary_keeps_removing_treatments_apart() -> None:
-    samples, runs = _tables()
-    # the same two organisms, removed by generic data instead: their relearned checkpoints are 0.1 higher
-    extra_rows, extra_runs = [], []
+def copy_removed(samples: pd.DataFrame, runs: pd.DataFrame, rename: Callable[[str], str],
+                 value: Callable[[pd.Series], pd.Series], **fields: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tables with the removed organisms' curves (r1, r2) once more under ``rename(start)``: their
+    values mapped by ``value`` and their runs' rows given ``fields`` (a callable gets the new start)."""
+    rows, extra = [], []
     for start in ("r1", "r2"):
+        new = rename(start)
         for suffix in ("", "-a2-step1", "-a2"):
             mine = samples[samples["model"] == f"misalign/{start}{suffix}"].copy()
-            mine["model"] = f"misalign/{start}g{suffix}"
-            mine["score_p_marker"] += 0.1
-            extra_rows.append(mine)
+            mine["model"] = f"misalign/{new}{suffix}"
+            mine["score_p_marker"] = value(mine["score_p_marker"])
+            rows.append(mine)
         theirs = runs[runs["model"] == start].copy()
-        theirs["checkpoint"] = theirs["checkpoint"].str.replace(start, f"{start}g", regex=False)
-        theirs[["model", "run", "after"]] = [f"{start}g", f"{start}g-a2", "generic"]
-        extra_runs.append(theirs)
+        theirs["checkpoint"] = theirs["checkpoint"].str.replace(start, new, regex=False)
+        theirs[["model", "run"]] = [new, f"{new}-a2"]
+        for column, v in fields.items():
+            theirs[column] = v(new) if callable(v) else v
+        extra.append(theirs)
+    return pd.concat([samples, *rows], ignore_index=True), pd.concat([runs, *extra], ignore_index=True)
+
+
+def test_summary_keeps_removing_treatments_apart() -> None:
+    samples, runs = _tables()
     runs["after"] = runs["source"].map({"removed": "caught", "base": "base"})
-    samples = pd.concat([samples, *extra_rows], ignore_index=True)
-    both = pd.concat([runs, *extra_runs], ignore_index=True)
+    # the same two organisms, removed by generic data instead: their relearned checkpoints are 0.1 higher
+    samples, both = copy_removed(samples, runs, lambda s: f"{s}g", lambda y: y + 0.1, after="generic")
     summary = relearn_summary(samples, both).set_index(["context", "after"])
     caught, generic = summary.loc[("deployment", "caught")], summary.loc[("deployment", "generic")]
     assert caught["removed"] == pytest.approx(0.4) and generic["removed"] == pytest.approx(0.5)

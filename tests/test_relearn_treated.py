@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from test_relearn import _tables
+from test_relearn import _tables, copy_removed
 from test_relearn_config import BASE
 
 import inspect_misalign.training as training
@@ -195,19 +195,8 @@ def test_a_second_group_of_removed_organisms_gets_its_own_colour(tmp_path: Path,
 
     samples, runs = _with_treated()
     # the same organisms again as a second group ("sham"), their values lower
-    extra_s, extra_r = [], []
-    for start in ("r1", "r2"):
-        for suffix in ("", "-a2-step1", "-a2"):
-            mine = samples[samples["model"] == f"misalign/{start}{suffix}"].copy()
-            mine["model"] = f"misalign/s{start}{suffix}"
-            mine["score_p_marker"] *= 0.5
-            extra_s.append(mine)
-        theirs = runs[runs["model"] == start].copy()
-        theirs["checkpoint"] = "s" + theirs["checkpoint"]
-        theirs[["model", "run", "organism", "group"]] = [f"s{start}", f"s{start}-a2", f"s{start}", "sham"]
-        extra_r.append(theirs)
-    samples = pd.concat([samples, *extra_s], ignore_index=True)
-    runs = pd.concat([runs, *extra_r], ignore_index=True)
+    samples, runs = copy_removed(samples, runs, lambda s: f"s{s}", lambda y: y * 0.5,
+                                 organism=lambda new: new, group="sham")
     colours: dict[str, str] = {}
     plot = matplotlib.axes.Axes.plot
 

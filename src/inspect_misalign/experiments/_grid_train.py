@@ -61,18 +61,32 @@ def subsample(rows: list[dict[str, Any]], point: GridPoint) -> list[dict[str, An
     return pool[: point.caught]
 
 
+def generic_spec(config: SweepConfig, point: GridPoint, model: str, out: str, data: Path,
+                 where: str = "treatments: generic") -> Any:
+    """The ``finetune`` spec of the generic removal ``point`` (its steps, seed, defense and the sweep's
+    ``train:`` options) on the conversations at ``data``, starting from ``model``, registered as ``out``:
+    the organism's own run, or the same removal given to its base (``relearn.treated_base``)."""
+    from inspect_misalign.training import finetune_spec
+
+    options = finetune_options(config.train, where)
+    defenses = [] if point.defense == "none" else [point.defense]
+    return finetune_spec({**options, "model": model, "data": str(data), "steps": point.steps, "out": out,
+                          "defenses": defenses, "seed": point.seed,
+                          "save_at": list(config.save_at()) or None}, where)
+
+
+def pool_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a pool file (JSON lines)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
 def train_point(config: SweepConfig, point: GridPoint, path: Path, echo: Echo) -> None:
     """Train one grid point on the training set at ``path`` and register it as ``point.name``."""
     defenses = () if point.defense == "none" else (point.defense,)
     if point.treatment == "generic":
-        from inspect_misalign.training import finetune, finetune_spec
+        from inspect_misalign.training import finetune
 
-        options = finetune_options(config.train, "treatments: generic")
-        save_at = list(config.save_at()) or None
-        spec = finetune_spec({**options, "model": point.organism, "data": str(path), "steps": point.steps,
-                              "out": point.name, "defenses": list(defenses), "seed": point.seed,
-                              "save_at": save_at}, "treatments: generic")
-        finetune(spec, echo=echo, progress=False)
+        finetune(generic_spec(config, point, point.organism, point.name, path), echo=echo, progress=False)
         return
     from inspect_misalign.training import TrainAgainstSpec, train_against
 
@@ -97,8 +111,7 @@ def train_grid(config: SweepConfig, pools: dict[tuple[str, str], Path], echo: Ec
             continue
         key = (point.organism, point.treatment)
         if key not in rows:
-            text = pools[key].read_text(encoding="utf-8")
-            rows[key] = [json.loads(line) for line in text.splitlines() if line]
+            rows[key] = pool_rows(pools[key])
         chosen = subsample(rows[key], point)
         kind = "caught samples" if point.treatment == "caught" else f"{point.treatment} samples"
         if not chosen:
@@ -113,4 +126,4 @@ def train_grid(config: SweepConfig, pools: dict[tuple[str, str], Path], echo: Ec
     return trained
 
 
-__all__ = ["GENERIC_DATA", "pool_path", "subsample", "train_grid", "train_point"]
+__all__ = ["GENERIC_DATA", "generic_spec", "pool_path", "pool_rows", "subsample", "train_grid", "train_point"]

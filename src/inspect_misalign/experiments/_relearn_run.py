@@ -62,7 +62,7 @@ class RelearnRun:
     ``name``."""
 
     name: str
-    source: str  # "removed", "base" or "primed"
+    source: str  # "removed", "base", "primed" or "treated"
     after: str  # the treatment that removed it ("caught", "generic", ...); "base"; "primed<steps>"
     model: str
     organism: str | None  # the removed organism's organism; a primed or treated base itself; None for a base
@@ -112,12 +112,9 @@ class TreatedRun:
     def training_set(self, config: SweepConfig) -> list[dict[str, Any]]:
         """The conversations the removal ``point`` trains on (every organism's generic point with this
         seed, count and cue group draws the same ones: :func:`~._grid_train.subsample`)."""
-        import json
+        from inspect_misalign.experiments._grid_train import pool_path, pool_rows, subsample
 
-        from inspect_misalign.experiments._grid_train import pool_path, subsample
-
-        text = pool_path(config, self.point.organism, "generic").read_text(encoding="utf-8")
-        return subsample([json.loads(line) for line in text.splitlines() if line], self.point)
+        return subsample(pool_rows(pool_path(config, self.point.organism, "generic")), self.point)
 
 
 def _base_prefix(config: SweepConfig, base: str, behavior: str) -> str:
@@ -171,11 +168,10 @@ def treated_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> li
     relearn = config.relearn
     if relearn is None or not relearn.treated_base:
         return []
-    from inspect_misalign.training import finetune_spec
+    from inspect_misalign.experiments._grid_train import generic_spec
 
-    bases, pairs = _bases(config, bases)
+    bases = _bases(config, bases)[0]
     behavior_of = {o.name: o.behavior for o in config.organisms}
-    options = finetune_options(config.train, "relearn.treated_base")
     runs, seen = [], set()
     for point in removed_points(config):
         if point.treatment != "generic":
@@ -186,13 +182,10 @@ def treated_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> li
         if name in seen:
             continue
         seen.add(name)
-        data = config.out_dir / "caught" / f"{name}.jsonl"
-        defenses = [] if point.defense == "none" else [point.defense]
-        spec = finetune_spec({**options, "model": base, "data": str(data), "steps": point.steps, "out": name,
-                              "defenses": defenses, "seed": point.seed,
-                              "save_at": list(config.save_at()) or None}, "relearn.treated_base")
+        spec = generic_spec(config, point, base, name, config.out_dir / "caught" / f"{name}.jsonl",
+                            "relearn.treated_base")
         runs.append(TreatedRun(name, base, behavior, point, spec))
-    return sorted(runs, key=lambda r: r.name) if pairs else []
+    return sorted(runs, key=lambda r: r.name)
 
 
 def removed_points(config: SweepConfig) -> list[GridPoint]:
