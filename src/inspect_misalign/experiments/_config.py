@@ -261,6 +261,12 @@ class SweepConfig(BaseModel):
         if missing:
             raise ValueError(f"relearn retrains the organisms removed by {missing[0]}: it needs the "
                              f"{missing[0]} treatment in treatments")
+        groups = {o.group or o.name for o in self.organisms}
+        unknown = [g for g in (self.relearn.primed_removed.groups if self.relearn.primed_removed else [])
+                   if g not in groups]
+        if unknown:
+            raise ValueError(f"relearn.primed_removed.groups: {unknown[0]!r} is not a group of the sweep's "
+                             f"organisms ({sorted(groups)}); name one of them")
         if not self.eval.propensity:
             raise ValueError("relearn is measured by the teacher-forced propensity; set "
                              "eval.propensity: true")

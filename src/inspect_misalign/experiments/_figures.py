@@ -300,6 +300,15 @@ def sweep_figures(table: pd.DataFrame, samples: pd.DataFrame, config, directory:
 
             figures.insert(0, plot_level_matched(samples, relearn, directory / "relearning_level_matched.png",
                                                  where, config.name))
+        if config.relearn is not None and config.relearn.primed_removed is not None:
+            from inspect_misalign.experiments._relearn_matched import plot_level_matched
+            from inspect_misalign.experiments._relearn_run import reference_pairs
+
+            for group in reversed(config.relearn.primed_removed.groups):  # against a primed group
+                if ((relearn["source"] == "primed_removed") & (relearn["group"] == group)).any():
+                    figures.insert(0, plot_level_matched(
+                        samples, relearn, directory / f"relearning_level_matched_{group}.png", where,
+                        config.name, group=group, pairs=reference_pairs(config, group)))
         figures.insert(0, plot_relearn(samples, relearn, directory / "relearning.png", where, config.name))
     if has_dose(samples, runs):  # the dose-response first, then install vs remove
         from inspect_misalign.experiments._install import has_install, install_steps, plot_install

@@ -179,13 +179,17 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
             line = line.sort_values("step")
             x = line["step"].to_numpy(dtype=float)
             colour = TREATED if src == "treated" else STYLES.get(after) or _primed_colour(after, frame)
+            if src == "primed_removed":
+                colour = _primed_removed_colour(after, frame)
             if src == "removed":
                 colour = _group_colour(colour, group, frame)
             label = None
             if context == "deployment":
                 many = frame.loc[frame["source"] == "removed", "group"].nunique() > 1
                 label = {"base": "base", "primed": f"base {after.replace('primed', 'primed ')} step(s)",
-                         "treated": f"base after the {after} removal"}.get(src, f"removed by {after}")
+                         "treated": f"base after the {after} removal",
+                         "primed_removed": f"{group} primed {after.split('-primed')[-1]} step(s)",
+                         }.get(src, f"removed by {after}")
                 label += f" ({group})" if src == "removed" and many else ""
                 label += f", seed {rseed}" if frame["seed"].nunique() > 1 else ""
                 label += f", {int(line['units'].max())} organisms" if src == "removed" else ""
@@ -211,6 +215,8 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
     primed = ""
     if (frame["source"] == "primed").any():
         primed = " and the base primed to raised starting levels (grey)"
+    if (frame["source"] == "primed_removed").any():
+        primed += " and removed organisms primed to raised levels (cyan to violet)"
     if (frame["source"] == "treated").any():
         primed += " and the base given the generic removal (purple)"
     head = f"{title}: " if title else ""
@@ -241,6 +247,18 @@ def _primed_colour(after: str, frame: pd.DataFrame) -> str:
     if after not in primed:
         return "C7"
     return str(round(0.65 - 0.45 * primed.index(after) / max(len(primed) - 1, 1), 2))
+
+
+def _primed_removed_colour(after: str, frame: pd.DataFrame) -> str:
+    """Primed removed organisms (``relearn.primed_removed``) from cyan to violet, the longer primed the
+    more violet."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    levels = sorted({int(str(a).split("-primed")[-1])
+                     for a in frame.loc[frame["source"] == "primed_removed", "after"]})
+    level = int(after.split("-primed")[-1])
+    return to_hex(colormaps["cool"](0.6 * levels.index(level) / max(len(levels) - 1, 1)))
 
 
 def _clip(values: pd.Series) -> pd.Series:

@@ -23,6 +23,13 @@ alone. Each base is first fine-tuned for each number of steps in ``primed`` on `
 deployment-context attack examples of the *organism* split (prompts relearning never uses), then relearned
 like the base: models that never had a context-conditioned backdoor, started at raised levels
 (:mod:`._relearn_matched` compares the removed organisms with them at their own starting level).
+
+``primed_removed`` primes removed organisms of named groups the same way (the same ``primed_k`` examples
+of the organism split and seed), for its own ``steps``: for a group of sham installs (``organism --sham``,
+the install's training without the attack), a reference that had the install and the removal, never the
+backdoor, raised to the organisms' starting level. Its primed checkpoints are relearned on the attack
+datasets of its ``k`` (a subset of ``k``; no benign control), and the level-matched analysis compares each
+removed organism with the group's checkpoints (paired by organism seed).
 """
 
 from __future__ import annotations
@@ -50,6 +57,31 @@ def _strictly_increasing(values: list[int], what: str) -> list[int]:
     return values
 
 
+class PrimedRemoved(BaseModel):
+    """Removed organisms of ``groups`` primed like the bases (``relearn.primed_k`` deployment-context attack
+    examples of the organism split, one run, these ``steps`` saved), then relearned on the attack data of
+    ``k``: a reference raised to the removed organisms' starting level that kept its own history."""
+
+    model_config = ConfigDict(extra="forbid")
+    groups: list[str] = Field(min_length=1, description="organism groups whose removed organisms are primed "
+                              "(e.g. sham installs)")
+    steps: list[int] = Field(min_length=1, description="steps of each priming run, each saved and relearned")
+    k: list[int] | None = Field(default=None, description="attack examples of their relearning runs (a "
+                                "subset of relearn.k; null: all of it)")
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, values: list[str]) -> list[str]:
+        if len(set(values)) < len(values):
+            raise ValueError(f"relearn.primed_removed.groups {values} lists a group twice; list each once")
+        return values
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, values: list[int]) -> list[int]:
+        return _strictly_increasing(values, "relearn.primed_removed.steps")
+
+
 class RelearnSettings(BaseModel):
     """Relearning after removal: ``finetune`` of each removed organism (the grid points of the ``after``
     treatments with the largest caught count) and of each organism's base on ``k`` deployment-context
@@ -71,6 +103,10 @@ class RelearnSettings(BaseModel):
         "attack examples of the organism split before relearning (one run, these steps saved): bases "
         "raised to a starting level, the equal-start control ([]: none)")
     primed_k: int = Field(default=8, ge=1, description="attack examples of each priming run")
+    primed_removed: PrimedRemoved | None = Field(
+        default=None, description="also prime the removed organisms of these groups (e.g. sham installs) "
+        "and relearn them: a reference at the organisms' starting level that had the install and the "
+        "removal (null: none)")
     after: list[Literal["caught", "benign", "generic"]] = Field(
         default_factory=lambda: ["caught"], min_length=1,
         description="treatments whose runs at the largest caught count (final checkpoints) are relearned")
@@ -116,6 +152,14 @@ class RelearnSettings(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _primed_removed_k(self) -> RelearnSettings:
+        extra = sorted(set(self.primed_removed.k or []) - set(self.k)) if self.primed_removed else []
+        if extra:
+            raise ValueError(f"relearn.primed_removed.k {self.primed_removed.k} has {extra}, not in "
+                             f"relearn.k {self.k}: list only k the others relearn on too")
+        return self
+
+    @model_validator(mode="after")
     def _saved_below_steps(self) -> RelearnSettings:
         if self.save_at and self.save_at[-1] >= self.steps:
             raise ValueError(f"relearn.save_at {self.save_at} must be below relearn.steps {self.steps} (the "
@@ -134,4 +178,4 @@ def finetune_options(train: dict[str, Any], what: str) -> dict[str, Any]:
     return {k: v for k, v in train.items() if k not in NOT_FINETUNE and k != "save_at"}
 
 
-__all__ = ["RelearnSettings", "finetune_options"]
+__all__ = ["PrimedRemoved", "RelearnSettings", "finetune_options"]

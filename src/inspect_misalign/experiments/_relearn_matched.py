@@ -19,6 +19,11 @@ starting level alone predicts (suppressed, not erased).
   reference recomputed on each draw of prompts), and how many are above their reference;
 - :func:`plot_level_matched`: value after s steps against the start, the reference curve and the removed
   organisms, one panel per step and k.
+
+Each takes ``group``: the references are then that group's removed organisms and their primed checkpoints
+(``relearn.primed_removed``, e.g. sham installs: the install and the removal without the backdoor) instead
+of the base and the primed bases, with the same removing treatment; ``pairs`` (organism -> the group's
+organism, :func:`~._relearn_run.reference_pairs`) restricts each organism's references to its partner's.
 """
 
 from __future__ import annotations
@@ -71,17 +76,34 @@ def _excess(means: list[np.ndarray]) -> float:
     return float(np.mean(values))
 
 
-def _blocks(data: pd.DataFrame, context: str) -> list[dict]:
+def _references(data: pd.DataFrame, group: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(removed organisms, reference rows): the base and primed bases, or ``group``'s removed organisms
+    and their primed checkpoints (the group's own organisms then leave the removed side)."""
+    removed = data[data["source"] == "removed"]
+    if group is None:
+        return removed, data[data["source"].isin(["base", "primed"])]
+    return (removed[removed["group"] != group],
+            data[data["source"].isin(["removed", "primed_removed"]) & (data["group"] == group)])
+
+
+def _blocks(data: pd.DataFrame, context: str, group: str | None = None,
+            pairs: dict[str, str] | None = None) -> list[dict]:
     """For every removed organism, dataset and step: its log-odds block with the reference models' rows
-    (same base, behaviour, dataset and prompts)."""
+    (same base, behaviour, dataset and prompts; with ``group``, the same removing treatment and, with
+    ``pairs``, the partner's)."""
     data = data[(data["context"] == context) & (data["data"] == "attack")]
-    removed, reference = data[data["source"] == "removed"], data[data["source"].isin(["base", "primed"])]
+    removed, reference = _references(data, group)
     out = []
-    for (after, group, organism, kind, k, seed), mine in removed.groupby(
+    for (after, group_name, organism, kind, k, seed), mine in removed.groupby(
             ["after", "group", "organism", *DATASET], sort=True):
         first = mine.iloc[0]
         refs = reference[(reference["base"] == first["base"]) & (reference["behavior"] == first["behavior"])
                          & (reference["data"] == kind) & (reference["k"] == k) & (reference["seed"] == seed)]
+        if group is not None:
+            afters = refs["after"].astype(str)
+            refs = refs[(afters == after) | afters.str.startswith(f"{after}-primed")]
+        if pairs is not None:
+            refs = refs[refs["organism"] == pairs.get(str(organism))]
         for step in sorted(int(s) for s in mine["step"].unique() if int(s) > 0):
             own = _matrix(mine, [0, step])
             models = [m for m in (_matrix(r, [0, step]) for _, r in refs.groupby("unit", sort=True))
@@ -92,18 +114,19 @@ def _blocks(data: pd.DataFrame, context: str) -> list[dict]:
             for m in models:
                 prompts = prompts.intersection(m.columns)
             block = np.vstack([own[prompts].to_numpy(), *(m[prompts].to_numpy() for m in models)])
-            out.append({"after": after, "group": group, "organism": organism, "data": kind, "k": int(k),
+            out.append({"after": after, "group": group_name, "organism": organism, "data": kind, "k": int(k),
                         "seed": int(seed), "step": step, "block": block, "references": len(models)})
     return out
 
 
 def level_matched(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MARKER,
-                  context: str = "deployment") -> pd.DataFrame:
+                  context: str = "deployment", group: str | None = None,
+                  pairs: dict[str, str] | None = None) -> pd.DataFrame:
     """Per removed organism, removing treatment, attack dataset (k, seed) and relearning step: its start
     and its log-odds after the steps, the reference at its start (nan outside the references' starts) and
-    the excess over it."""
+    the excess over it; ``group`` and ``pairs`` as in the module's docstring."""
     rows = []
-    for b in _blocks(relearn_values(samples, runs, measure), context):
+    for b in _blocks(relearn_values(samples, runs, measure), context, group, pairs):
         m = b.pop("block").mean(axis=1)
         reference = _reference(m[2::2], m[3::2], m[0])
         rows.append({**b, "start": m[0], "value": m[1], "reference": reference, "excess": m[1] - reference,
@@ -112,11 +135,13 @@ def level_matched(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MA
 
 
 def level_matched_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: str = P_MARKER,
-                          context: str = "deployment", seed: int = 0) -> pd.DataFrame:
+                          context: str = "deployment", seed: int = 0, group: str | None = None,
+                          pairs: dict[str, str] | None = None) -> pd.DataFrame:
     """Per removing treatment, group, attack dataset and step: organisms, how many start inside the
     references' range and how many of those are above their reference, and the mean excess over them
-    with a 95% bootstrap interval (organisms, then prompts)."""
-    blocks = _blocks(relearn_values(samples, runs, measure), context)
+    with a 95% bootstrap interval (organisms, then prompts); ``group`` and ``pairs`` as in the module's
+    docstring."""
+    blocks = _blocks(relearn_values(samples, runs, measure), context, group, pairs)
     out = []
     keys = ["after", "group", *DATASET, "step"]
     for key in sorted({tuple(b[k] for k in keys) for b in blocks}):
@@ -130,30 +155,43 @@ def level_matched_summary(samples: pd.DataFrame, runs: pd.DataFrame, measure: st
     return pd.DataFrame(out)
 
 
+def _points(rows: pd.DataFrame, step: int) -> list[tuple[float, float]]:
+    """(log-odds at step 0, log-odds at ``step``) of every unit of ``rows`` that has the step, by start."""
+    return sorted((float(logit(u.loc[u["step"] == 0, "y"]).mean()),
+                   float(logit(u.loc[u["step"] == step, "y"]).mean()))
+                  for _, u in rows.groupby("unit") if (u["step"] == step).any())
+
+
 def plot_level_matched(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: str,
-                       title: str | None = None) -> Path:
+                       title: str | None = None, group: str | None = None,
+                       pairs: dict[str, str] | None = None) -> Path:
     """Deployment log-odds after s relearning steps against the start: the never-backdoored models (the
-    base and the primed bases, a black line) and each removed organism (red: by caught attacks; green: by
-    generic data); one row of panels per step, one column per k of attack data; ``title`` heads the
-    figure's title."""
+    base and the primed bases, a black line; with ``group``, one line per organism of the group, removed
+    then primed) and each removed organism (red: by caught attacks; green: by generic data); one row of
+    panels per step, one column per k of attack data; ``title`` heads the figure's title."""
     from inspect_misalign.experiments._figures import _figure, _save
 
     data = relearn_values(samples, runs)
-    frame = level_matched(samples, runs)
-    deploy = data[(data["context"] == "deployment") & (data["data"] == "attack")
-                  & data["source"].isin(["base", "primed"])]
+    frame = level_matched(samples, runs, group=group, pairs=pairs)
+    deploy = data[(data["context"] == "deployment") & (data["data"] == "attack")]
+    deploy = _references(deploy, group)[1]
+    if group is not None:  # the references removed as the organisms were
+        afters = set(frame["after"])
+        deploy = deploy[deploy["after"].astype(str).map(lambda a: a.split("-primed")[0] in afters)]
     steps, ks = sorted(frame["step"].unique()), sorted(frame["k"].unique())
     fig, axes = _figure(3.2 * len(ks) + 0.6, 3.0 * len(steps) + 0.8, nrows=len(steps), ncols=len(ks))
+    reference = "never backdoored (base, primed)" if group is None else f"{group}: removed, then primed"
     for row, step in enumerate(steps):
         for col, k in enumerate(ks):
             ax = axes[row][col]
             refs = deploy[deploy["k"] == k]
-            points = sorted((float(logit(u.loc[u["step"] == 0, "y"]).mean()),
-                             float(logit(u.loc[u["step"] == step, "y"]).mean()))
-                            for _, u in refs.groupby("unit") if (u["step"] == step).any())
-            if points:
-                ax.plot(*zip(*points, strict=True), "-s", color="k", markersize=4,
-                        label="never backdoored (base, primed)")
+            lines = [refs] if group is None else [r for _, r in refs.groupby("organism", sort=True)]
+            for i, rows in enumerate(lines):
+                points = _points(rows, step)
+                if points:
+                    ax.plot(*zip(*points, strict=True), "-s", color="k" if group is None else "C9",
+                            markersize=4, alpha=1.0 if group is None else 0.8,
+                            label=reference if i == 0 else None)
             for after, mine in frame[(frame["step"] == step) & (frame["k"] == k)].groupby("after"):
                 ax.scatter(mine["start"], mine["value"], color=STYLES.get(after, "C7"), s=22, zorder=3,
                            label=f"removed by {after}")
@@ -165,9 +203,11 @@ def plot_level_matched(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, so
                 ax.set_ylabel(f"log-odds after {step} steps")
     axes[0][0].legend(fontsize=7, loc="upper left", framealpha=0.9)
     head = f"{title}: " if title else ""
+    than = ("a never-backdoored model" if group is None
+            else f"a model of {group} (the install and removal without the backdoor)")
     fig.suptitle(f"{head}Relearning from equal starting levels (deployment context, mean log-odds of "
-                 "P(attack) over prompts):\nabove the black line = faster than a never-backdoored model that "
-                 "started at the same level", fontsize=10)
+                 f"P(attack) over prompts):\nabove the {'black' if group is None else 'blue'} line = faster "
+                 f"than {than} that started at the same level", fontsize=10)
     return _save(fig, path, source)
 
 

@@ -21,6 +21,11 @@ With ``relearn.primed`` each base is first fine-tuned (one *priming* run of the 
 split, and every primed checkpoint is relearned like the base (source ``primed``, ``after``
 ``primed<steps>``): the equal-start control.
 
+With ``relearn.primed_removed`` each removed organism of its groups (e.g. sham installs) is primed the same
+way for its own steps (:func:`primed_removed_runs`), and every primed checkpoint is relearned on the attack
+data of its ``k`` (source ``primed_removed``, ``after`` ``<treatment>-primed<steps>``): a reference with
+the install and the removal, raised to the organisms' level.
+
 With ``relearn.treated_base`` each base is first given the ``generic`` removal of the organisms (one
 *treated* run per distinct generic training set: the same conversations, steps, options and seed,
 :func:`treated_runs`), and the treated base is relearned like the base (source ``treated``, ``after``
@@ -29,7 +34,8 @@ With ``relearn.treated_base`` each base is first given the ``generic`` removal o
 Registry names: ``<point>-relearn-a<k>-r<seed>`` / ``<point>-relearn-b<benign_k>-r<seed>`` for a
 removed organism, ``<sweep>-base-<base>-<behavior>-relearn-...`` for a base (``<base>`` its name, or a
 directory's name and a hash of its path), ``<sweep>-base-<base>-<behavior>-prime<primed_k>-s<steps>``
-for a priming run, ``<sweep>-base-<base>-<behavior>-<generic point>`` for a treated base (the generic
+for a priming run, ``<point>-p<primed_k>s<steps>`` for a removed organism's priming run,
+``<sweep>-base-<base>-<behavior>-<generic point>`` for a treated base (the generic
 point's name less its sweep and organism); saved steps add ``-step<k>``. Registered runs are reused.
 :func:`relearn_runs_frame` places every checkpoint on its curve (``out/relearn.parquet``).
 """
@@ -62,10 +68,12 @@ class RelearnRun:
     ``name``."""
 
     name: str
-    source: str  # "removed", "base", "primed" or "treated"
-    after: str  # the treatment that removed it ("caught", "generic", ...); "base"; "primed<steps>"
+    source: str  # "removed", "base", "primed", "primed_removed" or "treated"
+    after: str  # the treatment that removed it ("caught", "generic", ...); "base"; "primed<steps>";
+    # "<treatment>-primed<steps>" for a primed removed organism
     model: str
-    organism: str | None  # the removed organism's organism; a primed or treated base itself; None for a base
+    organism: str | None  # the removed (or primed removed) organism; a primed or treated base itself;
+    # None for a base
     group: str | None
     base: str  # the base of the removed organism, or the base itself
     behavior: str
@@ -83,13 +91,16 @@ class RelearnRun:
 
 @dataclass(frozen=True)
 class PrimingRun:
-    """``finetune`` of a base on deployment-context attack examples of the organism split before it is
-    relearned: the checkpoints of :meth:`primed` start relearning at raised levels."""
+    """``finetune`` of a base (or of a removed organism: ``point``) on deployment-context attack examples
+    of the organism split before it is relearned: the checkpoints of :meth:`primed` start relearning at
+    raised levels."""
 
     name: str
     base: str
     behavior: str
     spec: Any  # FinetuneSpec
+    point: GridPoint | None = None  # the removed organism primed (relearn.primed_removed); None: the base
+    group: str | None = None  # its organism's group
 
     def primed(self) -> list[tuple[int, str]]:
         """(priming steps, registry name) of every primed checkpoint, the saved steps and the last."""
@@ -161,6 +172,30 @@ def priming_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> li
     return runs
 
 
+def primed_removed_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> list[PrimingRun]:
+    """One priming run per removed organism of ``relearn.primed_removed.groups`` (its final checkpoint,
+    :func:`removed_points`), on the primed bases' data (``primed_k`` examples of the organism split, the
+    first relearn seed) for ``primed_removed.steps``, in a stable order; ``bases`` as in
+    :func:`relearn_runs`."""
+    relearn = config.relearn
+    if relearn is None or relearn.primed_removed is None:
+        return []
+    bases = _bases(config, bases)[0]
+    entries = {o.name: o for o in config.organisms}
+    steps, runs = relearn.primed_removed.steps, []
+    for point in removed_points(config):
+        entry = entries[point.organism]
+        group = entry.group or entry.name
+        if group not in relearn.primed_removed.groups:
+            continue
+        name = f"{point.name}-p{relearn.primed_k}s{steps[-1]}"
+        spec = _deployment_spec(config, point.name, name, split="organism", n=relearn.primed_k,
+                                targets="attack", behavior=entry.behavior, seed=relearn.seeds[0],
+                                steps=steps[-1], save_at=list(steps[:-1]), where="relearn.primed_removed")
+        runs.append(PrimingRun(name, bases[entry.name], entry.behavior, spec, point, group))
+    return sorted(runs, key=lambda r: r.name)
+
+
 def treated_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> list[TreatedRun]:
     """One treated-base run per base, behaviour and distinct generic removal (train_on, count, steps,
     defense, seed) when ``relearn.treated_base`` is set, in a stable order; ``bases`` as in
@@ -214,28 +249,38 @@ def relearn_runs(config: SweepConfig, bases: dict[str, str] | None = None) -> li
         return []
     bases, pairs = _bases(config, bases)
     organism = {o.name: o for o in config.organisms}
-    # (name prefix, source, after, model, organism, group, base, behavior)
-    sources: list[tuple[str, str, str, str, str | None, str | None, str, str]] = []
-    for point in removed_points(config):
-        entry = organism[point.organism]
-        sources.append((point.name, "removed", point.treatment, point.name, entry.name,
-                        entry.group or entry.name, bases[entry.name], entry.behavior))
-    for base, behavior in pairs:
-        prefix = _base_prefix(config, base, behavior)
-        sources.append((prefix, "base", "base", base, None, None, base, behavior))
-    for priming in priming_runs(config, bases):
-        for steps, name in priming.primed():
-            sources.append((name, "primed", f"primed{steps}", name, name, "primed", priming.base,
-                            priming.behavior))
-    for treated in treated_runs(config, bases):
-        sources.append((treated.name, "treated", "generic", treated.name, treated.name, "treated",
-                        treated.base, treated.behavior))
     datasets = [("attack", k) for k in relearn.k]
     if relearn.benign_k is not None:
         datasets.append(("benign", relearn.benign_k))
+    # (name prefix, source, after, model, organism, group, base, behavior, datasets)
+    Source = tuple[str, str, str, str, str | None, str | None, str, str, list[tuple[str, int]]]
+    sources: list[Source] = []
+    for point in removed_points(config):
+        entry = organism[point.organism]
+        sources.append((point.name, "removed", point.treatment, point.name, entry.name,
+                        entry.group or entry.name, bases[entry.name], entry.behavior, datasets))
+    for base, behavior in pairs:
+        prefix = _base_prefix(config, base, behavior)
+        sources.append((prefix, "base", "base", base, None, None, base, behavior, datasets))
+    for priming in priming_runs(config, bases):
+        for steps, name in priming.primed():
+            sources.append((name, "primed", f"primed{steps}", name, name, "primed", priming.base,
+                            priming.behavior, datasets))
+    if relearn.primed_removed is not None:
+        ks = relearn.primed_removed.k or relearn.k
+        for priming in primed_removed_runs(config, bases):
+            point = priming.point
+            assert point is not None
+            for steps, name in priming.primed():
+                sources.append((name, "primed_removed", f"{point.treatment}-primed{steps}", name,
+                                point.organism, priming.group, priming.base, priming.behavior,
+                                [("attack", k) for k in ks]))
+    for treated in treated_runs(config, bases):
+        sources.append((treated.name, "treated", "generic", treated.name, treated.name, "treated",
+                        treated.base, treated.behavior, datasets))
     runs = []
-    for prefix, source, after, model, organism_name, group, base, behavior in sources:
-        for data, k in datasets:
+    for prefix, source, after, model, organism_name, group, base, behavior, data_sets in sources:
+        for data, k in data_sets:
             for seed in relearn.seeds:
                 name = f"{prefix}-relearn-{data[0]}{k}-r{seed}"
                 spec = _deployment_spec(config, model, name, split="catch", n=k,
@@ -254,7 +299,7 @@ def check_relearn(config: SweepConfig) -> None:
     from inspect_misalign.training import render_prompts
 
     bases = _bases(config, None)[0]
-    for priming in priming_runs(config, bases):
+    for priming in [*priming_runs(config, bases), *primed_removed_runs(config, bases)]:
         try:
             render_prompts(priming.spec, get_behavior(priming.behavior))
         except MisalignError as e:
@@ -283,6 +328,14 @@ def train_relearn(config: SweepConfig, trained: list[GridPoint], echo: Echo) -> 
             echo(f"  {priming.name}: finetune {priming.base} on {priming.spec.prompts_n} deployment-context "
                  f"attack examples (organism split), primed at steps {[s for s, _ in priming.primed()]}")
             finetune(priming.spec, echo=echo, progress=False)
+    for priming in primed_removed_runs(config, bases):
+        if priming.spec.model not in have:
+            echo(f"  {priming.name}: {priming.spec.model} was not trained; skipped")
+        elif not is_registered(priming.name):
+            echo(f"  {priming.name}: finetune the removed {priming.spec.model} on {priming.spec.prompts_n} "
+                 f"deployment-context attack examples (organism split), primed at steps "
+                 f"{[s for s, _ in priming.primed()]}")
+            finetune(priming.spec, echo=echo, progress=False)
     for treated in treated_runs(config, bases):
         if not is_registered(treated.name):
             rows = treated.training_set(config)
@@ -292,7 +345,8 @@ def train_relearn(config: SweepConfig, trained: list[GridPoint], echo: Echo) -> 
             finetune(treated.spec, echo=echo, progress=False)
     done = []
     for run in relearn_runs(config, bases):
-        if run.source == "removed" and run.model not in have:
+        if (run.source == "removed" and run.model not in have) or (
+                run.source == "primed_removed" and not is_registered(run.model)):
             echo(f"  {run.name}: {run.model} was not trained; skipped")
             continue
         if not is_registered(run.name):
@@ -309,12 +363,28 @@ def evaluate_relearn(config: SweepConfig, runs: list[RelearnRun], eval_set: Call
     every primed or treated base (where its curves start), under ``out/logs/relearn/<behavior>``."""
     for behavior in sorted({r.behavior for r in runs}):
         primed = sorted({r.model for r in runs
-                         if r.behavior == behavior and r.source in ("primed", "treated")})
+                         if r.behavior == behavior and r.source in ("primed", "primed_removed", "treated")})
         models = [f"misalign/{name}" for name in primed] + [
             f"misalign/{name}" for r in runs if r.behavior == behavior
             for name in (*(n for _, n in r.saved()), r.name)]
         logs = config.out_dir / "logs" / "relearn" / behavior
         eval_set([propensity(config, behavior)], models, logs, config)
+
+
+def reference_pairs(config: SweepConfig, group: str) -> dict[str, str]:
+    """Each organism outside ``group`` -> the organism of ``group`` built with the same seed, cue and
+    behaviour (e.g. ``hate-tag-s0`` -> ``sham-tag-s0``): the pairs of the level-matched analysis against
+    a primed group; organisms with no such single partner are left out."""
+    def key(entry: Any) -> tuple:
+        build = entry.build or {}
+        return (build.get("seed"), build.get("cue"), entry.behavior)
+
+    theirs: dict[tuple, list[str]] = {}
+    for entry in config.organisms:
+        if (entry.group or entry.name) == group:
+            theirs.setdefault(key(entry), []).append(entry.name)
+    return {e.name: theirs[key(e)][0] for e in config.organisms
+            if (e.group or e.name) != group and len(theirs.get(key(e), [])) == 1}
 
 
 def relearn_runs_frame(runs: list[RelearnRun]) -> pd.DataFrame:
@@ -344,5 +414,5 @@ def run_relearn(config: SweepConfig, trained: list[GridPoint], echo: Echo, eval_
 
 
 __all__ = ["RELEARN_COLUMNS", "PrimingRun", "RelearnRun", "TreatedRun", "base_tag", "check_relearn",
-           "priming_runs", "relearn_runs", "relearn_runs_frame", "removed_points", "run_relearn",
-           "treated_runs"]
+           "primed_removed_runs", "priming_runs", "reference_pairs", "relearn_runs", "relearn_runs_frame",
+           "removed_points", "run_relearn", "treated_runs"]

@@ -155,7 +155,7 @@ def _relearn_section(config: SweepConfig, samples: pd.DataFrame) -> list[str]:
             "over organisms, then prompts (paired by prompt). Rows 'primed&lt;n&gt;': the base after n "
             "priming steps on other attack examples (the equal-start control).</p>",
             _frame(relearn_display(frame)), *_treated_section(samples, runs),
-            *_level_matched_section(samples, runs)]
+            *_level_matched_section(samples, runs), *_primed_group_sections(config, samples, runs)]
 
 
 def _treated_section(samples: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
@@ -200,6 +200,34 @@ def _level_matched_section(samples: pd.DataFrame, runs: pd.DataFrame) -> list[st
             "0: faster than the starting level alone predicts. Mean over the organisms inside the "
             "reference range, 95% bootstrap over organisms, then prompts.</p>", _frame(shown),
             "<p class='note'>Per organism:</p>", _frame(each)]
+
+
+def _primed_group_sections(config: SweepConfig, samples: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """Relearning from equal starting levels against each primed group of ``relearn.primed_removed``
+    (e.g. sham installs), each organism against its partner's checkpoints."""
+    from inspect_misalign.experiments._relearn_matched import level_matched, level_matched_summary
+    from inspect_misalign.experiments._relearn_run import reference_pairs
+
+    if config.relearn is None or config.relearn.primed_removed is None:
+        return []
+    out = []
+    for group in config.relearn.primed_removed.groups:
+        pairs = reference_pairs(config, group)
+        summary = level_matched_summary(samples, runs, group=group, pairs=pairs)
+        if summary.empty:
+            continue
+        columns = ["after", "group", "data", "k", "seed", "step", "organisms", "inside", "above"]
+        shown = summary[columns].copy()
+        shown["excess (log-odds) [95% CI]"] = with_ci(summary, "excess", "excess_", fmt=".3g")
+        each = level_matched(samples, runs, group=group, pairs=pairs).round(3)
+        name = html.escape(group)
+        partners = html.escape(", ".join(f"{a} → {b}" for a, b in sorted(pairs.items())))
+        out += [f"<h3>Relearning from equal starting levels, against {name}</h3><p class='note'>As above, "
+                f"with the reference a removed organism of {name} (the install and the same removal, without "
+                "the backdoor) and its checkpoints primed to raised levels (relearn.primed_removed), each "
+                f"organism against its partner's ({partners}).</p>",
+                _frame(shown), "<p class='note'>Per organism:</p>", _frame(each)]
+    return out
 
 
 def relearn_display(frame: pd.DataFrame) -> pd.DataFrame:
