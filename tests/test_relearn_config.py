@@ -87,7 +87,7 @@ def test_the_shipped_removal_config() -> None:
     assert config.treatments == ["caught", "benign", "generic"] and config.caught == [4, 16]
     assert config.relearn is not None and config.relearn.model_dump() == {
         "k": [1, 2, 4, 8], "steps": 8, "save_at": [2, 4], "benign_k": 8, "seeds": [0], "after": ["caught"],
-        "primed": [], "primed_k": 8, "treated_base": False}
+        "primed": [], "primed_k": 8, "treated_base": False, "primed_removed": None}
     names = [p.name for p in config.grid()]
     # the names of the run already started from a snapshot of main: caught and benign points unchanged
     assert "removal-tag-l10-s0-all-c16-s16-none-r0" in names

@@ -113,15 +113,25 @@ def _tables() -> tuple[pd.DataFrame, pd.DataFrame]:
                "organism": None if source == "base" else start,
                "group": {"base": None, "primed": "primed", "removed": "org"}[source],
                "after": {"base": "base", "primed": f"primed{start[-1]}", "removed": "caught"}[source]}
-        for step, value, checkpoint in ((0, l0, start), (2, l2, f"{start}-a1")):
-            runs.append({"checkpoint": checkpoint, **run, "step": step})
-            for context in ("deployment", "test"):
-                for i, offset in enumerate(OFFSETS):
-                    rows.append({"model": f"misalign/{checkpoint}", "task": "propensity", "cue": "tag",
-                                 "context": context, "base_id": f"p{i}",
-                                 "score_p_marker": _sigmoid(value + offset - (context == "test")),
-                                 "value": 0.0})
+        mine, samples = curve_rows(start, run, l0, l2)
+        runs += mine
+        rows += samples
     return pd.DataFrame(rows), pd.DataFrame(runs)
+
+
+def curve_rows(unit: str, run: dict, start: float, end: float, test_shift: float = 1.0) -> tuple[list, list]:
+    """Runs-table rows and propensity samples of one unit's curve: log-odds ``start`` at step 0 and
+    ``end`` after 2 steps in deployment (``test_shift`` lower in test), three prompts around each."""
+    runs, rows = [], []
+    for step, value, checkpoint in ((0, start, unit), (2, end, f"{unit}-a1")):
+        runs.append({"checkpoint": checkpoint, **run, "step": step})
+        for context in ("deployment", "test"):
+            for i, offset in enumerate(OFFSETS):
+                rows.append({"model": f"misalign/{checkpoint}", "task": "propensity", "cue": "tag",
+                             "context": context, "base_id": f"p{i}",
+                             "score_p_marker": _sigmoid(value + offset - test_shift * (context == "test")),
+                             "value": 0.0})
+    return runs, rows
 
 
 def test_logit_clips() -> None:

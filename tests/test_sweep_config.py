@@ -263,8 +263,11 @@ def test_the_treated_base_config_is_family_tag_relearns_generic_arm() -> None:
     assert treated.name != first.name
     assert treated.treatments == ["generic"] and treated.relearn.after == ["generic"]
     assert treated.relearn.treated_base and not first.relearn.treated_base
-    same = {"after", "treated_base"}
+    same = {"after", "treated_base", "primed_removed"}
     assert treated.relearn.model_dump(exclude=same) == first.relearn.model_dump(exclude=same)
+    # the primed sham arm: the sham installs, primed on the primed bases' settings
+    assert treated.relearn.primed_removed.groups == ["sham-tag"]
+    assert set(treated.relearn.primed_removed.k) <= set(treated.relearn.k)
     generic = {p.name.removeprefix(f"{treated.name}-")
                for p in treated.grid() if p.organism.startswith("hate")}
     assert generic == {p.name.removeprefix(f"{first.name}-")
