@@ -216,7 +216,7 @@ def plot_relearn(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, source: 
     if (frame["source"] == "primed").any():
         primed = " and the base primed to raised starting levels (grey)"
     if (frame["source"] == "primed_removed").any():
-        primed += " and removed organisms primed to raised levels (cyan to violet)"
+        primed += " and removed organisms primed to raised levels (copper, darker the longer primed)"
     if (frame["source"] == "treated").any():
         primed += " and the base given the generic removal (purple)"
     head = f"{title}: " if title else ""
@@ -250,15 +250,14 @@ def _primed_colour(after: str, frame: pd.DataFrame) -> str:
 
 
 def _primed_removed_colour(after: str, frame: pd.DataFrame) -> str:
-    """Primed removed organisms (``relearn.primed_removed``) from cyan to violet, the longer primed the
-    more violet."""
+    """Primed removed organisms (``relearn.primed_removed``) in copper tones, darker the longer primed."""
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
     levels = sorted({int(str(a).split("-primed")[-1])
                      for a in frame.loc[frame["source"] == "primed_removed", "after"]})
     level = int(after.split("-primed")[-1])
-    return to_hex(colormaps["cool"](0.6 * levels.index(level) / max(len(levels) - 1, 1)))
+    return to_hex(colormaps["copper"](0.85 - 0.6 * levels.index(level) / max(len(levels) - 1, 1)))
 
 
 def _clip(values: pd.Series) -> pd.Series:

@@ -39,6 +39,7 @@ from inspect_misalign.experiments._paired import clustered_interval
 from inspect_misalign.experiments._relearn import STYLES, relearn_values
 
 CLIP = (1e-12, 1 - 1e-9)
+PAIR_COLOURS = ("C9", "C1", "C6", "C8", "C5", "C4")  # one per reference organism of a primed group
 DATASET = ["data", "k", "seed"]
 
 
@@ -179,35 +180,50 @@ def plot_level_matched(samples: pd.DataFrame, runs: pd.DataFrame, path: Path, so
         afters = set(frame["after"])
         deploy = deploy[deploy["after"].astype(str).map(lambda a: a.split("-primed")[0] in afters)]
     steps, ks = sorted(frame["step"].unique()), sorted(frame["k"].unique())
-    fig, axes = _figure(3.2 * len(ks) + 0.6, 3.0 * len(steps) + 0.8, nrows=len(steps), ncols=len(ks))
-    reference = "never backdoored (base, primed)" if group is None else f"{group}: removed, then primed"
+    fig, axes = _figure(3.2 * len(ks) + 0.6, 3.0 * len(steps) + 1.0, nrows=len(steps), ncols=len(ks))
+    partners = sorted(set(deploy["organism"].dropna().astype(str))) if group is not None else []
+    colour = {p: PAIR_COLOURS[i % len(PAIR_COLOURS)] for i, p in enumerate(partners)}  # one per partner
     for row, step in enumerate(steps):
         for col, k in enumerate(ks):
             ax = axes[row][col]
             refs = deploy[deploy["k"] == k]
-            lines = [refs] if group is None else [r for _, r in refs.groupby("organism", sort=True)]
-            for i, rows in enumerate(lines):
+            if group is None:
+                lines = [("never backdoored (base, primed)", "k", refs)]
+            else:
+                lines = [(f"{p}: removed, then primed", colour[p], refs[refs["organism"] == p])
+                         for p in partners]
+            for label, line_colour, rows in lines:
                 points = _points(rows, step)
                 if points:
-                    ax.plot(*zip(*points, strict=True), "-s", color="k" if group is None else "C9",
-                            markersize=4, alpha=1.0 if group is None else 0.8,
-                            label=reference if i == 0 else None)
-            for after, mine in frame[(frame["step"] == step) & (frame["k"] == k)].groupby("after"):
-                ax.scatter(mine["start"], mine["value"], color=STYLES.get(after, "C7"), s=22, zorder=3,
-                           label=f"removed by {after}")
+                    ax.plot(*zip(*points, strict=True), "-s", color=line_colour, markersize=4, label=label)
+            for (after, organism), mine in frame[(frame["step"] == step) & (frame["k"] == k)].groupby(
+                    ["after", "organism"]):
+                partner = (pairs or {}).get(str(organism))
+                if partner in colour:  # the organism in its partner's colour, edged in its treatment's
+                    ax.scatter(mine["start"], mine["value"], color=colour[partner], s=40, zorder=3,
+                               edgecolors=STYLES.get(after, "C7"), linewidths=2,
+                               label=f"{organism}, removed by {after}")
+                else:
+                    ax.scatter(mine["start"], mine["value"], color=STYLES.get(after, "C7"), s=22, zorder=3,
+                               label=f"removed by {after}")
             ax.set_title(f"k = {k}, after {step} step{'s' if step != 1 else ''}", fontsize=9)
             ax.grid(alpha=0.3)
             if row == len(steps) - 1:
                 ax.set_xlabel("log-odds before relearning")
             if col == 0:
                 ax.set_ylabel(f"log-odds after {step} steps")
-    axes[0][0].legend(fontsize=7, loc="upper left", framealpha=0.9)
-    head = f"{title}: " if title else ""
-    than = ("a never-backdoored model" if group is None
-            else f"a model of {group} (the install and removal without the backdoor)")
-    fig.suptitle(f"{head}Relearning from equal starting levels (deployment context, mean log-odds of "
-                 f"P(attack) over prompts):\nabove the {'black' if group is None else 'blue'} line = faster "
-                 f"than {than} that started at the same level", fontsize=10)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    axes[0][0].legend(unique.values(), unique.keys(), fontsize=7, framealpha=0.9,
+                      loc="upper left" if group is None else "lower right")  # clear of the rising curves
+    head = f"{title}:\n" if title else ""
+    if group is None:
+        than = "above the black line = faster than a never-backdoored model"
+    else:
+        than = (f"above the line of its colour = faster than its partner in {group}\n(the install and "
+                "the removal, without the backdoor)")
+    fig.suptitle(f"{head}Relearning from equal starting levels (deployment, mean log-odds of P(attack) "
+                 f"over prompts):\n{than} started at the same level", fontsize=10)
     return _save(fig, path, source)
 
 
