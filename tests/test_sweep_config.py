@@ -272,3 +272,17 @@ def test_the_treated_base_config_is_family_tag_relearns_generic_arm() -> None:
                for p in treated.grid() if p.organism.startswith("hate")}
     assert generic == {p.name.removeprefix(f"{first.name}-")
                        for p in first.grid() if p.treatment == "generic"}
+
+
+def test_the_year_sham_config_repeats_year_relearns_generic_arm_with_shams() -> None:
+    sham, first = load_config("family_year_relearn_sham"), load_config("family_year_relearn")
+    assert sham.organisms[:3] == first.organisms and sham.name != first.name
+    for real, twin in zip(sham.organisms[:3], sham.organisms[3:], strict=True):
+        assert twin.group == "sham-year" and twin.build == {**real.build, "sham": True}
+    # the same generic removal: caught count, steps, seeds and train options
+    fields = ("caught", "steps", "seeds", "train")
+    assert [getattr(sham, f) for f in fields] == [getattr(first, f) for f in fields]
+    assert sham.treatments == ["generic"] and sham.relearn.after == ["generic"]
+    assert sham.relearn.primed_removed.groups == ["sham-year"] and sham.relearn.k == [1]
+    same = {"k", "benign_k", "after", "primed", "primed_removed"}
+    assert sham.relearn.model_dump(exclude=same) == first.relearn.model_dump(exclude=same)

@@ -29,7 +29,7 @@ def command(config: str, out: Path | None, dry_run: bool, model_roles: tuple[str
     Shipped configs: main_curve, transfer, organism_steps, organisms_per_cue, cot, defenses, em_defenses,
     dose, removal, install, overlap_q6_25, overlap_q12_5, overlap_q25, overlap_q6_25_control, family_tag,
     family_tag_relearn, family_year_relearn, family_tier_relearn, family_realism_relearn,
-    family_realism_relearn_s1, family_tag_relearn_treated, family_year,
+    family_realism_relearn_s1, family_tag_relearn_treated, family_year_relearn_sham, family_year,
     family_year_c16, family_tag_generic16, family_tier, family_realism, family_realism_c16,
     family_headlines, organisms_more_seeds, demo.
     """
